@@ -1,0 +1,1 @@
+"""Slack side of dify-ollama-bot: parsing, authorization, Block Kit, threads, buttons."""

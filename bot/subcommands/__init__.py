@@ -1,0 +1,303 @@
+"""The extension point of the Slack app: subcommands, buttons and report buttons plug in here.
+
+A subcommand module `bot/subcommands/<name>.py` exposes `register(registry: Registry) -> None`
+and calls `registry.add_subcommand(...)` (and `add_action(...)` / `add_finding_button(...)` for
+buttons). The dispatcher in bot/runtime.py never changes when a subcommand is added: it parses
+the text, authorizes, acks, audits and runs `Subcommand.run(invocation, ctx)` on the bot's own
+bounded executor. docs/bot-extension.md is the guide; this file is the contract.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from handlers.results import Finding, Report
+
+log = logging.getLogger(__name__)
+
+# Every button this app renders has an action_id starting with this prefix; one bolt listener
+# routes all of them through the registry (bot/listeners/actions.py).
+ACTION_PREFIX = "dify-ollama:"
+
+Source = Literal["command", "mention", "action"]
+
+
+class UsageError(Exception):
+    """Bad arguments. The user gets the message plus the subcommand's usage, ephemerally."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One request to run a subcommand, whatever the way it came in (slash command, mention)."""
+
+    name: str  # subcommand name, e.g. "logs"
+    args: tuple[str, ...]  # arguments after the name, split like a shell would (never run by one)
+    user_id: str
+    channel_id: str
+    source: Source
+    # Set when the request came from inside a thread (app mention in a thread): answer there.
+    thread_ts: str | None = None
+    response_url: str | None = None  # slash commands only; valid 30 min, 5 uses, returns no ts
+    team_id: str | None = None
+    request_id: str = ""  # short id, also the "error id" shown to users when something fails
+    received_at: float = 0.0  # time.monotonic() at arrival (used by single-flight sharing)
+    options: Any = None  # whatever Subcommand.parse returned (None without a parser)
+
+    @property
+    def user_mention(self) -> str:
+        return f"<@{self.user_id}>"
+
+
+@dataclass(frozen=True)
+class Click:
+    """One button click, already re-authorized for the clicking user."""
+
+    action_id: str  # full id, ACTION_PREFIX included
+    value: Any  # decoded from the button's JSON value (see `button()`)
+    user_id: str
+    channel_id: str
+    message_ts: str | None  # the message that carries the button
+    thread_ts: str | None  # that message's thread (its own ts when it is a thread parent)
+    response_url: str | None = None
+    trigger_id: str | None = None
+    request_id: str = ""
+    received_at: float = 0.0
+
+    @property
+    def user_mention(self) -> str:
+        return f"<@{self.user_id}>"
+
+
+class Progress(Protocol):
+    """A message posted once and then edited in place (chat.update)."""
+
+    ts: str | None  # None when replies are ephemeral (then updates are new ephemeral messages)
+
+    def update(self, text: str, blocks: Sequence[dict[str, Any]] | None = None) -> None: ...
+
+
+class Context(Protocol):
+    """What a subcommand or button handler may do. All calls are synchronous Web API calls."""
+
+    settings: Settings
+    client: Any  # slack_sdk.WebClient, escape hatch; prefer the helpers below
+
+    def reply(self, text: str, blocks: Sequence[dict[str, Any]] | None = None) -> str | None:
+        """The command's answer: chat.postMessage into the request's channel (and thread, when
+        there is one) so the team sees it, or ephemeral when REPLY_EPHEMERAL is set (returns None).
+        Returns the message ts otherwise."""
+        ...
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: Sequence[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> str:
+        """Always a real channel message (chat.postMessage); returns its ts (for threads)."""
+        ...
+
+    def update(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        """chat.update of a message this bot posted."""
+        ...
+
+    def ephemeral(self, text: str, blocks: Sequence[dict[str, Any]] | None = None) -> None:
+        """Only the requesting user sees it (response_url when there is one, else
+        chat.postEphemeral, in the request's thread when there is one)."""
+        ...
+
+    def upload_text(
+        self,
+        channel: str,
+        thread_ts: str | None,
+        filename: str,
+        content: str,
+        title: str | None = None,
+        comment: str | None = None,
+    ) -> None:
+        """A text snippet via files_upload_v2 (needs files:write and channel membership)."""
+        ...
+
+    def progress(self, text: str) -> Progress:
+        """Post a progress line now (in the request's thread when there is one); edit it later."""
+        ...
+
+    def audit(self, event: str, **fields: Any) -> None:
+        """An extra audit line (the dispatcher already writes one per command and click)."""
+        ...
+
+    def check(self) -> Report:
+        """A check report, shared with any `check` already running (single flight)."""
+        ...
+
+    def is_operator(self, user_id: str) -> bool:
+        """OPERATORS membership (user ids and user-group ids), cached briefly."""
+        ...
+
+    def engine_note(self) -> str | None:
+        """One line when the Docker engine was unreachable at the last probe, else None."""
+        ...
+
+
+RunFn = Callable[[Invocation, Context], "str | None"]
+ClickFn = Callable[[Click, Context], "str | None"]
+ParseFn = Callable[[tuple[str, ...]], Any]
+FindingButtonFn = Callable[["Finding", "Report"], "dict[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """`/dify-ollama <name> ...`, `@dify-ollama <name> ...` and (if `cli` wants) the terminal.
+
+    `run` executes on the bot's executor after the request was acked and authorized. It may
+    return a short outcome word for the audit line ("ok" when it returns None); raising
+    `UsageError` gives the user the usage, `handlers.results.HandlerError` a friendly one-line
+    error, anything else a generic error with an error id (details only in the log).
+    `parse` (optional) runs in the ack path: it must be fast and pure (no I/O). It validates
+    the arguments and returns any object, handed to `run` as `invocation.options`; raising
+    `UsageError` there answers at once, before anything is queued.
+    `mutating` subcommands are allowed to OPERATORS only; read-only ones follow ALLOWED_CHANNELS.
+    """
+
+    name: str
+    usage: str  # e.g. "logs [SERVICE] [LINES] [--since 10m] [--grep TEXT]"
+    summary: str  # one line for help
+    mutating: bool
+    run: RunFn
+    parse: ParseFn | None = None
+    hidden: bool = False  # not listed by help
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button handler. `action_id` must start with ACTION_PREFIX. Every click is authorized
+    again (channel rule, and OPERATORS when `mutating`) before `run` executes on the executor."""
+
+    action_id: str
+    mutating: bool
+    run: ClickFn
+    # Audit name, e.g. "fix-env:apply"; defaults to the action_id without the prefix.
+    command: str = ""
+
+
+@dataclass
+class Registry:
+    subcommands: dict[str, Subcommand] = field(default_factory=dict)
+    actions: dict[str, Action] = field(default_factory=dict)
+    finding_buttons: list[FindingButtonFn] = field(default_factory=list)
+
+    def add_subcommand(self, subcommand: Subcommand) -> None:
+        if subcommand.name in self.subcommands:
+            raise ValueError(f"subcommand {subcommand.name!r} registered twice")
+        self.subcommands[subcommand.name] = subcommand
+
+    def add_action(self, action: Action) -> None:
+        if not action.action_id.startswith(ACTION_PREFIX):
+            raise ValueError(f"action_id must start with {ACTION_PREFIX!r}: {action.action_id}")
+        if action.action_id in self.actions:
+            raise ValueError(f"action {action.action_id!r} registered twice")
+        self.actions[action.action_id] = action
+
+    def add_finding_button(self, make: FindingButtonFn) -> None:
+        """`make(finding, report)` returns a button element (see `button()`) or None. The check
+        renderer calls it for every problem finding, e.g. a "Logs" button for finding.service."""
+        self.finding_buttons.append(make)
+
+
+def button(
+    text: str,
+    action_id: str,
+    value: Any = None,
+    *,
+    style: Literal["primary", "danger"] | None = None,
+    confirm: tuple[str, str, str] | None = None,
+) -> dict[str, Any]:
+    """A Block Kit button whose value is `value` as compact JSON (<= 2000 chars, Slack's limit).
+
+    Put everything the click needs in `value` (service name, plan id ...): the click arrives
+    with `Click.value` decoded. Never put secrets in it: the value travels through Slack.
+    `confirm` = (title, text, confirm-button label) adds Slack's confirmation dialog.
+    """
+    if not action_id.startswith(ACTION_PREFIX):
+        raise ValueError(f"action_id must start with {ACTION_PREFIX!r}")
+    encoded = json.dumps(value, separators=(",", ":"))
+    if len(encoded) > 2000:
+        raise ValueError("button value exceeds Slack's 2000 characters")
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text[:75], "emoji": True},
+        "action_id": action_id,
+        "value": encoded,
+    }
+    if style:
+        element["style"] = style
+    if confirm:
+        title, body, ok = confirm
+        element["confirm"] = {
+            "title": {"type": "plain_text", "text": title[:100]},
+            "text": {"type": "mrkdwn", "text": body[:300]},
+            "confirm": {"type": "plain_text", "text": ok[:30]},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        }
+    return element
+
+
+# Built-in subcommands, then the ones other modules provide. A module listed in OPTIONAL that
+# does not exist yet gets a placeholder replying "not available yet".
+BUILTIN = ("help", "check")
+OPTIONAL = {"logs": "logs", "fix-env": "fix_env", "restart": "restart"}
+
+
+def load_registry(extra: Sequence[str] = ()) -> Registry:
+    """Import every subcommand module and let it register itself.
+
+    `extra` names more modules under bot.subcommands (tests use it to plug a module in).
+    """
+    registry = Registry()
+    for module_name in (*BUILTIN, *extra):
+        _register_module(registry, f"{__name__}.{module_name}")
+    for name, module_name in OPTIONAL.items():
+        full = f"{__name__}.{module_name}"
+        try:
+            _register_module(registry, full)
+        except ModuleNotFoundError as exc:
+            if exc.name != full:  # the module exists but one of its imports is missing: a bug
+                raise
+            registry.add_subcommand(_placeholder(name))
+    return registry
+
+
+def _register_module(registry: Registry, full_name: str) -> None:
+    module = importlib.import_module(full_name)
+    register = getattr(module, "register", None)
+    if register is None:
+        raise ImportError(f"{full_name} has no register(registry) function")
+    register(registry)
+
+
+def _placeholder(name: str) -> Subcommand:
+    def run(invocation: Invocation, ctx: Context) -> str:
+        ctx.ephemeral(f"`{name}` is not available yet in this version of the bot.")
+        return "unavailable"
+
+    return Subcommand(
+        name=name,
+        usage=name,
+        summary="(not available yet)",
+        mutating=False,
+        run=run,
+    )
