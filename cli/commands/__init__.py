@@ -1,0 +1,1 @@
+"""One module per subcommand, each with `register(subparsers)`; see cli.main.COMMANDS."""

@@ -1,0 +1,137 @@
+"""The bot's settings: environment variables, then the bot's own env file.
+
+The env file is `DIFY_OLLAMA_BOT_ENV` (a path) or `./dify-ollama-bot.env`. It is never `.env`:
+people run this tool from Dify's docker folder, and Dify's `.env` holds ~700 keys and its secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_ENV_FILE = "dify-ollama-bot.env"
+SLACK_DEFAULT_API_URL = "https://slack.com/api/"
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class ConfigError(Exception):
+    """A missing or invalid setting, explained in one line that names the variable."""
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.replace(" ", ",").split(",") if part.strip())
+    return value
+
+
+def _http_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name} must be an http(s) URL such as http://127.0.0.1:11434")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValueError(f"{name} has an invalid port") from exc
+    return value.rstrip("/") if parts.path in ("", "/") else value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=None,  # chosen at load time, see load_settings
+        extra="ignore",
+        hide_input_in_errors=True,
+        case_sensitive=False,
+    )
+
+    # Dify host
+    dify_dir: Path | None = None
+    dify_compose_project: str | None = None
+    ollama_url: str = "http://127.0.0.1:11434"
+    check_timeout: float = Field(default=3.0, gt=0, le=120)
+    docker_host: str | None = None
+
+    # Repairs (fix-env)
+    fix_ollama_url: str = "http://host.docker.internal:11434/v1"
+    fix_ollama_base_url: str = "http://host.docker.internal:11434"
+    fix_database: bool = True
+    backup_dir: Path | None = None  # default: <state_dir>/backups
+    state_dir: Path = Path("~/.local/state/dify-ollama-bot")
+
+    # Slack
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = SLACK_DEFAULT_API_URL
+    port: int = Field(default=3000, ge=1, le=65535)
+    allowed_channels: CommaList = ()
+    operators: CommaList = ()
+    audit_log: Path | None = None  # default: <state_dir>/audit.jsonl
+    audit_channel: str | None = None
+    reply_ephemeral: bool = False
+    worker_threads: int = Field(default=4, ge=1, le=64)
+
+    _split_lists = field_validator("allowed_channels", "operators", mode="before")(_split)
+
+    @field_validator("ollama_url", "fix_ollama_url", "fix_ollama_base_url", "slack_api_url")
+    @classmethod
+    def _urls(cls, value: str, info: object) -> str:
+        name = getattr(info, "field_name", "url").upper()
+        return _http_url(name, value)
+
+    @field_validator("dify_compose_project", "docker_host", "audit_channel", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("dify_dir", "backup_dir", "audit_log", mode="before")
+    @classmethod
+    def _blank_path_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir.expanduser()
+
+    @property
+    def backup_path(self) -> Path:
+        return (self.backup_dir or self.state_path / "backups").expanduser()
+
+    @property
+    def audit_path(self) -> Path:
+        return (self.audit_log or self.state_path / "audit.jsonl").expanduser()
+
+
+def env_file_path(environ: dict[str, str] | None = None) -> Path | None:
+    environ = dict(os.environ) if environ is None else environ
+    explicit = environ.get("DIFY_OLLAMA_BOT_ENV")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"DIFY_OLLAMA_BOT_ENV: no such file: {path}")
+        return path
+    default = Path(DEFAULT_ENV_FILE)
+    return default if default.is_file() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load settings, turning any validation error into one ConfigError line per bad variable."""
+    try:
+        env_file = env_file_path()
+        if env_file is not None and env_file.name == ".env":
+            raise ConfigError(
+                f"DIFY_OLLAMA_BOT_ENV: {env_file} looks like Dify's .env; give the bot its own file"
+            )
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_input=False, include_url=False):
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{name}: {message}")
+        raise ConfigError("; ".join(lines)) from None

@@ -1,0 +1,59 @@
+"""Which Compose is installed (v2 plugin or v1 binary) and how to run it, never via a shell."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ComposeCommand:
+    argv: tuple[str, ...]  # ("docker", "compose") or ("docker-compose",)
+    version: str
+
+    @property
+    def label(self) -> str:
+        return " ".join(self.argv)
+
+    @property
+    def is_v1(self) -> bool:
+        return self.argv == ("docker-compose",)
+
+
+def _version(argv: tuple[str, ...], timeout: float) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        done = subprocess.run(
+            [*argv, "version", "--short"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    out = done.stdout.strip()
+    return out.splitlines()[0] if done.returncode == 0 and out else None
+
+
+@functools.lru_cache(maxsize=1)
+def find_compose(timeout: float = 5.0) -> ComposeCommand | None:
+    """Compose v2 (`docker compose`) when present, else v1 (`docker-compose`), else None."""
+    for argv in (("docker", "compose"), ("docker-compose",)):
+        version = _version(argv, timeout)
+        if version:
+            return ComposeCommand(argv, version)
+    return None
+
+
+def compose_argv(
+    compose: ComposeCommand, project: str, working_dir: str, files: tuple[str, ...] = ()
+) -> list[str]:
+    """The fixed head of every compose call: explicit project name, folder and files."""
+    argv = [*compose.argv, "--project-name", project, "--project-directory", working_dir]
+    for file in files:
+        argv += ["--file", file]
+    return argv

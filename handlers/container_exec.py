@@ -1,0 +1,313 @@
+"""Running commands inside containers with hard deadlines, whatever tools the image has.
+
+docker-py's exec_run waits forever while a command is silent, and the client timeout does not
+bound it. So every command is bounded twice: by `timeout N` inside the container, and by a
+deadline in the caller (a daemon thread, so a stuck exec can never keep the process alive).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import docker
+
+NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory", "not found")
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int | None  # None: the caller's deadline passed first
+    stdout: str
+    stderr: str
+    duration_ms: int
+
+    @property
+    def timed_out(self) -> bool:
+        # 124 is what coreutils and busybox `timeout` return when they kill the command.
+        return self.exit_code is None or self.exit_code in (124, 143)
+
+    @property
+    def missing_command(self) -> bool:
+        text = (self.stdout + self.stderr).lower()
+        return self.exit_code in (126, 127) or (
+            self.exit_code not in (0, None) and "executable file not found" in text
+        )
+
+
+def _decode(data: bytes | None) -> str:
+    return (data or b"").decode("utf-8", errors="replace")
+
+
+def run(
+    client: docker.DockerClient,
+    container_id: str,
+    argv: list[str],
+    timeout: float,
+    environment: dict[str, str] | None = None,
+    user: str = "",
+    bound_inside: bool = True,
+) -> ExecResult:
+    """Run argv in the container; never blocks longer than `timeout` + 1 s."""
+    seconds = max(1, round(timeout))
+    command = ["timeout", str(seconds), *argv] if bound_inside else list(argv)
+    box: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=1)
+    start = time.monotonic()
+
+    def work() -> None:
+        try:
+            created = client.api.exec_create(
+                container_id, command, stdout=True, stderr=True, environment=environment, user=user
+            )
+            out, err = client.api.exec_start(created["Id"], demux=True)
+            code = client.api.exec_inspect(created["Id"]).get("ExitCode")
+            box.put((code, out, err, None))
+        except Exception as exc:  # noqa: BLE001 - reported to the caller as data
+            box.put((None, b"", b"", exc))
+
+    threading.Thread(target=work, name=f"exec-{argv[0]}", daemon=True).start()
+    try:
+        code, out, err, exc = box.get(timeout=timeout + 1.0)
+    except queue.Empty:
+        return ExecResult(None, "", "deadline passed", int((time.monotonic() - start) * 1000))
+    elapsed = int((time.monotonic() - start) * 1000)
+    if exc is not None:
+        text = str(exc)
+        if bound_inside and any(m in text.lower() for m in NOT_FOUND_MARKERS) and "timeout" in text:
+            # An image without `timeout` (rare): rely on the caller's deadline alone.
+            return run(client, container_id, argv, timeout, environment, user, bound_inside=False)
+        return ExecResult(127 if "not found" in text.lower() else 1, "", text, elapsed)
+    result = ExecResult(code, _decode(out), _decode(err), elapsed)
+    if bound_inside and result.missing_command and "timeout" in result.stderr.split(":")[0]:
+        return run(client, container_id, argv, timeout, environment, user, bound_inside=False)
+    return result
+
+
+@dataclass(frozen=True)
+class HttpProbe:
+    url: str
+    tool: str  # curl | wget | python3 | none
+    status: int | None  # HTTP status, None when no HTTP answer came back
+    body: str
+    error: str | None  # refused | dns | timeout | proxy | reset | no-http-client | other text
+    error_text: str
+    latency_ms: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+_PY_GET = """
+import sys, time, urllib.request, urllib.error, socket
+url, t = sys.argv[1], float(sys.argv[2])
+start = time.monotonic()
+try:
+    r = urllib.request.urlopen(url, timeout=t)
+    body = r.read(4096).decode('utf-8', 'replace')
+    print('STATUS', r.status, round((time.monotonic() - start) * 1000))
+    print(body)
+except urllib.error.HTTPError as e:
+    print('STATUS', e.code, round((time.monotonic() - start) * 1000))
+    print(e.read(4096).decode('utf-8', 'replace'))
+except Exception as e:
+    reason = getattr(e, 'reason', e)
+    print('ERROR', type(reason).__name__, str(reason)[:300])
+    sys.exit(2)
+"""
+
+
+def classify_error(text: str) -> str:
+    """One word for why an HTTP request from inside a container failed."""
+    low = text.lower()
+    if "proxy" in low or "curl: (5)" in low or "curl: (97)" in low:
+        return "proxy"
+    if any(
+        m in low
+        for m in (
+            "could not resolve",
+            "bad address",
+            "name or service not known",
+            "gaierror",
+            "temporary failure in name resolution",
+            "no address associated",
+            "curl: (6)",
+        )
+    ):
+        return "dns"
+    if "refused" in low or "curl: (7)" in low:
+        return "refused"
+    if "timed out" in low or "timeout" in low or "curl: (28)" in low:
+        return "timeout"
+    if "reset" in low or "curl: (56)" in low or "curl: (52)" in low:
+        return "reset"
+    if "no route" in low or "unreachable" in low:
+        return "unreachable"
+    return "other"
+
+
+def _curl(client: docker.DockerClient, cid: str, url: str, timeout: float) -> ExecResult:
+    return run(
+        client,
+        cid,
+        [
+            "curl",
+            "-sS",
+            "-o",
+            "-",
+            "--max-time",
+            f"{timeout:g}",
+            "-w",
+            "\n__STATUS__ %{http_code} %{time_total}",
+            url,
+        ],
+        timeout,
+    )
+
+
+def _parse_curl(url: str, res: ExecResult) -> HttpProbe:
+    body, _, tail = res.stdout.rpartition("\n__STATUS__ ")
+    status = None
+    latency = res.duration_ms
+    if tail:
+        parts = tail.split()
+        if parts and parts[0].isdigit() and parts[0] != "000":
+            status = int(parts[0])
+        if len(parts) > 1:
+            try:
+                latency = round(float(parts[1]) * 1000)
+            except ValueError:
+                pass
+    if status is not None:
+        return HttpProbe(url, "curl", status, body, None, "", latency)
+    text = res.stderr.strip() or ("timed out" if res.timed_out else f"exit {res.exit_code}")
+    error = "timeout" if res.timed_out else classify_error(text)
+    return HttpProbe(url, "curl", None, "", error, text[:300], latency)
+
+
+def _parse_wget(url: str, res: ExecResult) -> HttpProbe:
+    text = (res.stderr or "").strip()
+    if res.exit_code == 0:
+        return HttpProbe(url, "wget", 200, res.stdout, None, "", res.duration_ms)
+    # busybox: "wget: server returned error: HTTP/1.1 404 Not Found"
+    marker = "HTTP/1."
+    if marker in text:
+        after = text.split(marker, 1)[1].split()
+        if len(after) > 1 and after[1].isdigit():
+            return HttpProbe(url, "wget", int(after[1]), "", None, text[:300], res.duration_ms)
+    if res.timed_out:
+        return HttpProbe(url, "wget", None, "", "timeout", "timed out", res.duration_ms)
+    return HttpProbe(url, "wget", None, "", classify_error(text), text[:300], res.duration_ms)
+
+
+def _parse_python(url: str, res: ExecResult) -> HttpProbe:
+    lines = res.stdout.splitlines()
+    if lines and lines[0].startswith("STATUS "):
+        parts = lines[0].split()
+        latency = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else res.duration_ms
+        return HttpProbe(url, "python3", int(parts[1]), "\n".join(lines[1:]), None, "", latency)
+    if res.timed_out:
+        return HttpProbe(url, "python3", None, "", "timeout", "timed out", res.duration_ms)
+    text = " ".join(lines[:2]) or res.stderr.strip()
+    return HttpProbe(url, "python3", None, "", classify_error(text), text[:300], res.duration_ms)
+
+
+# Which tool worked last time, per container id: saves failed execs on every later probe.
+_TOOL_CACHE: dict[str, str] = {}
+
+
+def http_get(client: docker.DockerClient, container_id: str, url: str, timeout: float) -> HttpProbe:
+    """GET url from inside the container with curl, else wget, else python3.
+
+    The container's own proxy variables apply, as they do to Dify's code running there.
+    """
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"not an http URL: {url!r}")
+    order = ["curl", "wget", "python3"]
+    cached = _TOOL_CACHE.get(container_id)
+    if cached:
+        order.remove(cached)
+        order.insert(0, cached)
+    for tool in order:
+        if tool == "curl":
+            res = _curl(client, container_id, url, timeout)
+            parse = _parse_curl
+        elif tool == "wget":
+            res = run(client, container_id, ["wget", "-O", "-", url], timeout)
+            parse = _parse_wget
+        else:
+            res = run(
+                client, container_id, ["python3", "-c", _PY_GET, url, f"{timeout:g}"], timeout
+            )
+            parse = _parse_python
+        if res.missing_command:
+            continue
+        if res.exit_code is None:
+            return HttpProbe(
+                url, tool, None, "", "timeout", "no answer before the deadline", res.duration_ms
+            )
+        _TOOL_CACHE[container_id] = tool
+        return parse(url, res)
+    return HttpProbe(
+        url, "none", None, "", "no-http-client", "image has no curl, wget or python3", 0
+    )
+
+
+@dataclass(frozen=True)
+class Resolution:
+    name: str
+    addresses: tuple[str, ...]
+    method: str
+    error: str = ""
+
+    @property
+    def resolved(self) -> bool:
+        return bool(self.addresses)
+
+
+def resolve(
+    client: docker.DockerClient, container_id: str, name: str, timeout: float
+) -> Resolution:
+    """Resolve a host name inside the container as its programs would (hosts file, then DNS)."""
+    # `ahosts` (getaddrinfo) rather than `hosts`: the latter asks for IPv6 first and, with only
+    # an IPv4 entry in /etc/hosts, falls through to a DNS query that can hang.
+    res = run(client, container_id, ["getent", "ahosts", name], timeout)
+    if not res.missing_command:
+        if res.exit_code == 0:
+            addrs = tuple(
+                dict.fromkeys(line.split()[0] for line in res.stdout.splitlines() if line.strip())
+            )
+            return Resolution(name, addrs, "getent")
+        if res.exit_code == 2:
+            return Resolution(name, (), "getent", "not found")
+        if res.exit_code is None or res.timed_out:
+            return Resolution(name, (), "getent", "timed out")
+    code = "import socket,sys\nprint(' '.join(sorted({a[4][0] for a in socket.getaddrinfo(sys.argv[1], None)})))"
+    res = run(client, container_id, ["python3", "-c", code, name], timeout)
+    if not res.missing_command:
+        if res.exit_code == 0:
+            return Resolution(name, tuple(res.stdout.split()), "python3")
+        return Resolution(
+            name, (), "python3", "not found" if "gaierror" in res.stderr else res.stderr[-200:]
+        )
+    # busybox images: the hosts file first (extra_hosts lands there), then DNS via nslookup.
+    res = run(client, container_id, ["cat", "/etc/hosts"], timeout)
+    if res.exit_code == 0:
+        for line in res.stdout.splitlines():
+            fields = line.split("#", 1)[0].split()
+            if len(fields) > 1 and name in fields[1:]:
+                return Resolution(name, (fields[0],), "hosts-file")
+    res = run(client, container_id, ["nslookup", name], timeout)
+    if res.exit_code == 0:
+        addrs = tuple(
+            line.split()[-1]
+            for line in res.stdout.splitlines()[2:]
+            if line.strip().lower().startswith("address")
+        )
+        if addrs:
+            return Resolution(name, addrs, "nslookup")
+    return Resolution(name, (), "hosts-file+nslookup", "not found")

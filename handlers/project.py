@@ -1,0 +1,201 @@
+"""Finding the Dify compose project: by compose labels, never by container name."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from config.settings import Settings
+from handlers.results import HandlerError
+
+PROJECT = "com.docker.compose.project"
+SERVICE = "com.docker.compose.service"
+WORKING_DIR = "com.docker.compose.project.working_dir"
+CONFIG_FILES = "com.docker.compose.project.config_files"
+ENV_FILE = "com.docker.compose.project.environment_file"
+ONEOFF = "com.docker.compose.oneoff"
+NUMBER = "com.docker.compose.container-number"
+
+# Services whose presence marks a compose project as Dify.
+DIFY_MARKERS = frozenset({"api", "worker", "plugin_daemon", "worker_beat"})
+# Services that call Ollama (plugin_daemon first: on 1.x it runs the Ollama plugin).
+MODEL_CALLERS = ("plugin_daemon", "api", "worker")
+DB_SERVICES = ("db_postgres", "db")
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    name: str
+    service: str
+    state: str  # running, exited, restarting, ...
+    health: str | None  # healthy, unhealthy, starting, or None without a healthcheck
+    image: str
+    created: str
+    number: int = 1
+
+
+@dataclass(frozen=True)
+class DifyProject:
+    name: str
+    working_dir: Path
+    env_path: Path
+    config_files: tuple[Path, ...]
+    containers: dict[str, ContainerInfo] = field(default_factory=dict)  # service -> first replica
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return tuple(sorted(self.containers))
+
+    def container(self, service: str) -> ContainerInfo | None:
+        return self.containers.get(service)
+
+    @property
+    def db_service(self) -> str | None:
+        return next((s for s in DB_SERVICES if s in self.containers), None)
+
+
+def normalize_project_name(name: str) -> str:
+    """Compose's default project name rule: lowercase, only [a-z0-9_-]."""
+    return re.sub(r"[^a-z0-9_-]", "", name.lower())
+
+
+def _health(attrs: dict[str, Any]) -> str | None:
+    health = (attrs.get("State") or {}).get("Health")
+    return health.get("Status") if isinstance(health, dict) else None
+
+
+def _summaries(client: docker.DockerClient) -> list[dict[str, Any]]:
+    # The low-level list is one API call; the high-level one inspects every container.
+    return list(client.api.containers(all=True, filters={"label": PROJECT}))
+
+
+def _info(summary: dict[str, Any]) -> ContainerInfo:
+    labels = summary.get("Labels") or {}
+    status = str(summary.get("Status", ""))
+    health = None
+    for word in ("healthy", "unhealthy", "starting"):
+        if f"({word})" in status or f"(health: {word})" in status:
+            health = word
+    names = summary.get("Names") or ["?"]
+    try:
+        number = int(labels.get(NUMBER, "1"))
+    except ValueError:
+        number = 1
+    return ContainerInfo(
+        id=str(summary.get("Id", "")),
+        name=str(names[0]).lstrip("/"),
+        service=labels.get(SERVICE, "?"),
+        state=str(summary.get("State", "?")),
+        health=health,
+        image=str(summary.get("Image", "")),
+        created=str(summary.get("Created", "")),
+        number=number,
+    )
+
+
+def _group(summaries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    projects: dict[str, list[dict[str, Any]]] = {}
+    for summary in summaries:
+        labels = summary.get("Labels") or {}
+        if labels.get(ONEOFF, "False").lower() == "true":
+            continue  # `compose run` containers are not part of the running stack
+        projects.setdefault(labels[PROJECT], []).append(summary)
+    return projects
+
+
+def _pick(projects: dict[str, list[dict[str, Any]]], settings: Settings) -> str | None:
+    if settings.dify_compose_project:
+        return settings.dify_compose_project if settings.dify_compose_project in projects else None
+    if settings.dify_dir is not None:
+        wanted = settings.dify_dir.expanduser().resolve()
+        for name, summaries in projects.items():
+            for summary in summaries:
+                wd = (summary.get("Labels") or {}).get(WORKING_DIR)
+                if wd and Path(wd).resolve() == wanted:
+                    return name
+        return None
+    candidates = []
+    for name, summaries in projects.items():
+        services = {(s.get("Labels") or {}).get(SERVICE) for s in summaries}
+        if "api" in services and services & (DIFY_MARKERS - {"api"}):
+            candidates.append(name)
+    if len(candidates) > 1:
+        raise HandlerError(
+            "several Dify compose projects run on this engine ("
+            + ", ".join(sorted(candidates))
+            + "): set DIFY_COMPOSE_PROJECT or DIFY_DIR to choose one"
+        )
+    return candidates[0] if candidates else None
+
+
+def _config_files(raw: str | None, working_dir: Path) -> tuple[Path, ...]:
+    if not raw:
+        return ()
+    files = []
+    for part in raw.split(","):
+        part = part.strip()
+        if part:
+            path = Path(part)
+            files.append(path if path.is_absolute() else working_dir / path)
+    return tuple(files)
+
+
+def discover(client: docker.DockerClient | None, settings: Settings) -> DifyProject:
+    """The Dify project: from running containers' labels, else from DIFY_DIR alone.
+
+    Raises HandlerError with a remedy when neither finds it.
+    """
+    projects = _group(_summaries(client)) if client is not None else {}
+    name = _pick(projects, settings)
+    if name is None:
+        if settings.dify_dir is not None:
+            folder = settings.dify_dir.expanduser().resolve()
+            if (
+                not (folder / "docker-compose.yaml").exists()
+                and not (folder / "docker-compose.yml").exists()
+            ):
+                raise HandlerError(
+                    f"DIFY_DIR={folder} holds no docker-compose.yaml: point it at Dify's docker folder"
+                )
+            project = settings.dify_compose_project or normalize_project_name(folder.name)
+            compose = folder / "docker-compose.yaml"
+            if not compose.exists():
+                compose = folder / "docker-compose.yml"
+            return DifyProject(project, folder, folder / ".env", (compose,), {})
+        if settings.dify_compose_project:
+            raise HandlerError(
+                f"no containers of compose project {settings.dify_compose_project!r} on this "
+                "engine: start Dify (`docker compose up -d` in its docker folder) or fix "
+                "DIFY_COMPOSE_PROJECT"
+            )
+        raise HandlerError(
+            "no Dify compose project found on this engine (no containers with services api and "
+            "worker/plugin_daemon): start Dify or set DIFY_DIR to its docker folder"
+        )
+    summaries = projects[name]
+    labels = summaries[0].get("Labels") or {}
+    working_dir = Path(labels.get(WORKING_DIR) or (settings.dify_dir or Path.cwd()))
+    if settings.dify_dir is not None:
+        working_dir = settings.dify_dir.expanduser().resolve()
+    env_label = labels.get(ENV_FILE)
+    env_path = Path(env_label) if env_label else working_dir / ".env"
+    if not env_path.is_absolute():
+        env_path = working_dir / env_path
+    containers: dict[str, ContainerInfo] = {}
+    for info in sorted((_info(s) for s in summaries), key=lambda i: (i.service, i.number)):
+        # Prefer a running replica when a service has several.
+        current = containers.get(info.service)
+        if current is None or (current.state != "running" and info.state == "running"):
+            containers[info.service] = info
+    return DifyProject(
+        name=name,
+        working_dir=working_dir,
+        env_path=env_path,
+        config_files=_config_files(labels.get(CONFIG_FILES), working_dir),
+        containers=containers,
+    )

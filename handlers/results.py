@@ -1,0 +1,82 @@
+"""Plain result objects shared by every handler, the CLI and the Slack app."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+# Worst first: the overall verdict is the worst status of any finding (skip counts as ok,
+# because a skipped probe always has a failing prerequisite that already carries the verdict).
+_RANK = {Status.FAIL: 3, Status.WARN: 2, Status.OK: 1, Status.SKIP: 0}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One established fact about the stack.
+
+    `id` is a stable interface (alerts key on it). `detail` is the evidence, `remedy` the exact
+    command or setting to change. `service` names the compose service the finding is about,
+    when there is one, so a renderer can offer that service's logs. `fixable` is true when
+    `fix-env` knows how to repair it.
+    """
+
+    id: str
+    status: Status
+    summary: str
+    detail: str = ""
+    remedy: str = ""
+    service: str | None = None
+    fixable: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = str(self.status)
+        return data
+
+
+@dataclass(frozen=True)
+class Report:
+    findings: tuple[Finding, ...]
+    duration_ms: int
+    # Where and what was checked: host name, Dify folder, compose project. Never secrets.
+    context: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> Status:
+        worst = Status.OK
+        for finding in self.findings:
+            if _RANK[finding.status] > _RANK[worst]:
+                worst = finding.status
+        return worst
+
+    def finding(self, finding_id: str) -> Finding | None:
+        return next((f for f in self.findings if f.id == finding_id), None)
+
+    @property
+    def problems(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.status in (Status.FAIL, Status.WARN))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": str(self.status),
+            "findings": [f.to_json() for f in self.findings],
+            "duration_ms": self.duration_ms,
+            "context": dict(self.context),
+        }
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.status is Status.FAIL else 0
+
+
+class HandlerError(Exception):
+    """A failure a handler explains to the user in one line (never containing a secret)."""
