@@ -37,8 +37,9 @@ class OllamaCredential:
 def _select(table: str) -> str:
     providers = ", ".join(f"'{p}'" for p in OLLAMA_PROVIDERS)
     name = "credential_name" if table == "provider_model_credentials" else "NULL"
+    # Only constants are formatted in: table names and provider ids from this module.
     return (
-        "SELECT json_build_object("
+        "SELECT json_build_object("  # noqa: S608
         f"'table', '{table}', 'id', id::text, 'tenant_id', tenant_id::text, "
         "'provider', provider_name, 'model', model_name, 'model_type', model_type, "
         f"'name', {name}, 'config', encrypted_config) "

@@ -99,5 +99,5 @@ def ping(settings: Settings) -> tuple[docker.DockerClient | None, EngineProblem 
         client.ping()
         version = str(client.version().get("Version", "?"))
         return client, None, version
-    except (DockerException, OSError, Exception) as exc:  # noqa: BLE001 - requests errors leak out
+    except (DockerException, OSError, Exception) as exc:
         return None, explain(exc, host), ""

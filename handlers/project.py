@@ -160,7 +160,8 @@ def discover(client: docker.DockerClient | None, settings: Settings) -> DifyProj
                 and not (folder / "docker-compose.yml").exists()
             ):
                 raise HandlerError(
-                    f"DIFY_DIR={folder} holds no docker-compose.yaml: point it at Dify's docker folder"
+                    f"DIFY_DIR={folder} holds no docker-compose.yaml: "
+                    "point it at Dify's docker folder"
                 )
             project = settings.dify_compose_project or normalize_project_name(folder.name)
             compose = folder / "docker-compose.yaml"

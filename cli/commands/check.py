@@ -1,0 +1,46 @@
+"""`dify-ollama check [--json] [--only ID,...]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from config.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="diagnose Dify -> Ollama (exit 0 ok, 1 failure, 2 usage/config error)",
+        description="Run every probe concurrently with hard deadlines and print a report.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--only", default="", metavar="ID,...", help="run only these finding ids (comma list)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from handlers.check import run_check
+    from handlers.probes import FINDING_IDS
+
+    only = tuple(part.strip() for part in args.only.split(",") if part.strip())
+    unknown = [i for i in only if i not in FINDING_IDS]
+    if unknown:
+        print(
+            f"dify-ollama check: unknown finding id(s): {', '.join(unknown)}; "
+            f"known: {', '.join(FINDING_IDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    report = run_check(settings, only)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        from cli.render import render_text
+
+        print(render_text(report, color=sys.stdout.isatty()), end="")
+    return report.exit_code

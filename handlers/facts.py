@@ -1,0 +1,229 @@
+"""Facts several probes need (engine, project, .env, database rows, Ollama's answers), each
+computed once per check, on first use, by whichever probe asks first; the others wait for it.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import docker
+import httpx
+
+from config.settings import Settings
+from handlers import compose_file, dify_db, engine
+from handlers.envfile import EnvFile, read_env_file
+from handlers.project import DifyProject, discover
+from handlers.results import HandlerError
+from handlers.urls import (
+    DEFAULT_DIFY_OLLAMA_URL,
+    PUBLIC_OPENAI_BASE,
+    host_of,
+    without_credentials,
+)
+
+T = TypeVar("T")
+
+
+class Skip(Exception):
+    """A probe cannot run because a prerequisite failed; the message names it."""
+
+
+@dataclass(frozen=True)
+class DifyUrl:
+    url: str
+    source: str  # database | OPENAI_API_BASE | default
+
+    @property
+    def shown(self) -> str:
+        return without_credentials(self.url)
+
+
+@dataclass(frozen=True)
+class OllamaAnswer:
+    ok: bool
+    version: str | None
+    error: str | None
+    models: tuple[dict[str, Any], ...] = ()
+    loaded: tuple[dict[str, Any], ...] = ()
+
+
+class Facts:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.timeout = settings.check_timeout
+        self.hostname = socket.gethostname()
+        self._lock = threading.Lock()
+        self._memo: dict[str, Future[Any]] = {}
+
+    def _once(self, key: str, compute: Callable[[], T]) -> T:
+        with self._lock:
+            future = self._memo.get(key)
+            owner = future is None
+            if future is None:
+                future = Future()
+                self._memo[key] = future
+        if owner:
+            try:
+                future.set_result(compute())
+            except BaseException as exc:
+                future.set_exception(exc)
+        return future.result()
+
+    # -- engine and project ------------------------------------------------------------
+    def engine(self) -> tuple[docker.DockerClient | None, engine.EngineProblem | None, str]:
+        return self._once("engine", lambda: engine.ping(self.settings))
+
+    def client(self) -> docker.DockerClient:
+        client, problem, _ = self.engine()
+        if client is None:
+            raise Skip(f"needs docker.engine ({problem.reason if problem else 'down'})")
+        return client
+
+    def project(self) -> DifyProject:
+        def compute() -> DifyProject:
+            client, _, _ = self.engine()
+            return discover(client, self.settings)
+
+        try:
+            return self._once("project", compute)
+        except HandlerError:
+            raise Skip("needs dify.project") from None
+
+    def project_or_error(self) -> tuple[DifyProject | None, str | None]:
+        try:
+            return self._once("project", lambda: discover(self.engine()[0], self.settings)), None
+        except HandlerError as exc:
+            return None, str(exc)
+
+    def env(self) -> EnvFile:
+        project = self.project()
+        try:
+            return self._once("env", lambda: read_env_file(project.env_path))
+        except HandlerError as exc:
+            raise Skip(f"needs env.file ({exc})") from None
+
+    def env_or_empty(self) -> dict[str, str]:
+        try:
+            return self.env().values
+        except Skip:
+            return {}
+
+    def compose(self) -> compose_file.ComposeConfig:
+        project = self.project()
+
+        def compute() -> compose_file.ComposeConfig:
+            files = tuple(p for p in project.config_files if p.exists()) or (
+                compose_file.default_compose_files(project.working_dir)
+            )
+            if not files:
+                raise HandlerError(f"no compose file found in {project.working_dir}")
+            return compose_file.load_compose(files, self.env_or_empty())
+
+        try:
+            return self._once("compose", compute)
+        except HandlerError as exc:
+            raise Skip(f"cannot read the compose files ({exc})") from None
+
+    def inspect(self, container_id: str) -> dict[str, Any]:
+        return self._once(
+            f"inspect:{container_id}", lambda: self.client().api.inspect_container(container_id)
+        )
+
+    def running(self, service: str) -> str:
+        """The id of the service's running container, or Skip naming why there is none."""
+        info = self.project().container(service)
+        if info is None:
+            raise Skip(f"needs dify.containers ({service} has no container)")
+        if info.state != "running":
+            raise Skip(f"needs dify.containers ({service} is {info.state})")
+        return info.id
+
+    def model_callers(self) -> list[str]:
+        from handlers.project import MODEL_CALLERS
+
+        project = self.project()
+        return [s for s in MODEL_CALLERS if s in project.containers]
+
+    # -- database ------------------------------------------------------------------------
+    def credentials(self) -> list[dify_db.OllamaCredential]:
+        project = self.project()
+        env = self.env_or_empty()
+
+        def compute() -> list[dify_db.OllamaCredential]:
+            if env.get("DB_TYPE", "postgresql") not in ("postgresql", "postgres", ""):
+                raise HandlerError(f"DB_TYPE={env.get('DB_TYPE')}: only PostgreSQL is read")
+            service = project.db_service
+            if service is None:
+                raise HandlerError("no db_postgres (or db) container in the project")
+            cid = self.running(service)
+            return dify_db.read_ollama_credentials(
+                self.client(),
+                cid,
+                env.get("DB_USERNAME") or "postgres",
+                env.get("DB_DATABASE") or "dify",
+                self.timeout,
+            )
+
+        return self._once("credentials", compute)
+
+    def dify_urls(self) -> list[DifyUrl]:
+        """The Ollama URLs Dify uses: from the database, else OPENAI_API_BASE, else default."""
+
+        def compute() -> list[DifyUrl]:
+            try:
+                rows = self.credentials()
+            except (HandlerError, Skip):
+                rows = []
+            urls = list(dict.fromkeys(r.base_url for r in rows if r.base_url))
+            if urls:
+                return [DifyUrl(u, "database") for u in urls]
+            legacy = self.env_or_empty().get("OPENAI_API_BASE", "")
+            if legacy and legacy.rstrip("/") != PUBLIC_OPENAI_BASE:
+                return [DifyUrl(legacy, "OPENAI_API_BASE")]
+            return [DifyUrl(DEFAULT_DIFY_OLLAMA_URL, "default")]
+
+        return self._once("dify_urls", compute)
+
+    def dify_hosts(self) -> list[str]:
+        return list(dict.fromkeys(host_of(u.url) for u in self.dify_urls() if host_of(u.url)))
+
+    # -- Ollama on the host ----------------------------------------------------------------
+    def _http(self) -> httpx.Client:
+        # trust_env=False: a proxy variable on the host must not capture a loopback probe.
+        return httpx.Client(timeout=self.timeout, trust_env=False)
+
+    def ollama(self) -> OllamaAnswer:
+        def compute() -> OllamaAnswer:
+            base = self.settings.ollama_url.rstrip("/")
+            try:
+                with self._http() as http:
+                    version = http.get(f"{base}/api/version")
+                    if version.status_code != 200:
+                        return OllamaAnswer(
+                            False, None, f"GET /api/version answered HTTP {version.status_code}"
+                        )
+                    tags = http.get(f"{base}/api/tags")
+                    loaded = http.get(f"{base}/api/ps")
+            except httpx.TimeoutException:
+                return OllamaAnswer(False, None, f"no answer within {self.timeout:g} s (hung?)")
+            except httpx.ConnectError as exc:
+                reason = "connection refused" if "refused" in str(exc).lower() else str(exc)
+                return OllamaAnswer(False, None, reason[:200])
+            except httpx.HTTPError as exc:
+                return OllamaAnswer(False, None, f"{type(exc).__name__}: {str(exc)[:200]}")
+            try:
+                ver = str(version.json().get("version", "?"))
+                models = tuple(tags.json().get("models") or ()) if tags.status_code == 200 else ()
+                running = (
+                    tuple(loaded.json().get("models") or ()) if loaded.status_code == 200 else ()
+                )
+            except (ValueError, AttributeError):
+                return OllamaAnswer(False, None, "answered, but not with Ollama's JSON")
+            return OllamaAnswer(True, ver, None, models, running)
+
+        return self._once("ollama", compute)

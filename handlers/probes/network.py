@@ -1,0 +1,270 @@
+"""Probes from inside the containers that call Ollama: name resolution, reachability, proxies."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from handlers import container_exec
+from handlers.facts import Facts, Skip
+from handlers.probes.ollama import ollama_host_remedy
+from handlers.results import Finding, Status
+from handlers.urls import host_of, is_ip, is_loopback_host, root_of, without_credentials
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+GATEWAY_NAME = "host.docker.internal"
+EXTRA_HOSTS_REMEDY = (
+    'Add `extra_hosts: ["host.docker.internal:host-gateway"]` to plugin_daemon, api, worker and '
+    "worker_beat in docker-compose.override.yaml next to Dify's compose file (`dify-ollama "
+    "fix-env` writes it), then recreate them (`dify-ollama restart`)."
+)
+
+
+def _parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(8, len(items)), thread_name_prefix="probe") as pool:
+        return list(pool.map(fn, items))
+
+
+def _callers(facts: Facts) -> list[tuple[str, str]]:
+    """(service, container id) of the running model callers; Skip when none runs."""
+    running = []
+    for service in facts.model_callers():
+        try:
+            running.append((service, facts.running(service)))
+        except Skip:
+            continue
+    if not running:
+        raise Skip("needs dify.containers (no plugin_daemon, api or worker is running)")
+    return running
+
+
+def _declares_gateway(facts: Facts, service: str) -> bool:
+    try:
+        config = facts.compose().services.get(service)
+    except Skip:
+        return False
+    return bool(config and any(h.startswith(GATEWAY_NAME + ":") for h in config.extra_hosts))
+
+
+def container_dns(facts: Facts) -> Finding:
+    callers = _callers(facts)
+    names = [h for h in facts.dify_hosts() if not is_ip(h)]
+    if not names:
+        return Finding(
+            "container.dns", Status.OK, "Dify's Ollama URL uses an IP address; no name to resolve"
+        )
+    client = facts.client()
+    jobs = [(service, cid, name) for service, cid in callers for name in names]
+
+    def resolve(job: tuple[str, str, str]) -> tuple[str, str, container_exec.Resolution]:
+        service, cid, name = job
+        return service, name, container_exec.resolve(client, cid, name, facts.timeout)
+
+    results = _parallel(resolve, jobs)
+    lines, failed = [], []
+    for service, name, res in results:
+        if res.resolved:
+            lines.append(f"{service}: {name} -> {', '.join(res.addresses)} ({res.method})")
+        else:
+            lines.append(f"{service}: {name} does not resolve ({res.method}: {res.error})")
+            failed.append((service, name))
+    if failed:
+        services = list(dict.fromkeys(s for s, _ in failed))
+        gateway = any(name == GATEWAY_NAME for _, name in failed)
+        stale = [s for s in services if _declares_gateway(facts, s)]
+        if stale:
+            remedy = (
+                f"The compose files already map {GATEWAY_NAME} for {', '.join(stale)}, but the "
+                "running containers were created before: recreate them (`dify-ollama restart`)."
+            )
+        elif gateway:
+            remedy = EXTRA_HOSTS_REMEDY
+        else:
+            remedy = "Use a name that resolves inside the containers, or the host's IP address."
+        return Finding(
+            "container.dns",
+            Status.FAIL,
+            f"{', '.join(sorted({n for _, n in failed}))} does not resolve in "
+            f"{', '.join(services)}",
+            detail="; ".join(lines)
+            + (" (on a Linux engine this name exists only with host-gateway)" if gateway else ""),
+            remedy=remedy,
+            service=services[0],
+            fixable=gateway and not stale,
+        )
+    return Finding(
+        "container.dns",
+        Status.OK,
+        f"{', '.join(names)} resolves in {', '.join(s for s, _ in callers)}",
+        "; ".join(lines),
+    )
+
+
+def _reach_remedy(facts: Facts, url: str, probe: container_exec.HttpProbe) -> tuple[str, bool]:
+    host = host_of(url)
+    if probe.error == "dns":
+        return EXTRA_HOSTS_REMEDY, host == GATEWAY_NAME
+    if probe.error == "proxy":
+        return "A proxy variable in the container captures this URL: see container.proxy.", False
+    if probe.error == "refused":
+        if is_loopback_host(host):
+            return (
+                f"{url} points at the container itself. Set the Ollama base URL in Dify "
+                "(Settings -> Model Provider -> Ollama) to http://host.docker.internal:11434 "
+                "(`dify-ollama fix-env` rewrites it).",
+                True,
+            )
+        return (
+            "The host refuses connections from containers: Ollama is down, on another port, or "
+            "bound to 127.0.0.1 only. " + ollama_host_remedy(),
+            False,
+        )
+    if probe.error == "timeout":
+        host_ok = facts.ollama().ok
+        if host_ok:
+            return (
+                "Ollama answers on the host but not from containers: a host firewall drops "
+                "traffic from the Docker bridges. Allow it, e.g. "
+                "`sudo ufw allow from 172.16.0.0/12 to any port 11434 proto tcp` or "
+                "`sudo iptables -I INPUT -s 172.16.0.0/12 -p tcp --dport 11434 -j ACCEPT`.",
+                False,
+            )
+        return (
+            "Ollama does not answer at all (hung or overloaded): restart it "
+            "(`sudo systemctl restart ollama`).",
+            False,
+        )
+    if probe.status == 404:
+        return "Something answers at that address, but not Ollama's API: check the port.", False
+    return "Check Ollama's logs (`journalctl -u ollama`).", False
+
+
+def container_reach(facts: Facts) -> Finding:
+    callers = _callers(facts)
+    urls = facts.dify_urls()[:3]
+    client = facts.client()
+    jobs = [(service, cid, u.url) for service, cid in callers for u in urls]
+
+    def get(job: tuple[str, str, str]) -> tuple[str, str, container_exec.HttpProbe]:
+        service, cid, url = job
+        target = root_of(url) + "/api/version"
+        return service, url, container_exec.http_get(client, cid, target, facts.timeout)
+
+    results = _parallel(get, jobs)
+    lines, failed = [], []
+    for service, url, probe in results:
+        shown = without_credentials(url)
+        if probe.ok:
+            lines.append(
+                f"{service} -> {shown}: HTTP {probe.status} in {probe.latency_ms} ms ({probe.tool})"
+            )
+        else:
+            why = f"HTTP {probe.status}" if probe.status else f"{probe.error}"
+            text = f" ({probe.error_text[:160]})" if probe.error_text else ""
+            lines.append(f"{service} -> {shown}: {why}{text} via {probe.tool}")
+            failed.append((service, url, probe))
+    sources = ", ".join(sorted({u.source for u in urls}))
+    if failed:
+        service, url, probe = failed[0]
+        remedy, fixable = _reach_remedy(facts, url, probe)
+        return Finding(
+            "container.reach",
+            Status.FAIL,
+            f"Ollama unreachable from {', '.join(dict.fromkeys(s for s, _, _ in failed))} at "
+            f"{without_credentials(url)} ({probe.error or f'HTTP {probe.status}'})",
+            detail="; ".join(lines) + f" [URL from {sources}]",
+            remedy=remedy,
+            service=service,
+            fixable=fixable,
+        )
+    slowest = max(p.latency_ms for _, _, p in results)
+    return Finding(
+        "container.reach",
+        Status.OK,
+        f"Ollama answers from {', '.join(s for s, _ in callers)} (slowest {slowest} ms)",
+        "; ".join(lines) + f" [URL from {sources}]",
+    )
+
+
+PROXY_KEYS = ("http_proxy", "https_proxy", "all_proxy")
+
+
+def _env_dict(attrs: dict[str, Any]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in (attrs.get("Config") or {}).get("Env") or []:
+        key, _, value = str(item).partition("=")
+        env[key] = value
+    return env
+
+
+def no_proxy_covers(no_proxy: str, host: str) -> bool:
+    """The NO_PROXY rules of curl/requests/httpx: '*', names, .domain suffixes, IPs, CIDRs."""
+    host = host.lower().strip("[]")
+    for raw in no_proxy.split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        entry = entry.split(":")[0] if entry.count(":") == 1 else entry
+        if "/" in entry:
+            try:
+                if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        bare = entry.lstrip(".")
+        if host == bare or host.endswith("." + bare):
+            return True
+    return False
+
+
+def container_proxy(facts: Facts) -> Finding:
+    callers = _callers(facts)
+    urls = facts.dify_urls()[:3]
+    lines, captured = [], []
+    for service, cid in callers:
+        env = _env_dict(facts.inspect(cid))
+        lower = {k.lower(): v for k, v in env.items() if v}
+        no_proxy = ",".join(v for k, v in env.items() if k.lower() == "no_proxy" and v)
+        for u in urls:
+            scheme = "https" if u.url.startswith("https") else "http"
+            proxy = lower.get(f"{scheme}_proxy") or lower.get("all_proxy")
+            if not proxy:
+                continue
+            host = host_of(u.url)
+            if no_proxy_covers(no_proxy, host):
+                lines.append(
+                    f"{service}: proxy {without_credentials(proxy)} set, NO_PROXY covers {host}"
+                )
+                continue
+            lines.append(
+                f"{service}: {scheme.upper()}_PROXY={without_credentials(proxy)} captures "
+                f"{host} (NO_PROXY={no_proxy or 'unset'})"
+            )
+            captured.append((service, host))
+    if captured:
+        hosts = sorted({h for _, h in captured})
+        services = list(dict.fromkeys(s for s, _ in captured))
+        return Finding(
+            "container.proxy",
+            Status.FAIL,
+            f"a proxy variable captures {', '.join(hosts)} in {', '.join(services)}",
+            detail="; ".join(lines) + " (requests from Dify go to the proxy: ProxyError)",
+            remedy=f"Add {','.join(hosts)} to NO_PROXY (and no_proxy) for "
+            f"{', '.join(services)} in .env / the compose override, then `dify-ollama restart`.",
+            service=services[0],
+        )
+    return Finding(
+        "container.proxy",
+        Status.OK,
+        "no proxy variable captures Dify's Ollama URL",
+        "; ".join(lines) or "no HTTP(S)_PROXY/ALL_PROXY set in " + ", ".join(s for s, _ in callers),
+    )
