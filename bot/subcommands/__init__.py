@@ -86,8 +86,16 @@ class Progress(Protocol):
 class Context(Protocol):
     """What a subcommand or button handler may do. All calls are synchronous Web API calls."""
 
-    settings: Settings
-    client: Any  # slack_sdk.WebClient, escape hatch; prefer the helpers below
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def client(self) -> Any:
+        """The slack_sdk WebClient: an escape hatch; prefer the helpers below."""
+        ...
+
+    @property
+    def registry(self) -> Registry: ...
 
     def reply(self, text: str, blocks: Sequence[dict[str, Any]] | None = None) -> str | None:
         """The command's answer: chat.postMessage into the request's channel (and thread, when

@@ -1,0 +1,1 @@
+"""Block Kit rendering. Everything here is pure: data in, (text, blocks) out."""

@@ -1,0 +1,43 @@
+"""The help and usage replies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.render.limits import context, escape, section, truncate
+from bot.subcommands import Registry, Subcommand
+
+COMMAND = "/dify-ollama"
+
+
+def usage_line(sub: Subcommand) -> str:
+    return f"`{COMMAND} {sub.usage}`"
+
+
+def render_help(registry: Registry, note: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    lines = [f"*{COMMAND}*: diagnose and repair Dify ↔ Ollama on this host."]
+    for sub in registry.subcommands.values():
+        if sub.hidden:
+            continue
+        lock = " :lock:" if sub.mutating else ""
+        lines.append(f"• {usage_line(sub)}{lock}  {escape(sub.summary)}")
+    lines.append(
+        "In a thread, mention me instead: `@dify-ollama logs worker 200`. :lock: = operators only."
+    )
+    text = "\n".join(lines)
+    blocks = [section(text)]
+    if note:
+        blocks.append(context(f":warning: {escape(note)}"))
+    return truncate(text, 3000), blocks
+
+
+def render_usage(sub: Subcommand, problem: str) -> str:
+    return f":warning: {escape(problem)}\nUsage: {usage_line(sub)}"
+
+
+def render_unknown(name: str, registry: Registry) -> str:
+    names = ", ".join(f"`{n}`" for n, s in registry.subcommands.items() if not s.hidden)
+    return (
+        f":grey_question: Unknown subcommand `{escape(truncate(name, 40))}`. "
+        f"Try one of {names}, or `{COMMAND} help`."
+    )

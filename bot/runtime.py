@@ -1,0 +1,414 @@
+"""The dispatcher: from a Slack request to an authorized, audited job on the bot's executor.
+
+The `on_*` methods run in the ack path (Slack waits for them, 3 s at most): they only parse,
+check what can be checked without I/O, and queue. Everything slow runs in `_job` on the executor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from bot.audit import Auditor, describe
+from bot.auth import Authorizer, Decision
+from bot.context import SlackContext
+from bot.executor import BoundedExecutor
+from bot.health import EngineStatus, Probe, engine_probe
+from bot.parsing import split, strip_mention
+from bot.render.help import render_help, render_unknown, render_usage
+from bot.singleflight import SharedRun
+from bot.subcommands import (
+    ACTION_PREFIX,
+    Action,
+    Click,
+    Invocation,
+    Registry,
+    Subcommand,
+    UsageError,
+    load_registry,
+)
+from config.settings import Settings
+from handlers.results import HandlerError, Report
+
+log = logging.getLogger(__name__)
+
+CheckFn = Callable[[Settings], Report]
+BUSY = ":hourglass: The bot is busy with other requests; try again in a minute."
+GENERIC_ERROR = (
+    ":x: Something went wrong while running `{command}` (error id `{rid}`). "
+    "The details are in the bot's log under that id."
+)
+HANDLER_ERROR = ":x: `{command}` failed: {message} (error id `{rid}`)"
+
+
+def _default_check(settings: Settings) -> Report:
+    from handlers.check import run_check  # lazy: pulls in docker-py
+
+    return run_check(settings)
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(3)
+
+
+class _Seen:
+    """Recently seen delivery keys: Slack retries events, users double-click buttons."""
+
+    def __init__(self, ttl: float = 600.0, size: int = 2048) -> None:
+        self._ttl, self._size = ttl, size
+        self._items: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_time(self, key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            while self._items and (
+                len(self._items) >= self._size or next(iter(self._items.values())) < now - self._ttl
+            ):
+                self._items.popitem(last=False)
+            if key in self._items:
+                return False
+            self._items[key] = now
+            return True
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        client: Any,
+        *,
+        registry: Registry | None = None,
+        check: CheckFn | None = None,
+        probe: Probe | None = None,
+        max_pending: int = 200,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.registry = registry or load_registry()
+        self.executor = BoundedExecutor(settings.worker_threads, max_pending=max_pending)
+        self.authorizer = Authorizer(settings.allowed_channels, settings.operators, client)
+        self.auditor = Auditor(
+            settings.audit_path, echo=self._echo_audit if settings.audit_channel else None
+        )
+        check_fn = check or _default_check
+        self.checks: SharedRun[Report] = SharedRun(lambda: check_fn(settings))
+        self.engine = EngineStatus(probe or engine_probe(settings))
+        self._seen = _Seen()
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.executor.shutdown(wait=wait)
+
+    # --- ack path: slash commands ---------------------------------------------------------
+    def on_command(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Handle a slash command payload; return the ack body (None: empty ack)."""
+        received = time.monotonic()
+        rid = new_request_id()
+        user = str(body.get("user_id", ""))
+        channel = str(body.get("channel_id", ""))
+        channel_name = body.get("channel_name")
+        base = {"request_id": rid, "user": user, "channel": channel, "source": "command"}
+        try:
+            words = split(str(body.get("text", "")))
+        except UsageError as exc:
+            self._audit(base, "?", (), "usage", received)
+            return {"text": f":warning: {exc}. Try `/dify-ollama help`."}
+        name, args = (words[0].lower(), words[1:]) if words else ("help", ())
+
+        if name in ("help", "-h", "--help"):
+            text, blocks = render_help(self.registry, self.engine.cached())
+            self._audit(base, "help", args, "ok", received)
+            return {"text": text, "blocks": blocks}
+        sub = self.registry.subcommands.get(name)
+        if sub is None:
+            self._audit(base, name, args, "unknown", received)
+            return {"text": render_unknown(name, self.registry)}
+        try:
+            options = sub.parse(args) if sub.parse else None
+        except UsageError as exc:
+            self._audit(base, name, args, "usage", received)
+            return {"text": render_usage(sub, str(exc))}
+
+        decision = self._quick_decision(sub.mutating, user, channel, channel_name)
+        if decision is not None and not decision.allowed:
+            self._audit(base, name, args, "denied", received)
+            return {"text": f":no_entry: {decision.reason}"}
+
+        invocation = Invocation(
+            name=name,
+            args=args,
+            user_id=user,
+            channel_id=channel,
+            source="command",
+            response_url=body.get("response_url"),
+            team_id=body.get("team_id"),
+            request_id=rid,
+            received_at=received,
+            options=options,
+        )
+        if self.executor.submit(self._job, invocation, sub, decision is None) is None:
+            self._audit(base, name, args, "busy", received)
+            return {"text": BUSY}
+        return None
+
+    # --- ack path: app mentions -----------------------------------------------------------
+    def on_mention(self, event: dict[str, Any], event_id: str | None = None) -> None:
+        if event_id and not self._seen.first_time(f"event:{event_id}"):
+            return  # Slack's retry of a delivery we already took
+        received = time.monotonic()
+        rid = new_request_id()
+        user = str(event.get("user", ""))
+        channel = str(event.get("channel", ""))
+        # In a thread: answer there. At the top level: open a thread under the mention.
+        thread_ts = event.get("thread_ts") or event.get("ts")
+        base = {"request_id": rid, "user": user, "channel": channel, "source": "mention"}
+        ctx = SlackContext(
+            self,
+            user_id=user,
+            channel_id=channel,
+            thread_ts=thread_ts,
+            request_id=rid,
+            received_at=received,
+        )
+
+        def tell(text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+            self.executor.submit(self._safe, ctx.ephemeral, text, blocks)
+
+        try:
+            words = split(strip_mention(str(event.get("text", ""))))
+        except UsageError as exc:
+            self._audit(base, "?", (), "usage", received)
+            tell(f":warning: {exc}. Try `@dify-ollama help`.")
+            return
+        name, args = (words[0].lower(), words[1:]) if words else ("help", ())
+        if name in ("help", "-h", "--help"):
+            self._audit(base, "help", args, "ok", received)
+            tell(*render_help(self.registry, self.engine.cached()))
+            return
+        sub = self.registry.subcommands.get(name)
+        if sub is None:
+            self._audit(base, name, args, "unknown", received)
+            tell(render_unknown(name, self.registry))
+            return
+        try:
+            options = sub.parse(args) if sub.parse else None
+        except UsageError as exc:
+            self._audit(base, name, args, "usage", received)
+            tell(render_usage(sub, str(exc)))
+            return
+        decision = self._quick_decision(sub.mutating, user, channel, None)
+        if decision is not None and not decision.allowed:
+            self._audit(base, name, args, "denied", received)
+            tell(f":no_entry: {decision.reason}")
+            return
+        invocation = Invocation(
+            name=name,
+            args=args,
+            user_id=user,
+            channel_id=channel,
+            source="mention",
+            thread_ts=thread_ts,
+            team_id=event.get("team"),
+            request_id=rid,
+            received_at=received,
+            options=options,
+        )
+        if self.executor.submit(self._job, invocation, sub, decision is None) is None:
+            self._audit(base, name, args, "busy", received)
+            self._safe(ctx.ephemeral, BUSY)  # rare; a direct call beats dropping it silently
+
+    # --- ack path: buttons ----------------------------------------------------------------
+    def on_action(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+        received = time.monotonic()
+        rid = new_request_id()
+        user = str((body.get("user") or {}).get("id", ""))
+        container = body.get("container") or {}
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
+        message = body.get("message") or {}
+        message_ts = message.get("ts") or container.get("message_ts")
+        thread_ts = message.get("thread_ts") or container.get("thread_ts") or message_ts
+        action_id = str(action.get("action_id", ""))
+        raw_value = action.get("value")
+        base = {"request_id": rid, "user": user, "channel": channel, "source": "action"}
+        command = action_id.removeprefix(ACTION_PREFIX)
+        audit_args = (raw_value[:500],) if isinstance(raw_value, str) else ()
+        ctx = SlackContext(
+            self,
+            user_id=user,
+            channel_id=channel,
+            thread_ts=thread_ts,
+            response_url=body.get("response_url"),
+            request_id=rid,
+            received_at=received,
+        )
+        key = f"action:{user}:{action_id}:{action.get('action_ts')}:{message_ts}"
+        if not self._seen.first_time(key):
+            return
+        handler = self.registry.actions.get(action_id)
+        if handler is None:
+            self._audit(base, command, audit_args, "unknown", received)
+            self.executor.submit(
+                self._safe, ctx.ephemeral, "This button is not handled by this version of the bot."
+            )
+            return
+        command = handler.command or command
+        decision = self._quick_decision(handler.mutating, user, channel, None)
+        if decision is not None and not decision.allowed:
+            self._audit(base, command, audit_args, "denied", received)
+            self.executor.submit(self._safe, ctx.ephemeral, f":no_entry: {decision.reason}")
+            return
+        try:
+            value = json.loads(raw_value) if isinstance(raw_value, str) else raw_value
+        except ValueError:
+            value = raw_value
+        click = Click(
+            action_id=action_id,
+            value=value,
+            user_id=user,
+            channel_id=channel,
+            message_ts=message_ts,
+            thread_ts=thread_ts,
+            response_url=body.get("response_url"),
+            trigger_id=body.get("trigger_id"),
+            request_id=rid,
+            received_at=received,
+        )
+        if self.executor.submit(self._click_job, click, handler, ctx, decision is None) is None:
+            self._audit(base, command, audit_args, "busy", received)
+
+    # --- jobs (executor) ------------------------------------------------------------------
+    def _job(self, invocation: Invocation, sub: Subcommand, needs_operator_lookup: bool) -> None:
+        ctx = SlackContext(
+            self,
+            user_id=invocation.user_id,
+            channel_id=invocation.channel_id,
+            thread_ts=invocation.thread_ts,
+            response_url=invocation.response_url,
+            request_id=invocation.request_id,
+            received_at=invocation.received_at,
+        )
+        base = {
+            "request_id": invocation.request_id,
+            "user": invocation.user_id,
+            "channel": invocation.channel_id,
+            "source": invocation.source,
+        }
+        outcome = "error"
+        try:
+            if needs_operator_lookup:
+                decision = self.authorizer.operator_decision(invocation.user_id)
+                if not decision.allowed:
+                    outcome = "denied"
+                    ctx.ephemeral(f":no_entry: {decision.reason}")
+                    return
+            outcome = sub.run(invocation, ctx) or "ok"
+        except UsageError as exc:
+            outcome = "usage"
+            self._safe(ctx.ephemeral, render_usage(sub, str(exc)))
+        except HandlerError as exc:
+            self._report_failure(
+                ctx,
+                HANDLER_ERROR.format(command=sub.name, message=str(exc), rid=invocation.request_id),
+            )
+            log.warning("request %s (%s) failed: %s", invocation.request_id, sub.name, exc)
+        except Exception:
+            log.exception("request %s (%s) crashed", invocation.request_id, sub.name)
+            self._report_failure(
+                ctx, GENERIC_ERROR.format(command=sub.name, rid=invocation.request_id)
+            )
+        finally:
+            self._audit(base, sub.name, invocation.args, outcome, invocation.received_at)
+
+    def _click_job(
+        self, click: Click, action: Action, ctx: SlackContext, needs_operator_lookup: bool
+    ) -> None:
+        command = action.command or click.action_id.removeprefix(ACTION_PREFIX)
+        base = {
+            "request_id": click.request_id,
+            "user": click.user_id,
+            "channel": click.channel_id,
+            "source": "action",
+        }
+        raw = json.dumps(click.value, separators=(",", ":"))[:500]
+        outcome = "error"
+        try:
+            if needs_operator_lookup:
+                decision = self.authorizer.operator_decision(click.user_id)
+                if not decision.allowed:
+                    outcome = "denied"
+                    ctx.ephemeral(f":no_entry: {decision.reason}")
+                    return
+            outcome = action.run(click, ctx) or "ok"
+        except HandlerError as exc:
+            self._report_failure(
+                ctx, HANDLER_ERROR.format(command=command, message=str(exc), rid=click.request_id)
+            )
+            log.warning("click %s (%s) failed: %s", click.request_id, command, exc)
+        except Exception:
+            log.exception("click %s (%s) crashed", click.request_id, command)
+            self._report_failure(ctx, GENERIC_ERROR.format(command=command, rid=click.request_id))
+        finally:
+            self._audit(base, command, (raw,), outcome, click.received_at)
+
+    # --- helpers --------------------------------------------------------------------------
+    def _quick_decision(
+        self, mutating: bool, user: str, channel: str, channel_name: str | None
+    ) -> Decision | None:
+        """Allowed/denied when no Web API call is needed; None: a user-group lookup remains."""
+        channel_rule = self.authorizer.channel_decision(channel, channel_name)
+        if not channel_rule.allowed or not mutating:
+            return channel_rule
+        return self.authorizer.operator_decision_without_lookup(user)
+
+    def _report_failure(self, ctx: SlackContext, text: str) -> None:
+        note = self.engine.cached()
+        if note:
+            text += f"\n:warning: Docker engine unreachable: {note}"
+        progress = ctx.last_progress
+        try:
+            if progress is not None and progress.ts is not None:
+                progress.update(text)
+            else:
+                ctx.reply(text)
+            return
+        except Exception as exc:
+            log.warning("request %s: failure reply failed (%s)", ctx.request_id, exc)
+        self._safe(ctx.ephemeral, text)
+
+    def _safe(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:
+            log.warning("reply failed: %s", exc)
+
+    def _audit(
+        self,
+        base: dict[str, Any],
+        command: str,
+        args: tuple[str, ...] | list[str],
+        outcome: str,
+        received: float,
+    ) -> None:
+        self.auditor.write(
+            **base,
+            command=command,
+            args=list(args),
+            outcome=outcome,
+            duration_ms=int((time.monotonic() - received) * 1000) if received else 0,
+        )
+
+    def _echo_audit(self, line: dict[str, Any]) -> None:
+        channel = self.settings.audit_channel
+        if channel:
+            self.executor.submit(
+                self._safe,
+                lambda: self.client.chat_postMessage(
+                    channel=channel, text=describe(line), unfurl_links=False
+                ),
+            )

@@ -1,0 +1,88 @@
+"""HTTP mode: the bolt app as a WSGI application at /slack/events, served by gunicorn.
+
+Why gunicorn, one worker process, threads: bolt's own `App.start()` is http.server (a
+development server). gunicorn's gthread worker gives a supervised process (restarted if it
+dies), request-line/header limits, keep-alive handling and graceful shutdown on SIGTERM. The
+bot keeps state in memory (its executor, single-flight check, user-group cache, delivery
+dedupe), so it runs exactly one worker process; concurrency comes from threads, and Slack
+traffic for one bot is small. The bot is built in the worker, after the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from bot.app import Bot
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+MAX_BODY = 1024 * 1024  # Slack's payloads are a few kB; anything huge is not Slack
+
+
+def wsgi_app(bot: Bot) -> WSGIApplication:
+    slack = SlackRequestHandler(bot.app, path=EVENTS_PATH)
+
+    def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == HEALTH_PATH and method in ("GET", "HEAD"):
+            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+            return [b"ok\n"]
+        if path == EVENTS_PATH and method == "POST":
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = -1
+            if length < 0 or length > MAX_BODY:
+                start_response("413 Content Too Large", [("Content-Length", "0")])
+                return [b""]
+        return slack(environ, start_response)
+
+    return application
+
+
+def serve_gunicorn(
+    factory: Callable[[], WSGIApplication],
+    host: str,
+    port: int,
+    threads: int = 8,
+    on_exit: Callable[[], None] | None = None,
+) -> None:
+    """Run gunicorn in this process (it forks one worker that calls `factory`). Blocks."""
+    from gunicorn.app.base import BaseApplication  # optional dependency, HTTP mode only
+
+    options: dict[str, Any] = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": 1,
+        "worker_class": "gthread",
+        "threads": threads,
+        "timeout": 30,
+        "graceful_timeout": 20,
+        "keepalive": 5,
+        "proc_name": "dify-ollama-bot",
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "control_socket_disable": True,  # gunicorn >= 25 opens a control socket otherwise
+        "worker_exit": (lambda _server, _worker: on_exit()) if on_exit else None,
+    }
+
+    class _Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if value is not None and key in self.cfg.settings:
+                    self.cfg.set(key, value)
+
+        def load(self) -> WSGIApplication:
+            return factory()
+
+    _Server().run()

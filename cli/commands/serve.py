@@ -1,0 +1,161 @@
+"""`dify-ollama serve`: run the Slack bot.
+
+Socket Mode when SLACK_APP_TOKEN is set (no public URL needed), else HTTP on PORT at
+/slack/events (gunicorn). Startup checks run first and explain any missing or malformed token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from config.settings import Settings
+
+log = logging.getLogger("dify-ollama.serve")
+
+EXIT_CONFIG = 2
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the Slack bot",
+        description="Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP "
+        "on PORT at /slack/events (verified with SLACK_SIGNING_SECRET).",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "socket", "http"),
+        default="auto",
+        help="auto (default): socket if SLACK_APP_TOKEN is set, else http",
+    )
+    parser.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104 - Slack must reach it (behind a TLS proxy)
+        help="HTTP mode: address to bind (default 0.0.0.0)",
+    )
+    parser.add_argument("--port", type=int, default=None, help="HTTP mode: port (default: PORT)")
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="run the startup checks (tokens, Slack, Docker engine) and exit",
+    )
+    parser.set_defaults(func=run)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # slack_sdk logs request bodies at DEBUG; keep it at INFO whatever the root level is.
+    logging.getLogger("slack_sdk").setLevel(logging.INFO)
+
+
+def _say(kind: str, message: str) -> None:
+    print(f"dify-ollama serve: {kind}: {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import make_client
+    from bot.startup import check_settings, verify_slack
+
+    _setup_logging()
+    mode = None if args.mode == "auto" else args.mode
+    report = check_settings(settings, mode)
+    verify_slack(make_client(settings, timeout=10), settings, report)
+    for warning in report.warnings:
+        _say("warning", warning)
+    for error in report.errors:
+        _say("error", error)
+    if not report.ok:
+        return EXIT_CONFIG
+    who = report.identity
+    if who:
+        _say(
+            "info", f"Slack: {who.get('bot_name')} ({who.get('bot_user_id')}) in {who.get('team')}"
+        )
+
+    if args.check_config:
+        from bot.health import engine_probe
+
+        note = engine_probe(settings)()
+        _say("warning" if note else "info", f"Docker engine: {note or 'reachable'}")
+        _say("info", f"configuration OK ({report.mode} mode)")
+        return 0
+    if report.mode == "socket":
+        return _serve_socket(settings)
+    return _serve_http(settings, args.host, args.port or settings.port)
+
+
+def _probe_engine_later(bot: Any) -> None:
+    """The engine may be down at boot: say so in the log (and in replies), start anyway."""
+
+    def probe() -> None:
+        note = bot.runtime.engine.refresh()
+        if note:
+            log.warning("Docker engine unreachable: %s (the bot runs and says so in replies)", note)
+        else:
+            log.info("Docker engine reachable")
+
+    bot.runtime.executor.submit(probe)
+
+
+def _serve_socket(settings: Settings) -> int:
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import build, secret
+    from bot.server.socket_mode import serve_socket_mode
+
+    bot = build(settings, mode="socket")
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %s: shutting down", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    _probe_engine_later(bot)
+    try:
+        serve_socket_mode(bot, secret(settings.slack_app_token), stop)
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown")
+        _say(
+            "error",
+            f"Slack refused SLACK_APP_TOKEN for Socket Mode ({error}): it needs the "
+            "connections:write scope, and Socket Mode must be enabled in the app's settings.",
+        )
+        return EXIT_CONFIG
+    finally:
+        bot.shutdown()
+    return 0
+
+
+def _serve_http(settings: Settings, host: str, port: int) -> int:
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        _say(
+            "error",
+            "HTTP mode runs on gunicorn, which is not installed: `pip install gunicorn`, "
+            "or set SLACK_APP_TOKEN to use Socket Mode.",
+        )
+        return EXIT_CONFIG
+    from bot.server.http import EVENTS_PATH, serve_gunicorn, wsgi_app
+
+    def factory() -> Any:
+        from bot.app import build
+
+        bot = build(settings, mode="http")
+        _probe_engine_later(bot)
+        log.info("ready: HTTP on %s:%s%s", host, port, EVENTS_PATH)
+        return wsgi_app(bot)
+
+    serve_gunicorn(factory, host, port, threads=max(8, settings.worker_threads * 2))
+    return 0
