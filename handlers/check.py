@@ -14,10 +14,6 @@ from handlers.results import Finding, HandlerError, Report, Status
 
 log = logging.getLogger(__name__)
 
-# Margin over CHECK_TIMEOUT for exec set-up and thread hand-offs; a probe that has not answered
-# by then is reported as timed out, and its thread (a daemon) is abandoned.
-DEADLINE_MARGIN = 0.8
-
 
 def _run_probe(finding_id: str, probe: Probe, facts: Facts) -> Finding:
     try:
@@ -78,7 +74,7 @@ def run_check(settings: Settings, only: tuple[str, ...] = ()) -> Report:
             name=f"probe-{finding_id}",
             daemon=True,
         ).start()
-    deadline = start + settings.check_timeout * 2 + DEADLINE_MARGIN
+    deadline = facts.deadline
     found: dict[str, Finding] = {}
     while len(found) < len(probes):
         remaining = deadline - time.monotonic()

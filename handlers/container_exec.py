@@ -54,8 +54,8 @@ def run(
     bound_inside: bool = True,
 ) -> ExecResult:
     """Run argv in the container; never blocks longer than `timeout` + 1 s."""
-    seconds = max(1, round(timeout))
-    command = ["timeout", str(seconds), *argv] if bound_inside else list(argv)
+    # GNU timeout takes fractions; busybox truncates them, which only makes it stricter.
+    command = ["timeout", f"{max(1.0, timeout):.1f}", *argv] if bound_inside else list(argv)
     box: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=1)
     start = time.monotonic()
 
@@ -275,6 +275,9 @@ def resolve(
     # `ahosts` (getaddrinfo) rather than `hosts`: the latter asks for IPv6 first and, with only
     # an IPv4 entry in /etc/hosts, falls through to a DNS query that can hang.
     res = run(client, container_id, ["getent", "ahosts", name], timeout)
+    if res.exit_code == 0 and not res.stdout.strip():
+        # An exec into a container that has just started can come back empty: ask once more.
+        res = run(client, container_id, ["getent", "ahosts", name], timeout)
     if not res.missing_command:
         if res.exit_code == 0:
             addrs = tuple(

@@ -56,6 +56,7 @@ METADATA_WORDS = frozenset(
         "VERSION",
         "FILENAME",
         "PROVIDER",
+        "REQS",
         "METHOD",
         "TYPE",
         "COUNTING",
@@ -90,7 +91,13 @@ class EnvFile:
         return default if value is None else value
 
     def secret_values(self, min_length: int = 4) -> set[str]:
-        """The values of secret-looking keys, for redaction elsewhere."""
+        """The values of secret-looking keys, for redaction elsewhere.
+
+        Short placeholder words from Dify's `.env.example` ("dify", "admin", "xxx") are left
+        out: they are public, and masking every "dify" would make reports unreadable. A real
+        secret the user chose is never one of them; a long public default still is masked.
+        """
+        placeholders = public_placeholders(self.path)
         return {
             v
             for k, v in self.values.items()
@@ -98,7 +105,40 @@ class EnvFile:
             and len(v) >= min_length
             and is_secret_key(k)
             and v.lower() not in ("true", "false", "none", "null")
+            and not (len(v) < PLACEHOLDER_MAX and v in placeholders)
         }
+
+
+PLACEHOLDER_MAX = 8
+# Dify 1.x .env.example's short placeholder values of secret-looking keys; used when no
+# .env.example lies beside the .env.
+BUILTIN_PLACEHOLDERS = frozenset(
+    {
+        "dify",
+        "difyai",
+        "admin",
+        "password",
+        "xxx",
+        "your-ak",
+        "your-sk",
+        "111",
+        "elastic",
+        "Dify@123",
+        "root",
+        "postgres",
+        "secret",
+    }
+)
+
+
+def public_placeholders(env_path: Path) -> frozenset[str]:
+    example = env_path.parent / ".env.example"
+    try:
+        text = example.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return BUILTIN_PLACEHOLDERS
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return BUILTIN_PLACEHOLDERS | {v for v in values.values() if v and len(v) < PLACEHOLDER_MAX}
 
 
 def parse_env_text(text: str, path: Path = Path(".env")) -> EnvFile:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ class Facts:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.timeout = settings.check_timeout
+        # The whole check answers within CHECK_TIMEOUT + 1 s, hung Ollama or not.
+        self.deadline = time.monotonic() + settings.check_timeout + 0.9
         self.hostname = socket.gethostname()
         self._lock = threading.Lock()
         self._memo: dict[str, Future[Any]] = {}
@@ -73,6 +76,10 @@ class Facts:
             except BaseException as exc:
                 future.set_exception(exc)
         return future.result()
+
+    def budget(self) -> float:
+        """Seconds a probe started now may wait: CHECK_TIMEOUT, less if the deadline is near."""
+        return max(0.5, min(self.timeout, self.deadline - time.monotonic() - 0.4))
 
     # -- engine and project ------------------------------------------------------------
     def engine(self) -> tuple[docker.DockerClient | None, engine.EngineProblem | None, str]:
@@ -166,7 +173,7 @@ class Facts:
                 cid,
                 env.get("DB_USERNAME") or "postgres",
                 env.get("DB_DATABASE") or "dify",
-                self.timeout,
+                self.budget(),
             )
 
         return self._once("credentials", compute)
@@ -202,15 +209,15 @@ class Facts:
             base = self.settings.ollama_url.rstrip("/")
             try:
                 with self._http() as http:
-                    version = http.get(f"{base}/api/version")
+                    version = http.get(f"{base}/api/version", timeout=self.budget())
                     if version.status_code != 200:
                         return OllamaAnswer(
                             False, None, f"GET /api/version answered HTTP {version.status_code}"
                         )
-                    tags = http.get(f"{base}/api/tags")
-                    loaded = http.get(f"{base}/api/ps")
+                    tags = http.get(f"{base}/api/tags", timeout=self.budget())
+                    loaded = http.get(f"{base}/api/ps", timeout=self.budget())
             except httpx.TimeoutException:
-                return OllamaAnswer(False, None, f"no answer within {self.timeout:g} s (hung?)")
+                return OllamaAnswer(False, None, f"no answer within {self.timeout:g} s (hung)")
             except httpx.ConnectError as exc:
                 reason = "connection refused" if "refused" in str(exc).lower() else str(exc)
                 return OllamaAnswer(False, None, reason[:200])

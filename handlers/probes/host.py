@@ -27,7 +27,7 @@ def dify_web(facts: Facts) -> Finding:
         return Finding("dify.web", Status.WARN, f"EXPOSE_NGINX_PORT={port!r} is not a port number")
     url = f"http://127.0.0.1:{port}/"
     try:
-        with httpx.Client(timeout=facts.timeout, trust_env=False) as http:
+        with httpx.Client(timeout=facts.budget(), trust_env=False) as http:
             response = http.get(url)
     except httpx.TimeoutException:
         return Finding(

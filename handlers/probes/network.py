@@ -45,11 +45,19 @@ def _callers(facts: Facts) -> list[tuple[str, str]]:
 
 
 def _declares_gateway(facts: Facts, service: str) -> bool:
+    """The compose files map the gateway name, but the running container lacks the mapping:
+    it was created before the override and needs recreating."""
     try:
         config = facts.compose().services.get(service)
+        info = facts.project().container(service)
     except Skip:
         return False
-    return bool(config and any(h.startswith(GATEWAY_NAME + ":") for h in config.extra_hosts))
+    if not config or info is None:
+        return False
+    declared = any(h.startswith(GATEWAY_NAME + ":") for h in config.extra_hosts)
+    hosts = (facts.inspect(info.id).get("HostConfig") or {}).get("ExtraHosts") or []
+    present = any(str(h).startswith(GATEWAY_NAME + ":") for h in hosts)
+    return declared and not present
 
 
 def container_dns(facts: Facts) -> Finding:
@@ -64,7 +72,7 @@ def container_dns(facts: Facts) -> Finding:
 
     def resolve(job: tuple[str, str, str]) -> tuple[str, str, container_exec.Resolution]:
         service, cid, name = job
-        return service, name, container_exec.resolve(client, cid, name, facts.timeout)
+        return service, name, container_exec.resolve(client, cid, name, facts.budget())
 
     results = _parallel(resolve, jobs)
     lines, failed = [], []
@@ -154,7 +162,7 @@ def container_reach(facts: Facts) -> Finding:
     def get(job: tuple[str, str, str]) -> tuple[str, str, container_exec.HttpProbe]:
         service, cid, url = job
         target = root_of(url) + "/api/version"
-        return service, url, container_exec.http_get(client, cid, target, facts.timeout)
+        return service, url, container_exec.http_get(client, cid, target, facts.budget())
 
     results = _parallel(get, jobs)
     lines, failed = [], []

@@ -133,7 +133,7 @@ def dify_health(facts: Facts) -> Finding:
             lines.append(f"{service}: not probed ({exc})")
             bad.append(service)
             continue
-        probe = container_exec.http_get(client, cid, url, facts.timeout)
+        probe = container_exec.http_get(client, cid, url, facts.budget())
         if probe.ok:
             lines.append(f"{service}: {url} -> {probe.status} in {probe.latency_ms} ms")
         else:
