@@ -1,0 +1,125 @@
+"""Shared fixtures: the private Docker engine, a fake Ollama on the host, look-alike Dify stacks.
+
+Nothing here touches the engine at import or collection time, so `pytest -m "not docker"` runs
+with no engine at all. Tests that need the engine request `docker_engine` (directly or through
+the stack fixtures) and are marked `@pytest.mark.docker`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    # `from tests.rig... import ...` works however pytest was launched (venv script or -m).
+    sys.path.insert(0, str(_ROOT))
+
+from tests.rig.fake_ollama import FakeOllama  # noqa: E402
+from tests.rig.stack import DifyStack, OllamaRow, docker_host  # noqa: E402
+
+ENGINE_HINT = "run `scripts/test-engine up` (then export the DOCKER_HOST it prints)"
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Any]:
+    """A docker.DockerClient for DOCKER_HOST (default: the private test engine's socket).
+
+    Fails (never skips) when the engine does not answer: a skipped docker suite looks green.
+    """
+    import docker
+
+    host = docker_host()
+    os.environ.setdefault("DOCKER_HOST", host)  # product code under test reads it too
+    try:
+        client = docker.DockerClient(base_url=host, timeout=30)
+        client.ping()
+    except Exception as e:
+        pytest.fail(
+            f"Docker engine at {host} is unreachable ({type(e).__name__}: {e}); {ENGINE_HINT}",
+            pytrace=False,
+        )
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def fake_ollama() -> Iterator[FakeOllama]:
+    """A fresh fake Ollama bound to 0.0.0.0 (reachable from containers), stopped after."""
+    with FakeOllama(bind="0.0.0.0") as fake:
+        yield fake
+
+
+@pytest.fixture
+def dify_stack_factory(
+    docker_engine: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., DifyStack]]:
+    """make(**DifyStack kwargs) -> an unstarted DifyStack; every one is torn down at the end.
+
+    Call `.up()` on it (waits until healthy). Teardown runs even when the test failed.
+    """
+    made: list[DifyStack] = []
+
+    def make(**kwargs: Any) -> DifyStack:
+        kwargs.setdefault("client", docker_engine)
+        stack = DifyStack(tmp_path_factory.mktemp("dify"), **kwargs)
+        made.append(stack)
+        return stack
+
+    yield make
+    errors = []
+    for stack in made:
+        try:
+            stack.down()
+        except Exception as e:  # keep tearing the others down
+            errors.append(f"{stack.project}: {e}")
+    if errors:
+        pytest.fail("stack teardown failed: " + "; ".join(errors), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def session_ollama() -> Iterator[FakeOllama]:
+    """The fake Ollama behind `healthy_stack` (0.0.0.0, one model). Reset it after mutating."""
+    with FakeOllama(bind="0.0.0.0") as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def healthy_stack(
+    docker_engine: Any, session_ollama: FakeOllama, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DifyStack]:
+    """A shared stack in the healthy state: host-gateway override on the model callers, rows
+    pointing at the session fake Ollama through host.docker.internal:<port>, OPENAI_API_BASE
+    set to http://host.docker.internal:<port>/v1.
+
+    Tests that change it must use `restore_healthy_stack` (or call `.restore()` themselves).
+    """
+    url = session_ollama.container_url()
+    stack = DifyStack(
+        tmp_path_factory.mktemp("healthy"),
+        env_overrides={"OPENAI_API_BASE": f"{url}/v1"},
+        ollama_rows=[OllamaRow(base_url=url)],
+        extra_hosts=True,
+        client=docker_engine,
+    )
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def restore_healthy_stack(
+    healthy_stack: DifyStack, session_ollama: FakeOllama
+) -> Iterator[DifyStack]:
+    """`healthy_stack` for a test that mutates it: files, containers, rows, Redis keys and the
+    fake Ollama are put back afterwards (pass or fail)."""
+    yield healthy_stack
+    session_ollama.reset(bind="0.0.0.0")
+    healthy_stack.restore()

@@ -1,0 +1,1 @@
+"""Shared test rig: a fake Ollama on the host and a look-alike Dify compose stack."""

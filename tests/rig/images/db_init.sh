@@ -1,0 +1,30 @@
+#!/bin/sh
+# Entrypoint of the look-alike db_postgres (Debian's PostgreSQL 15), standing in for the official
+# image's docker-entrypoint.sh: initdb with trust on the local socket (so `psql -U postgres -d dify`
+# works without a password, as in Dify's db container), create Dify's databases and the
+# credential tables, load the test's seed, then exec the upstream command ("postgres -c ...").
+set -eu
+: "${POSTGRES_USER:=postgres}" "${POSTGRES_DB:=dify}" "${PGDATA:=/var/lib/postgresql/data/pgdata}"
+PLUGIN_DB=${RIG_PLUGIN_DATABASE:-dify_plugin}
+as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+mkdir -p "$PGDATA" /var/run/postgresql
+chown -R postgres:postgres "$(dirname "$PGDATA")" /var/run/postgresql
+chmod 700 "$PGDATA"
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  as_pg initdb -D "$PGDATA" -U "$POSTGRES_USER" -A trust --no-sync >/dev/null
+  echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+  # Temporary server on the socket only: the healthcheck (TCP) stays red until the seed is in.
+  as_pg pg_ctl -D "$PGDATA" -s -w -o "-c listen_addresses='' -c fsync=off" start
+  psql() { command psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" "$@"; }
+  psql -d postgres -c "CREATE DATABASE \"$POSTGRES_DB\"" -c "CREATE DATABASE \"$PLUGIN_DB\""
+  if [ -n "${POSTGRES_PASSWORD:-}" ]; then
+    psql -d postgres -c "ALTER USER \"$POSTGRES_USER\" PASSWORD '$POSTGRES_PASSWORD'"
+  fi
+  psql -d "$POSTGRES_DB" -f /rig/schema.sql
+  [ -f /rig/seed.sql ] && psql -d "$POSTGRES_DB" -f /rig/seed.sql
+  as_pg pg_ctl -D "$PGDATA" -s -w -m fast stop
+  echo "PostgreSQL init process complete; ready for start up."
+fi
+[ $# -gt 0 ] || set -- postgres
+exec setpriv --reuid=postgres --regid=postgres --init-groups "$@" -D "$PGDATA" \
+  -c listen_addresses='*' -c fsync=off -c synchronous_commit=off

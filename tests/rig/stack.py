@@ -1,0 +1,648 @@
+"""A look-alike Dify compose project, built from Dify's real docker-compose.yaml and .env.example.
+
+The written docker-compose.yaml keeps the real `x-shared-env` anchor (every key, OPENAI_API_BASE
+included) merged into api, worker, worker_beat and plugin_daemon with a real YAML merge key, the
+real service names, environments, healthcheck commands, networks, ports and depends_on; it only
+swaps the images for local ones (no pulls), runs small stand-in programs (tests/rig/images/),
+shortens healthcheck intervals and strips what Compose v1.29.2 rejects. `.env` is the real
+.env.example with a few lines replaced. Everything runs on the private engine (DOCKER_HOST).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import yaml
+from docker.models.containers import Container
+
+DIFY_VERSION = "1.13.3"
+REFERENCE_DIR = Path(
+    os.environ.get("DIFY_REFERENCE_DIR", f"/work/shared/dify-reference/{DIFY_VERSION}")
+)
+IMAGES_DIR = Path(__file__).resolve().parent / "images"
+PRIVATE_DOCKER_HOST = "unix:///run/dify-ollama-test-engine/docker.sock"
+
+DEBIAN_IMAGE = "dify-ollama-test/debian:1"
+BUSYBOX_IMAGE = "dify-ollama-test/busybox:1"
+PYTHON_ONLY_IMAGE = "dify-ollama-test/python-only:1"
+
+SERVICES = ("api", "worker", "worker_beat", "plugin_daemon", "db_postgres", "redis", "nginx")
+# Services that merge Dify's shared environment (and call models).
+SHARED_ENV_SERVICES = ("api", "worker", "worker_beat", "plugin_daemon")
+SHARED_ANCHOR = "shared-api-worker-env"
+MERGE_MARK = "<<rig-merge>>"
+
+OLLAMA_PROVIDER = "langgenius/ollama/ollama"
+DEFAULT_TENANT_ID = "8d0a2b8e-6a8f-4a43-9a55-3f4f2c1d7e01"
+HOST_GATEWAY = "host.docker.internal:host-gateway"
+HOST_GATEWAY_OVERRIDE: dict[str, Any] = {
+    "services": {s: {"extra_hosts": [HOST_GATEWAY]} for s in SHARED_ENV_SERVICES}
+}
+
+# What each kept service runs instead of the upstream image (all scripts mounted at /rig).
+_STANDINS: dict[str, dict[str, Any]] = {
+    "api": {
+        "image": DEBIAN_IMAGE,
+        "entrypoint": ["python3", "-u", "/rig/httpd.py"],
+        "command": ["api"],
+    },
+    "worker": {
+        "image": PYTHON_ONLY_IMAGE,
+        "entrypoint": ["python3", "-u", "/rig/sleeper.py"],
+        "command": ["worker"],
+    },
+    "worker_beat": {
+        "image": DEBIAN_IMAGE,
+        "entrypoint": ["python3", "-u", "/rig/sleeper.py"],
+        "command": ["beat"],
+    },
+    "plugin_daemon": {"image": BUSYBOX_IMAGE, "entrypoint": ["sh", "/rig/plugin_daemon.sh"]},
+    # db_postgres and redis keep their upstream `command` (postgres -c ..., redis-server ...).
+    "db_postgres": {"image": DEBIAN_IMAGE, "entrypoint": ["sh", "/rig/db_init.sh"]},
+    "redis": {"image": DEBIAN_IMAGE},
+    "nginx": {
+        "image": DEBIAN_IMAGE,
+        "entrypoint": ["python3", "-u", "/rig/httpd.py"],
+        "command": ["nginx"],
+    },
+}
+
+
+class StackError(RuntimeError):
+    """A compose or exec step of the rig failed; the message carries its output."""
+
+
+# --------------------------------------------------------------------------------------------
+# Rows of Dify's credential tables
+# --------------------------------------------------------------------------------------------
+@dataclass
+class OllamaRow:
+    """One model credential row (provider_model_credentials, or the older provider_models)."""
+
+    base_url: str
+    model_name: str = "llama3.2:latest"
+    tenant_id: str = DEFAULT_TENANT_ID
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    credential_name: str = "API KEY 1"
+    provider_name: str = OLLAMA_PROVIDER
+    model_type: str = "llm"
+    table: str = "provider_model_credentials"
+    config: dict[str, Any] = field(default_factory=dict)  # extra/overriding config fields
+
+    def credentials(self) -> dict[str, Any]:
+        # The Ollama plugin's credential form; none of these is secret, so stored in clear.
+        return {
+            "base_url": self.base_url,
+            "mode": "chat",
+            "context_size": "4096",
+            "max_tokens": "4096",
+            "vision_support": "false",
+            "function_call_support": "false",
+            **self.config,
+        }
+
+    def encrypted_config(self) -> str:
+        return json.dumps(self.credentials())
+
+
+RowLike = OllamaRow | Mapping[str, Any]
+
+
+def as_row(r: RowLike) -> OllamaRow:
+    return r if isinstance(r, OllamaRow) else OllamaRow(**dict(r))
+
+
+def _q(value: str | None) -> str:
+    """SQL literal (standard_conforming_strings is on: only quotes need doubling)."""
+    if value is None:
+        return "NULL"
+    return "'" + value.replace("'", "''") + "'"
+
+
+def rows_sql(rows: Iterable[RowLike]) -> str:
+    """One transaction replacing both credential tables with `rows`."""
+    out = ["BEGIN;", "DELETE FROM provider_model_credentials;", "DELETE FROM provider_models;"]
+    for r in map(as_row, rows):
+        if r.table == "provider_models":
+            out.append(
+                "INSERT INTO provider_models (id, tenant_id, provider_name, model_name, "
+                "model_type, encrypted_config, is_valid) VALUES ("
+                f"{_q(r.id)}, {_q(r.tenant_id)}, {_q(r.provider_name)}, {_q(r.model_name)}, "
+                f"{_q(r.model_type)}, {_q(r.encrypted_config())}, true);"
+            )
+        elif r.table == "provider_model_credentials":
+            out.append(
+                "INSERT INTO provider_model_credentials (id, tenant_id, provider_name, "
+                "model_name, model_type, credential_name, encrypted_config) VALUES ("
+                f"{_q(r.id)}, {_q(r.tenant_id)}, {_q(r.provider_name)}, {_q(r.model_name)}, "
+                f"{_q(r.model_type)}, {_q(r.credential_name)}, {_q(r.encrypted_config())});"
+            )
+        else:
+            raise ValueError(f"unknown table {r.table!r}")
+    out.append("COMMIT;")
+    return "\n".join(out) + "\n"
+
+
+def cache_keys_for(rows: Iterable[RowLike]) -> dict[str, str]:
+    """The credential cache entries Dify would hold in Redis for these rows (plus one unrelated)."""
+    keys: dict[str, str] = {}
+    for r in map(as_row, rows):
+        creds = json.dumps(r.credentials())
+        keys[f"provider_model_credentials:tenant_id:{r.tenant_id}:id:{r.id}"] = creds
+        pid = uuid.uuid5(uuid.NAMESPACE_URL, f"{r.tenant_id}/{r.provider_name}")
+        keys[f"provider_credentials:tenant_id:{r.tenant_id}:id:{pid}"] = creds
+    keys["rig:unrelated"] = "must survive cache flushes of credential keys"
+    return keys
+
+
+# --------------------------------------------------------------------------------------------
+# Building the project folder from Dify's real files
+# --------------------------------------------------------------------------------------------
+class _MarkMergeLoader(yaml.SafeLoader):
+    """SafeLoader that leaves `<<: *anchor` as a marker instead of flattening it.
+
+    The file has a single anchor, so the marker's value is simply the anchor name.
+    """
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        for i, (key, _value) in enumerate(node.value):
+            if key.tag == "tag:yaml.org,2002:merge":
+                node.value[i] = (
+                    yaml.ScalarNode("tag:yaml.org,2002:str", MERGE_MARK),
+                    yaml.ScalarNode("tag:yaml.org,2002:str", SHARED_ANCHOR),
+                )
+        super().flatten_mapping(node)
+
+
+def _shared_env_block(text: str) -> str:
+    """The upstream `x-shared-env: &anchor` block, verbatim (comments and quoting kept)."""
+    m = re.search(r"^x-shared-env: &" + SHARED_ANCHOR + r"\n(.*?)(?=^\S)", text, re.M | re.S)
+    if not m:
+        raise StackError("x-shared-env anchor not found in Dify's docker-compose.yaml")
+    return m.group(0)
+
+
+def _strip_depends_on(dep: Any, kept: Sequence[str]) -> Any:
+    if isinstance(dep, list):
+        return [d for d in dep if d in kept]
+    out = {}
+    for name, cond in dep.items():
+        if name not in kept:
+            continue
+        cond = dict(cond or {})
+        cond.pop("required", None)  # Compose >= 2.20 only; v1.29.2 rejects the key
+        cond.pop("restart", None)
+        out[name] = cond
+    return out
+
+
+def _existing_volumes(vols: list[Any], project_dir: Path) -> list[Any]:
+    keep = []
+    for v in vols:
+        src = v.split(":", 1)[0] if isinstance(v, str) else v.get("source", "")
+        if src.startswith((".", "/")) and not (project_dir / src).exists():
+            continue  # bind mount of a folder this look-alike does not have
+        keep.append(v)
+    return keep
+
+
+def build_compose(
+    project_dir: Path,
+    plugin_daemon_env: Mapping[str, str] | None = None,
+    reference_dir: Path = REFERENCE_DIR,
+) -> str:
+    """Text of the look-alike docker-compose.yaml for a project folder (holding ./rig)."""
+    text = (reference_dir / "docker-compose.yaml").read_text()
+    data = yaml.load(text, Loader=_MarkMergeLoader)
+    upstream = data["services"]
+    services: dict[str, Any] = {}
+    for name in SERVICES:
+        svc = dict(upstream[name])
+        svc.update(_STANDINS[name])
+        if "depends_on" in svc:
+            svc["depends_on"] = _strip_depends_on(svc["depends_on"], SERVICES)
+            if not svc["depends_on"]:
+                del svc["depends_on"]
+        svc["volumes"] = [*_existing_volumes(svc.get("volumes", []), project_dir), "./rig:/rig:ro"]
+        hc = svc.get("healthcheck")
+        if hc is not None or name == "redis":
+            hc = dict(hc or {})
+            # Upstream polls every 30 s (redis: the engine default); tests cannot wait that long.
+            if name in ("api", "redis", "db_postgres"):
+                hc.update(interval="1s", timeout="3s", retries=30)
+            if "disable" in hc:
+                # Compose v1 rejects `disable` combined with other keys (worker, worker_beat).
+                hc = {"disable": hc["disable"]}
+            svc["healthcheck"] = hc
+        if name == "plugin_daemon" and plugin_daemon_env:
+            svc["environment"] = {**svc["environment"], **plugin_daemon_env}
+        svc.pop("extra_hosts", None)  # none upstream; the override adds it
+        services[name] = svc
+    networks = {
+        n: data["networks"][n]
+        for n in sorted(
+            {n for s in services.values() for n in (s.get("networks") or []) if n != "default"}
+        )
+    }
+    body = yaml.safe_dump(
+        {"services": services, "networks": networks},
+        sort_keys=False,
+        default_flow_style=False,
+        width=1000,
+        allow_unicode=True,
+    )
+    body = re.sub(
+        r"^(\s*)" + re.escape(MERGE_MARK) + r": " + SHARED_ANCHOR + r"$",
+        r"\1<<: *" + SHARED_ANCHOR,
+        body,
+        flags=re.M,
+    )
+    header = (
+        f"# Look-alike of Dify {DIFY_VERSION}'s docker/docker-compose.yaml, generated by\n"
+        "# tests/rig/stack.py from the real file: same anchor, services, env; local images.\n"
+    )
+    return header + _shared_env_block(text) + "\n" + body
+
+
+def write_env(src: Path, dest: Path, overrides: Mapping[str, str | None]) -> None:
+    """Copy .env.example to .env replacing whole `KEY=` lines; None deletes; new keys appended.
+
+    Line replacement (not a dotenv writer) so every other byte stays identical to upstream.
+    """
+    lines = src.read_text().splitlines(keepends=True)
+    todo = dict(overrides)
+    out = []
+    for line in lines:
+        key = line.split("=", 1)[0] if "=" in line and not line.startswith("#") else None
+        if key is not None and key in todo:
+            value = todo.pop(key)
+            if value is not None:
+                out.append(f"{key}={value}\n")
+            continue
+        out.append(line)
+    if out and not out[-1].endswith("\n"):
+        out[-1] += "\n"
+    out.extend(f"{k}={v}\n" for k, v in todo.items() if v is not None)
+    dest.write_text("".join(out))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+def docker_host() -> str:
+    return os.environ.get("DOCKER_HOST") or PRIVATE_DOCKER_HOST
+
+
+def compose_env() -> dict[str, str]:
+    """Environment for docker-compose: only what it needs.
+
+    Compose gives the caller's environment precedence over .env, so passing os.environ through
+    would let any OPENAI_API_BASE, COMPOSE_* or DB_* of the test process leak into the stack.
+    """
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOCKER_HOST": docker_host()}
+    for k in ("HOME", "LANG", "TMPDIR"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    return env
+
+
+# --------------------------------------------------------------------------------------------
+# The stack
+# --------------------------------------------------------------------------------------------
+class DifyStack:
+    """A running look-alike Dify project on the private engine.
+
+    DifyStack(tmp_path, project=None, env_overrides=None, ollama_rows=None,
+              extra_hosts=False, plugin_daemon_env=None)
+    The project folder is `tmp_path/"docker"` (like upstream's `docker/`); compose runs with
+    `-p project` since every stack's folder has the same name.
+    """
+
+    def __init__(
+        self,
+        tmp_path: Path | str,
+        project: str | None = None,
+        env_overrides: Mapping[str, str | None] | None = None,
+        ollama_rows: Iterable[RowLike] | None = None,
+        extra_hosts: bool = False,
+        plugin_daemon_env: Mapping[str, str] | None = None,
+        client: docker.DockerClient | None = None,
+    ) -> None:
+        self.dir = Path(tmp_path) / "docker"
+        self.project = project or f"difyrig{secrets.token_hex(4)}"
+        self.nginx_port = free_port()
+        self.nginx_ssl_port = free_port()
+        self.plugin_debug_port = free_port()
+        self.env_overrides: dict[str, str | None] = {
+            "EXPOSE_NGINX_PORT": str(self.nginx_port),
+            "EXPOSE_NGINX_SSL_PORT": str(self.nginx_ssl_port),
+            "EXPOSE_PLUGIN_DEBUGGING_PORT": str(self.plugin_debug_port),
+            **(env_overrides or {}),
+        }
+        self.initial_rows = [as_row(r) for r in (ollama_rows or [])]
+        self.plugin_daemon_env = dict(plugin_daemon_env or {})
+        self._client = client
+        self._started = False
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._write_files()
+        if extra_hosts:
+            self.write_override(HOST_GATEWAY_OVERRIDE)
+        self._snapshot = self._read_snapshot()
+
+    # -- files ------------------------------------------------------------------------------
+    @property
+    def env_path(self) -> Path:
+        return self.dir / ".env"
+
+    @property
+    def compose_path(self) -> Path:
+        return self.dir / "docker-compose.yaml"
+
+    @property
+    def override_path(self) -> Path:
+        return self.dir / "docker-compose.override.yaml"
+
+    def _write_files(self) -> None:
+        rig = self.dir / "rig"
+        rig.mkdir(exist_ok=True)
+        for f in IMAGES_DIR.iterdir():
+            if f.is_file():
+                shutil.copy2(f, rig / f.name)
+        (rig / "seed.sql").write_text(rows_sql(self.initial_rows))
+        self.compose_path.write_text(build_compose(self.dir, self.plugin_daemon_env))
+        write_env(REFERENCE_DIR / ".env.example", self.env_path, self.env_overrides)
+        shutil.copy2(REFERENCE_DIR / ".env.example", self.dir / ".env.example")
+        for p in (self.dir / ".env.example",):
+            p.chmod(0o644)
+
+    def write_override(self, data: Mapping[str, Any]) -> Path:
+        """Write docker-compose.override.yaml (compose loads it next to docker-compose.yaml)."""
+        self.override_path.write_text(yaml.safe_dump(dict(data), sort_keys=False))
+        return self.override_path
+
+    def read_env(self) -> str:
+        return self.env_path.read_text()
+
+    def _read_snapshot(self) -> dict[Path, bytes | None]:
+        return {
+            p: (p.read_bytes() if p.exists() else None)
+            for p in (self.env_path, self.compose_path, self.override_path)
+        }
+
+    # -- docker -----------------------------------------------------------------------------
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = docker.DockerClient(base_url=docker_host(), timeout=30)
+        return self._client
+
+    def compose(self, *args: str, timeout: float = 120, check: bool = True) -> str:
+        argv = [
+            "docker-compose",
+            "-p",
+            self.project,
+            "--project-directory",
+            str(self.dir),
+            *args,
+        ]
+        try:
+            proc = subprocess.run(
+                argv,
+                cwd=self.dir,
+                env=compose_env(),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as e:
+            raise StackError(f"{' '.join(argv)} timed out after {timeout}s") from e
+        if check and proc.returncode != 0:
+            raise StackError(
+                f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+            )
+        return proc.stdout + proc.stderr
+
+    def containers(self, service: str | None = None, all: bool = True) -> list[Container]:
+        labels = [f"com.docker.compose.project={self.project}"]
+        if service:
+            labels.append(f"com.docker.compose.service={service}")
+        return self.client.containers.list(all=all, filters={"label": labels})
+
+    def container(self, service: str) -> Container:
+        found = [
+            c
+            for c in self.containers(service)
+            if c.labels.get("com.docker.compose.oneoff", "False") != "True"
+        ]
+        if not found:
+            raise StackError(f"no container for service {service} in project {self.project}")
+        found.sort(key=lambda c: c.status != "running")
+        return found[0]
+
+    def up(
+        self,
+        services: Sequence[str] | None = None,
+        wait: bool = True,
+        timeout: float = 60,
+        seed_redis: bool = True,
+    ) -> DifyStack:
+        self._started = True
+        self.compose("up", "-d", *(services or ()), timeout=timeout + 60)
+        if wait:
+            self.wait_healthy(timeout, services)
+            if seed_redis and (services is None or "redis" in services):
+                self.seed_redis_keys(cache_keys_for(self.initial_rows))
+        return self
+
+    def down(self) -> None:
+        """Remove containers, networks and volumes; safe to call twice or before up()."""
+        self.compose("down", "-v", "--remove-orphans", "-t", "2", timeout=120, check=False)
+        # Belt and braces: anything compose missed (e.g. after a broken file) goes by label.
+        for c in self.containers():
+            with contextlib.suppress(docker.errors.APIError):
+                c.remove(force=True, v=True)
+        for n in self.client.networks.list(
+            filters={"label": f"com.docker.compose.project={self.project}"}
+        ):
+            with contextlib.suppress(docker.errors.APIError):
+                n.remove()
+
+    def stop(self, service: str, timeout: int = 2) -> None:
+        self.compose("stop", "-t", str(timeout), service)
+
+    def start(self, service: str) -> None:
+        self.compose("start", service)
+
+    def recreate(self, services: Sequence[str], timeout: float = 60) -> None:
+        """`docker-compose up -d --no-deps --force-recreate svc...` (re-reads .env/override)."""
+        self.compose("up", "-d", "--no-deps", "--force-recreate", *services, timeout=timeout + 60)
+        self.wait_healthy(timeout, services)
+
+    def wait_healthy(self, timeout: float = 60, services: Sequence[str] | None = None) -> None:
+        """Every service running, and healthy where it has a healthcheck; nginx answering."""
+        want = list(services or SERVICES)
+        deadline = time.monotonic() + timeout
+        pending: list[str] = want
+        while True:
+            pending = []
+            for s in want:
+                try:
+                    c = self.container(s)
+                    c.reload()
+                except StackError:
+                    pending.append(f"{s}: no container")
+                    continue
+                state = c.attrs["State"]
+                health = (state.get("Health") or {}).get("Status")
+                if state["Status"] != "running" or health not in (None, "healthy"):
+                    pending.append(f"{s}: {state['Status']}/{health}")
+            if not pending and "nginx" in want and not self._nginx_answers():
+                pending.append("nginx: published port not answering yet")
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise StackError(f"stack {self.project} not healthy after {timeout}s: {pending}")
+            time.sleep(0.25)
+
+    def _nginx_answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.nginx_port), timeout=1) as s:
+                s.settimeout(1)
+                s.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                return s.recv(12).startswith(b"HTTP/1.0 200")
+        except OSError:
+            return False
+
+    # -- exec -------------------------------------------------------------------------------
+    def exec(
+        self, service: str, argv: Sequence[str], timeout: float = 15, bound: bool = True
+    ) -> tuple[int, str]:
+        """Run argv in a service's container; bounded inside (timeout N) and by a deadline here.
+
+        docker-py's exec_run has no timeout of its own while the command is silent.
+        """
+        c = self.container(service)
+        cmd = ["timeout", str(int(timeout)), *argv] if bound else list(argv)
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                result["r"] = c.exec_run(cmd, demux=False)
+            except Exception as e:  # handed to the caller below
+                result["e"] = e
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(timeout + 10)
+        if t.is_alive():
+            raise StackError(f"exec {argv} in {service} did not return within {timeout + 10}s")
+        if "e" in result:
+            raise result["e"]
+        r = result["r"]
+        return int(r.exit_code), (r.output or b"").decode(errors="replace")
+
+    def psql(self, sql: str, database: str = "dify") -> str:
+        code, out = self.exec(
+            "db_postgres",
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-At",
+                "-c",
+                sql,
+            ],
+        )
+        if code != 0:
+            raise StackError(f"psql failed ({code}): {out}")
+        return out
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Both credential tables, as dicts with table, columns and the parsed base_url."""
+        sql = (
+            "SELECT coalesce(json_agg(t ORDER BY t.tbl, t.created_at, t.id), '[]') FROM ("
+            " SELECT 'provider_model_credentials' AS tbl, id, tenant_id, provider_name,"
+            " model_name, model_type, credential_name, encrypted_config, created_at"
+            " FROM provider_model_credentials"
+            " UNION ALL SELECT 'provider_models', id, tenant_id, provider_name, model_name,"
+            " model_type, NULL, encrypted_config, created_at FROM provider_models) t"
+        )
+        out = []
+        for r in json.loads(self.psql(sql)):
+            r["table"] = r.pop("tbl")
+            r.pop("created_at", None)
+            try:
+                r["base_url"] = json.loads(r["encrypted_config"] or "{}").get("base_url")
+            except ValueError:
+                r["base_url"] = None
+            out.append(r)
+        return out
+
+    def set_rows(self, rows: Iterable[RowLike]) -> None:
+        self.psql(rows_sql(rows))
+
+    # -- redis ------------------------------------------------------------------------------
+    def redis_cli(self, *args: str) -> str:
+        # REDISCLI_AUTH is set in the container, as upstream: no password on the command line.
+        code, out = self.exec("redis", ["redis-cli", *args])
+        if code != 0:
+            raise StackError(f"redis-cli {args[:1]} failed ({code}): {out}")
+        return out
+
+    def redis_keys(self, pattern: str = "*") -> list[str]:
+        out = self.redis_cli("--scan", "--pattern", pattern)
+        return sorted(k for k in out.splitlines() if k)
+
+    def seed_redis_keys(self, keys: Mapping[str, str] | None = None, ttl: int = 86400) -> None:
+        """SETEX each key (default: Dify's credential cache entries for the initial rows)."""
+        for k, v in (cache_keys_for(self.initial_rows) if keys is None else keys).items():
+            self.redis_cli("SETEX", k, str(ttl), v)
+
+    # -- restore ----------------------------------------------------------------------------
+    def restore(self, timeout: float = 60) -> None:
+        """Back to the state right after construction + up(): files, containers, rows, cache."""
+        for path, content in self._snapshot.items():
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(content)
+        # up -d recreates services whose config (or .env) changed and starts stopped ones.
+        self.compose("up", "-d", "--remove-orphans", timeout=timeout + 60)
+        self.wait_healthy(timeout)
+        self.set_rows(self.initial_rows)
+        self.redis_cli("FLUSHALL")
+        self.seed_redis_keys()
+
+    def __enter__(self) -> DifyStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    def __repr__(self) -> str:
+        return f"DifyStack(project={self.project!r}, dir={str(self.dir)!r})"

@@ -1,0 +1,285 @@
+"""Smoke tests of the rig itself: the fake Ollama and the look-alike Dify stack."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.rig.fake_ollama import FakeModel, FakeOllama
+from tests.rig.stack import (
+    HOST_GATEWAY_OVERRIDE,
+    REFERENCE_DIR,
+    SHARED_ENV_SERVICES,
+    DifyStack,
+    OllamaRow,
+    build_compose,
+    write_env,
+)
+
+
+def _get(url: str, timeout: float = 3) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=3) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def _listening(port: int) -> set[str]:
+    """Local addresses listening on `port`, from /proc/net/tcp (hex, as the product reads it)."""
+    out = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, p = local.split(":")
+        if state == "0A" and int(p, 16) == port:
+            out.add(socket.inet_ntoa(bytes.fromhex(addr)[::-1]))
+    return out
+
+
+# --- fake Ollama (no engine needed) -------------------------------------------------------------
+def test_fake_ollama_speaks_ollama() -> None:
+    with FakeOllama(models=["llama3.2:latest", FakeModel("qwen2.5:7b", size=4_683_087_332)]) as f:
+        assert _get(f.url + "/") == (200, b"Ollama is running")
+        assert json.loads(_get(f.url + "/api/version")[1]) == {"version": "0.12.3"}
+        tags = json.loads(_get(f.url + "/api/tags")[1])["models"]
+        assert [m["name"] for m in tags] == ["llama3.2:latest", "qwen2.5:7b"]
+        assert tags[1]["size"] == 4_683_087_332 and tags[0]["details"]["format"] == "gguf"
+        assert len(json.loads(_get(f.url + "/api/ps")[1])["models"]) == 2
+        assert json.loads(_get(f.url + "/v1/models")[1])["object"] == "list"
+        # The plugin joins api/chat onto base_url: a /v1 or /api suffix gives 404.
+        for bad in ("/v1/api/chat", "/api/api/chat"):
+            code, body = _post(f.url + bad, {"model": "llama3.2"})
+            assert code == 404 and "error" in body
+        code, body = _post(f.url + "/api/chat", {"model": "llama3.2", "stream": False})
+        assert code == 200 and body["done"] and body["message"]["role"] == "assistant"
+        code, body = _post(f.url + "/api/chat", {"model": "mistral", "stream": False})
+        assert (code, body["error"]) == (404, 'model "mistral" not found, try pulling it first')
+        f.set_models([])
+        assert json.loads(_get(f.url + "/api/tags")[1]) == {"models": []}
+        assert [r.path for r in f.requests][:2] == ["/", "/api/version"]
+
+
+def test_fake_ollama_hung_slow_down_up_rebind() -> None:
+    f = FakeOllama().start()
+    try:
+        port = f.port
+        assert _listening(port) == {"127.0.0.1"}
+        f.set_mode("hung")
+        t0 = time.monotonic()
+        with pytest.raises((TimeoutError, urllib.error.URLError)):
+            _get(f.url + "/api/version", timeout=1)  # accepted, never answered
+        assert 0.9 < time.monotonic() - t0 < 2
+        f.set_mode("slow", delay=0.6)
+        t0 = time.monotonic()
+        assert _get(f.url + "/api/version")[0] == 200
+        assert time.monotonic() - t0 >= 0.6
+        f.set_mode("up")
+        f.down()
+        with pytest.raises(urllib.error.URLError) as refused:
+            _get(f.url + "/api/version")
+        assert isinstance(refused.value.reason, ConnectionRefusedError)
+        f.up()
+        assert f.port == port and _get(f.url + "/api/version")[0] == 200
+        f.rebind("0.0.0.0")
+        assert f.port == port and _listening(port) == {"0.0.0.0"}
+        assert _get(f.url + "/api/version")[0] == 200
+    finally:
+        f.set_mode("hung")
+        t0 = time.monotonic()
+        f.stop()  # with a hung mode and no client: must still return at once
+        assert time.monotonic() - t0 < 2
+
+
+def test_fake_ollama_stop_releases_hung_clients() -> None:
+    f = FakeOllama().start()
+    f.set_mode("hung")
+    s = socket.create_connection(("127.0.0.1", f.port), timeout=5)
+    s.sendall(b"GET /api/version HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    f.stop()
+    assert time.monotonic() - t0 < 2
+    with contextlib.suppress(ConnectionResetError):
+        assert s.recv(100) == b""  # connection closed without an answer
+    s.close()
+
+
+# --- compose project built from Dify's real files (no engine needed) ----------------------------
+def test_compose_file_keeps_dify_topology(tmp_path: Path) -> None:
+    (tmp_path / "rig").mkdir()
+    text = build_compose(tmp_path, {"HTTP_PROXY": "http://proxy:3128"})
+    upstream = yaml.safe_load((REFERENCE_DIR / "docker-compose.yaml").read_text())
+    data = yaml.safe_load(text)
+    anchor = data["x-shared-env"]
+    assert anchor == upstream["x-shared-env"] and len(anchor) > 600
+    assert text.count("<<: *shared-api-worker-env") == 4
+    assert text.count("&shared-api-worker-env") == 1
+    svcs = data["services"]
+    assert set(svcs) == {*SHARED_ENV_SERVICES, "db_postgres", "redis", "nginx"}
+    for name in SHARED_ENV_SERVICES:
+        env = svcs[name]["environment"]
+        assert env["OPENAI_API_BASE"] == "${OPENAI_API_BASE:-https://api.openai.com/v1}"
+        assert "extra_hosts" not in svcs[name]
+    assert (
+        svcs["plugin_daemon"]["environment"]["DB_DATABASE"] == "${DB_PLUGIN_DATABASE:-dify_plugin}"
+    )
+    assert svcs["plugin_daemon"]["environment"]["HTTP_PROXY"] == "http://proxy:3128"
+    assert svcs["api"]["environment"]["DB_DATABASE"] == "${DB_DATABASE:-dify}"
+    assert "required" not in text.split("services:", 1)[1]
+    assert svcs["api"]["depends_on"] == {
+        "db_postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_started"},
+    }
+    assert svcs["nginx"]["depends_on"] == ["api"]
+    assert svcs["db_postgres"]["profiles"] == ["postgresql"]
+    assert svcs["nginx"]["ports"][0] == "${EXPOSE_NGINX_PORT:-80}:${NGINX_PORT:-80}"
+    assert svcs["api"]["healthcheck"]["test"] == [
+        "CMD",
+        "curl",
+        "-f",
+        "http://localhost:5001/health",
+    ]
+
+
+def test_env_is_env_example_with_replaced_lines(tmp_path: Path) -> None:
+    dest = tmp_path / ".env"
+    write_env(
+        REFERENCE_DIR / ".env.example",
+        dest,
+        {"OPENAI_API_BASE": "http://127.0.0.1:11434/v1", "NEW_KEY": "x", "EXPOSE_NGINX_PORT": None},
+    )
+    old = (REFERENCE_DIR / ".env.example").read_text().splitlines()
+    new = dest.read_text().splitlines()
+    assert new[-1] == "NEW_KEY=x"
+    assert "EXPOSE_NGINX_PORT=80" in old and not any(
+        ln.startswith("EXPOSE_NGINX_PORT=") for ln in new
+    )
+    i = old.index("OPENAI_API_BASE=https://api.openai.com/v1")
+    assert new[i] == "OPENAI_API_BASE=http://127.0.0.1:11434/v1"
+    assert new[:i] == old[:i]
+
+
+# --- the running stack -----------------------------------------------------------------------
+@pytest.mark.docker
+def test_healthy_stack_is_up(healthy_stack: DifyStack, session_ollama: FakeOllama) -> None:
+    healthy_stack.wait_healthy(5)
+    api = healthy_stack.container("api")
+    labels = api.labels
+    assert labels["com.docker.compose.project"] == healthy_stack.project
+    assert labels["com.docker.compose.project.working_dir"] == str(healthy_stack.dir)
+    env = dict(e.split("=", 1) for e in api.attrs["Config"]["Env"])
+    assert env["OPENAI_API_BASE"] == f"http://host.docker.internal:{session_ollama.port}/v1"
+    assert len(env) > 600
+    pd_env = dict(
+        e.split("=", 1) for e in healthy_stack.container("plugin_daemon").attrs["Config"]["Env"]
+    )
+    assert pd_env["DB_DATABASE"] == "dify_plugin"
+    assert healthy_stack.exec("api", ["curl", "-fsS", "http://localhost:5001/health"]) == (
+        0,
+        '{"status": "ok", "version": "1.13.3"}',
+    )
+    code, out = healthy_stack.exec(
+        "plugin_daemon", ["wget", "-O-", "http://localhost:5002/health/check"]
+    )
+    assert code == 0 and '"code":0' in out
+    # From the host, nginx answers on the published port (as `curl http://localhost` does).
+    assert _get(f"http://127.0.0.1:{healthy_stack.nginx_port}/")[0] == 200
+
+
+@pytest.mark.docker
+def test_db_and_redis_hold_the_seed(healthy_stack: DifyStack, session_ollama: FakeOllama) -> None:
+    code, out = healthy_stack.exec(
+        "db_postgres",
+        [
+            "psql",
+            "-U",
+            "postgres",
+            "-d",
+            "dify",
+            "-At",
+            "-c",
+            "SELECT provider_name, model_type, encrypted_config FROM provider_model_credentials",
+        ],
+    )
+    assert code == 0, out
+    provider, model_type, config = out.strip().split("|", 2)
+    assert (provider, model_type) == ("langgenius/ollama/ollama", "llm")
+    assert json.loads(config)["base_url"] == f"http://host.docker.internal:{session_ollama.port}"
+    assert [r["base_url"] for r in healthy_stack.rows()] == [session_ollama.container_url()]
+    code, out = healthy_stack.exec(
+        "redis", ["redis-cli", "-a", "difyai123456", "--no-auth-warning", "KEYS", "provider_*"]
+    )
+    assert code == 0 and out.count("provider_model_credentials:tenant_id:") == 1, out
+    assert len(healthy_stack.redis_keys("provider_credentials:*")) == 1
+    code, out = healthy_stack.exec("redis", ["env", "-u", "REDISCLI_AUTH", "redis-cli", "ping"])
+    assert "NOAUTH" in out  # the password is really required
+
+
+@pytest.mark.docker
+def test_host_reach_needs_override_and_0000_bind(
+    dify_stack_factory: Any, fake_ollama: FakeOllama
+) -> None:
+    stack = dify_stack_factory()
+    t0 = time.monotonic()
+    stack.up(["plugin_daemon"])  # pulls db_postgres in through depends_on
+    assert time.monotonic() - t0 < 30
+    url = f"{fake_ollama.container_url()}/api/version"
+    wget = ["wget", "-O-", url]
+
+    code, out = stack.exec("plugin_daemon", wget, timeout=5)
+    # No host-gateway: the name does not resolve ("bad address"; on an offline engine the
+    # lookup may instead outlast the 5 s bound: exit 143 from `timeout`).
+    assert code != 0 and ("bad address" in out or code == 143), (code, out)
+
+    stack.write_override(HOST_GATEWAY_OVERRIDE)
+    stack.recreate(["plugin_daemon"])
+    code, out = stack.exec("plugin_daemon", wget, timeout=5)
+    assert code == 0 and '"version": "0.12.3"' in out
+    assert any(r.client != "127.0.0.1" for r in fake_ollama.requests)  # came over the bridge
+
+    fake_ollama.rebind("127.0.0.1")  # Ollama's default bind: unreachable from containers
+    code, out = stack.exec("plugin_daemon", wget, timeout=5)
+    assert code != 0 and "refused" in out.lower(), out
+
+
+@pytest.mark.docker
+def test_restore_undoes_mutations(restore_healthy_stack: DifyStack) -> None:
+    stack = restore_healthy_stack
+    before_env = stack.env_path.read_bytes()
+    before_rows = stack.rows()
+    text = before_env.decode().replace(
+        "OPENAI_API_BASE=http://host.docker.internal", "OPENAI_API_BASE=http://127.0.0.1"
+    )
+    stack.env_path.write_text(text)
+    stack.override_path.unlink()
+    stack.recreate(["api"])
+    stack.stop("worker")
+    stack.set_rows([OllamaRow(base_url="http://127.0.0.1:11434")])
+    stack.redis_cli("DEL", *stack.redis_keys("provider_*"))
+
+    stack.restore()
+
+    assert stack.env_path.read_bytes() == before_env
+    assert stack.rows() == before_rows
+    assert len(stack.redis_keys("provider_*")) == 2
+    api = stack.container("api")
+    assert api.attrs["HostConfig"]["ExtraHosts"] == ["host.docker.internal:host-gateway"]
+    assert stack.container("worker").status == "running"
