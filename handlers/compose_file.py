@@ -127,6 +127,17 @@ def load_compose(files: tuple[Path, ...], dotenv: Mapping[str, str]) -> ComposeC
     return ComposeConfig(files, configs)
 
 
+def effective_files(labelled: tuple[Path, ...], working_dir: Path) -> tuple[Path, ...]:
+    """The files the next `compose up` in that folder reads: those the containers were created
+    from, plus an override file written since (Compose picks it up by name)."""
+    defaults = default_compose_files(working_dir)
+    files = [p for p in labelled if p.exists()] or list(defaults)
+    for path in defaults:
+        if ".override." in path.name and path not in files:
+            files.append(path)
+    return tuple(files)
+
+
 def default_compose_files(working_dir: Path) -> tuple[Path, ...]:
     """What Compose reads with no -f: the main file plus an override file if present."""
     for main in ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"):

@@ -151,7 +151,13 @@ def classify_error(text: str) -> str:
     return "other"
 
 
-def _curl(client: docker.DockerClient, cid: str, url: str, timeout: float) -> ExecResult:
+def _curl(
+    client: docker.DockerClient,
+    cid: str,
+    url: str,
+    timeout: float,
+    environment: dict[str, str] | None = None,
+) -> ExecResult:
     return run(
         client,
         cid,
@@ -167,6 +173,7 @@ def _curl(client: docker.DockerClient, cid: str, url: str, timeout: float) -> Ex
             url,
         ],
         timeout,
+        environment=environment,
     )
 
 
@@ -219,10 +226,18 @@ def _parse_python(url: str, res: ExecResult) -> HttpProbe:
 _TOOL_CACHE: dict[str, str] = {}
 
 
-def http_get(client: docker.DockerClient, container_id: str, url: str, timeout: float) -> HttpProbe:
+def http_get(
+    client: docker.DockerClient,
+    container_id: str,
+    url: str,
+    timeout: float,
+    environment: dict[str, str] | None = None,
+) -> HttpProbe:
     """GET url from inside the container with curl, else wget, else python3.
 
-    The container's own proxy variables apply, as they do to Dify's code running there.
+    The container's own proxy variables apply, as they do to Dify's code running there;
+    `environment` adds variables for this one request (e.g. lower-case proxy names, which
+    curl and wget read while Python's requests reads both cases).
     """
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"not an http URL: {url!r}")
@@ -233,10 +248,10 @@ def http_get(client: docker.DockerClient, container_id: str, url: str, timeout: 
         order.insert(0, cached)
     for tool in order:
         if tool == "curl":
-            res = _curl(client, container_id, url, timeout)
+            res = _curl(client, container_id, url, timeout, environment)
             parse = _parse_curl
         elif tool == "wget":
-            res = run(client, container_id, ["wget", "-O", "-", url], timeout)
+            res = run(client, container_id, ["wget", "-O", "-", url], timeout, environment)
             parse = _parse_wget
         else:
             res = run(

@@ -16,7 +16,7 @@ import docker
 import httpx
 
 from config.settings import Settings
-from handlers import compose_file, dify_db, engine
+from handlers import compose_file, container_exec, dify_db, engine
 from handlers.envfile import EnvFile, read_env_file
 from handlers.project import DifyProject, discover
 from handlers.results import HandlerError
@@ -124,9 +124,7 @@ class Facts:
         project = self.project()
 
         def compute() -> compose_file.ComposeConfig:
-            files = tuple(p for p in project.config_files if p.exists()) or (
-                compose_file.default_compose_files(project.working_dir)
-            )
+            files = compose_file.effective_files(project.config_files, project.working_dir)
             if not files:
                 raise HandlerError(f"no compose file found in {project.working_dir}")
             return compose_file.load_compose(files, self.env_or_empty())
@@ -155,6 +153,13 @@ class Facts:
 
         project = self.project()
         return [s for s in MODEL_CALLERS if s in project.containers]
+
+    def resolution(self, container_id: str, name: str) -> container_exec.Resolution:
+        """How a host name resolves inside a container (shared by the dns and reach probes)."""
+        return self._once(
+            f"resolve:{container_id}:{name}",
+            lambda: container_exec.resolve(self.client(), container_id, name, self.budget()),
+        )
 
     # -- database ------------------------------------------------------------------------
     def credentials(self) -> list[dify_db.OllamaCredential]:

@@ -67,12 +67,11 @@ def container_dns(facts: Facts) -> Finding:
         return Finding(
             "container.dns", Status.OK, "Dify's Ollama URL uses an IP address; no name to resolve"
         )
-    client = facts.client()
     jobs = [(service, cid, name) for service, cid in callers for name in names]
 
     def resolve(job: tuple[str, str, str]) -> tuple[str, str, container_exec.Resolution]:
         service, cid, name = job
-        return service, name, container_exec.resolve(client, cid, name, facts.budget())
+        return service, name, facts.resolution(cid, name)
 
     results = _parallel(resolve, jobs)
     lines, failed = [], []
@@ -153,6 +152,27 @@ def _reach_remedy(facts: Facts, url: str, probe: container_exec.HttpProbe) -> tu
     return "Check Ollama's logs (`journalctl -u ollama`).", False
 
 
+def proxy_for(env: dict[str, str], url: str) -> str | None:
+    """The proxy Python's requests would use for url with this environment, if any."""
+    lower = {k.lower(): v for k, v in env.items() if v}
+    scheme = "https" if url.startswith("https") else "http"
+    proxy = lower.get(f"{scheme}_proxy") or lower.get("all_proxy")
+    if not proxy:
+        return None
+    no_proxy = ",".join(v for k, v in env.items() if k.lower() == "no_proxy" and v)
+    return None if no_proxy_covers(no_proxy, host_of(url)) else proxy
+
+
+def _as_requests_sees_it(env: dict[str, str]) -> dict[str, str]:
+    """Lower-case copies of upper-case proxy variables: curl and busybox wget read only the
+    lower-case ones, Dify's Python code reads both."""
+    extra = {}
+    for key in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        if env.get(key) and key.lower() not in env:
+            extra[key.lower()] = env[key]
+    return extra
+
+
 def container_reach(facts: Facts) -> Finding:
     callers = _callers(facts)
     urls = facts.dify_urls()[:3]
@@ -162,7 +182,26 @@ def container_reach(facts: Facts) -> Finding:
     def get(job: tuple[str, str, str]) -> tuple[str, str, container_exec.HttpProbe]:
         service, cid, url = job
         target = root_of(url) + "/api/version"
-        return service, url, container_exec.http_get(client, cid, target, facts.budget())
+        host = host_of(url)
+        if not is_ip(host):
+            # A name that does not resolve would only show as a slow timeout in some images.
+            res = facts.resolution(cid, host)
+            if not res.resolved:
+                why = f"{host} does not resolve ({res.method}: {res.error})"
+                return (
+                    service,
+                    url,
+                    container_exec.HttpProbe(target, "none", None, "", "dns", why, 0),
+                )
+        env = _env_dict(facts.inspect(cid))
+        probe = container_exec.http_get(
+            client, cid, target, facts.budget(), _as_requests_sees_it(env) or None
+        )
+        if not probe.ok and probe.status is None and proxy_for(env, url):
+            probe = container_exec.HttpProbe(
+                probe.url, probe.tool, None, "", "proxy", probe.error_text, probe.latency_ms
+            )
+        return service, url, probe
 
     results = _parallel(get, jobs)
     lines, failed = [], []
@@ -244,14 +283,15 @@ def container_proxy(facts: Facts) -> Finding:
         no_proxy = ",".join(v for k, v in env.items() if k.lower() == "no_proxy" and v)
         for u in urls:
             scheme = "https" if u.url.startswith("https") else "http"
-            proxy = lower.get(f"{scheme}_proxy") or lower.get("all_proxy")
-            if not proxy:
-                continue
             host = host_of(u.url)
-            if no_proxy_covers(no_proxy, host):
-                lines.append(
-                    f"{service}: proxy {without_credentials(proxy)} set, NO_PROXY covers {host}"
-                )
+            proxy = proxy_for(env, u.url)
+            if proxy is None:
+                configured = lower.get(f"{scheme}_proxy") or lower.get("all_proxy")
+                if configured:
+                    lines.append(
+                        f"{service}: proxy {without_credentials(configured)} set, NO_PROXY "
+                        f"covers {host}"
+                    )
                 continue
             lines.append(
                 f"{service}: {scheme.upper()}_PROXY={without_credentials(proxy)} captures "

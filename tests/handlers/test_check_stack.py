@@ -1,0 +1,267 @@
+"""`check` against the look-alike Dify stack on the private engine: one test per failure mode
+of the field notes, a healthy stack, a hung Ollama and an unreachable engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from handlers.check import run_check
+from handlers.results import Report, Status
+from tests.rig.fake_ollama import FakeModel, FakeOllama
+from tests.rig.stack import DifyStack, OllamaRow
+
+pytestmark = pytest.mark.docker
+
+GiB = 1024**3
+
+
+def settings_for(stack: DifyStack, ollama: FakeOllama, **extra: object) -> Settings:
+    return Settings(
+        dify_compose_project=stack.project,
+        ollama_url=ollama.url,
+        check_timeout=extra.pop("check_timeout", 3),  # type: ignore[arg-type]
+        docker_host=os.environ.get("DOCKER_HOST"),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def failing(report: Report) -> dict[str, str]:
+    return {f.id: f.summary for f in report.findings if f.status is Status.FAIL}
+
+
+def finding(report: Report, finding_id: str):  # noqa: ANN201 - a Finding
+    found = report.finding(finding_id)
+    assert found is not None, f"{finding_id} missing from the report"
+    return found
+
+
+def test_healthy_stack_reports_no_failure(healthy_stack: DifyStack, session_ollama: FakeOllama):
+    report = run_check(settings_for(healthy_stack, session_ollama))
+    assert failing(report) == {}, report.to_json()
+    # every documented finding id is there, in the documented order
+    assert [f.id for f in report.findings] == [
+        "docker.engine", "dify.project", "dify.containers", "dify.health", "ollama.host",
+        "ollama.bind", "ollama.models", "container.dns", "container.reach", "container.proxy",
+        "dify.base_url", "env.file", "env.drift", "dify.web", "host.resources", "dify.secrets",
+    ]
+    assert finding(report, "container.reach").status is Status.OK
+    assert "plugin_daemon" in finding(report, "container.reach").summary
+    assert finding(report, "dify.project").status is Status.OK
+    assert str(healthy_stack.dir) in finding(report, "dify.project").summary
+    # the stock .env.example keeps Dify's public default secrets: named, never shown
+    secrets = finding(report, "dify.secrets")
+    assert secrets.status is Status.WARN and "DB_PASSWORD" in secrets.detail
+    assert "difyai123456" not in json.dumps(report.to_json())
+    assert report.exit_code == 0
+
+
+def test_cli_json_on_healthy_stack(healthy_stack: DifyStack, session_ollama: FakeOllama):
+    env = dict(os.environ, DIFY_COMPOSE_PROJECT=healthy_stack.project,
+               OLLAMA_URL=session_ollama.url, CHECK_TIMEOUT="3")
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", "check", "--json"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["status"] in ("ok", "warn")
+    assert {"id", "status", "summary", "detail", "remedy"} <= set(data["findings"][0])
+    assert isinstance(data["duration_ms"], int)
+    env_text = healthy_stack.env_path.read_text()
+    for line in env_text.splitlines():
+        key, _, value = line.partition("=")
+        if key in ("SECRET_KEY", "PLUGIN_DAEMON_KEY", "PLUGIN_DIFY_INNER_API_KEY", "DB_PASSWORD"):
+            assert value not in proc.stdout
+
+
+def test_loopback_base_url_in_database(restore_healthy_stack: DifyStack,
+                                       session_ollama: FakeOllama):
+    """Failure mode 1, the seed incident: the base URL points at 127.0.0.1."""
+    stack = restore_healthy_stack
+    stack.set_rows([OllamaRow(base_url=f"http://127.0.0.1:{session_ollama.port}")])
+    report = run_check(settings_for(stack, session_ollama))
+    base = finding(report, "dify.base_url")
+    assert base.status is Status.FAIL and base.fixable
+    assert "loopback" in base.detail and "host.docker.internal:11434" in base.remedy
+    reach = finding(report, "container.reach")
+    assert reach.status is Status.FAIL and "refused" in reach.summary
+    assert "points at the container itself" in reach.remedy
+    assert report.exit_code == 1
+
+
+def test_gateway_name_unresolved_without_host_gateway(dify_stack_factory, fake_ollama):
+    """Failure mode 2: Linux engine, no extra_hosts -> host.docker.internal does not resolve."""
+    stack = dify_stack_factory(ollama_rows=[OllamaRow(base_url=fake_ollama.container_url())])
+    stack.up()
+    report = run_check(settings_for(stack, fake_ollama))
+    dns = finding(report, "container.dns")
+    assert dns.status is Status.FAIL and dns.fixable
+    assert "extra_hosts" in dns.remedy and "host-gateway" in dns.remedy
+    assert "plugin_daemon" in dns.summary
+    reach = finding(report, "container.reach")
+    assert reach.status is Status.FAIL and "(dns)" in reach.summary
+    # the override alone is not enough: the containers must be recreated (mode 10's cousin)
+    stack.write_override(
+        {"services": {s: {"extra_hosts": ["host.docker.internal:host-gateway"]}
+                      for s in ("api", "worker", "worker_beat", "plugin_daemon")}}
+    )
+    report = run_check(settings_for(stack, fake_ollama))
+    dns = finding(report, "container.dns")
+    assert dns.status is Status.FAIL and "recreate" in dns.remedy and not dns.fixable
+    stack.recreate(["api", "worker", "worker_beat", "plugin_daemon"])
+    report = run_check(settings_for(stack, fake_ollama))
+    assert failing(report) == {}, report.to_json()
+
+
+def test_ollama_bound_to_loopback(restore_healthy_stack: DifyStack, session_ollama: FakeOllama):
+    """Failure mode 3: Ollama's default bind; the host probe works, containers are refused."""
+    session_ollama.rebind("127.0.0.1")
+    report = run_check(settings_for(restore_healthy_stack, session_ollama))
+    assert finding(report, "ollama.host").status is Status.OK
+    bind = finding(report, "ollama.bind")
+    assert bind.status is Status.FAIL and "127.0.0.1" in bind.summary
+    assert "OLLAMA_HOST=0.0.0.0:11434" in bind.remedy
+    reach = finding(report, "container.reach")
+    assert reach.status is Status.FAIL and "OLLAMA_HOST" in reach.remedy
+
+
+def test_proxy_variable_captures_ollama(dify_stack_factory, fake_ollama):
+    """Failure mode 5: HTTP_PROXY in plugin_daemon without a NO_PROXY for the host."""
+    stack = dify_stack_factory(
+        ollama_rows=[OllamaRow(base_url=fake_ollama.container_url())],
+        extra_hosts=True,
+        plugin_daemon_env={"HTTP_PROXY": "http://user:hunter22@127.0.0.1:3128"},
+    )
+    stack.up()
+    report = run_check(settings_for(stack, fake_ollama))
+    proxy = finding(report, "container.proxy")
+    assert proxy.status is Status.FAIL
+    assert "plugin_daemon" in proxy.summary and "NO_PROXY" in proxy.remedy
+    assert "hunter22" not in json.dumps(report.to_json())
+    assert finding(report, "container.reach").status is Status.FAIL
+
+
+def test_v1_suffix_on_base_url(restore_healthy_stack: DifyStack, session_ollama: FakeOllama):
+    """Failure mode 6: `/v1` (or `/api`) appended: the plugin gets 404s."""
+    url = session_ollama.container_url()
+    restore_healthy_stack.set_rows([OllamaRow(base_url=url + "/v1"),
+                                    OllamaRow(base_url=url + "/api/", model_name="nomic-embed-text",
+                                              model_type="text-embedding")])
+    report = run_check(settings_for(restore_healthy_stack, session_ollama))
+    base = finding(report, "dify.base_url")
+    assert base.status is Status.FAIL and base.fixable
+    assert "/v1" in base.detail and "/api" in base.detail and "2 model credential" in base.summary
+
+
+def test_model_not_pulled(restore_healthy_stack: DifyStack, session_ollama: FakeOllama):
+    """Failure mode 7: the model configured in Dify is not in /api/tags."""
+    restore_healthy_stack.set_rows([OllamaRow(base_url=session_ollama.container_url(),
+                                              model_name="qwen2.5:7b")])
+    report = run_check(settings_for(restore_healthy_stack, session_ollama))
+    models = finding(report, "ollama.models")
+    assert models.status is Status.FAIL
+    assert "qwen2.5:7b" in models.summary and "ollama pull qwen2.5:7b" in models.remedy
+
+
+def test_model_larger_than_free_memory(restore_healthy_stack: DifyStack,
+                                       session_ollama: FakeOllama):
+    """Failure mode 8's cause: a model that cannot fit in memory loads slowly or not at all."""
+    session_ollama.set_models([FakeModel("llama3.2:latest"),
+                               FakeModel("huge:405b", size=4096 * GiB)])
+    report = run_check(settings_for(restore_healthy_stack, session_ollama))
+    resources = finding(report, "host.resources")
+    assert resources.status is Status.WARN and "huge:405b" in resources.summary
+
+
+def test_plugin_daemon_down(restore_healthy_stack: DifyStack, session_ollama: FakeOllama):
+    """Failure mode 9: plugin_daemon stopped -> "plugin runtime not found" in Dify."""
+    restore_healthy_stack.stop("plugin_daemon")
+    report = run_check(settings_for(restore_healthy_stack, session_ollama))
+    containers = finding(report, "dify.containers")
+    assert containers.status is Status.FAIL and "plugin_daemon" in containers.summary
+    assert containers.service == "plugin_daemon"
+    assert "up -d plugin_daemon" in containers.remedy
+    assert finding(report, "dify.health").status is Status.FAIL
+
+
+def test_env_edited_but_not_recreated(restore_healthy_stack: DifyStack,
+                                      session_ollama: FakeOllama):
+    """Failure mode 10: .env changed, containers still run with the old environment."""
+    env = restore_healthy_stack.env_path
+    text = env.read_text()
+    old = next(line for line in text.splitlines() if line.startswith("OPENAI_API_BASE="))
+    env.write_text(text.replace(old, "OPENAI_API_BASE=http://host.docker.internal:11434/v1"))
+    report = run_check(settings_for(restore_healthy_stack, session_ollama))
+    drift = finding(report, "env.drift")
+    assert drift.status is Status.FAIL and "OPENAI_API_BASE" in drift.detail
+    assert "restart" in drift.remedy
+    restore_healthy_stack.recreate(["api", "worker", "worker_beat", "plugin_daemon"])
+    report = run_check(settings_for(restore_healthy_stack, session_ollama))
+    assert finding(report, "env.drift").status is Status.OK
+
+
+def test_env_file_loopback_and_missing(restore_healthy_stack: DifyStack,
+                                       session_ollama: FakeOllama):
+    env = restore_healthy_stack.env_path
+    text = env.read_text()
+    old = next(line for line in text.splitlines() if line.startswith("OPENAI_API_BASE="))
+    env.write_text(text.replace(old, "OPENAI_API_BASE=http://127.0.0.1:11434/v1"))
+    report = run_check(settings_for(restore_healthy_stack, session_ollama, check_timeout=2))
+    env_finding = finding(report, "env.file")
+    assert env_finding.status is Status.FAIL and env_finding.fixable
+    assert "legacy" in env_finding.detail  # Dify 1.x: the report tells the truth about it
+    env.unlink()
+    report = run_check(settings_for(restore_healthy_stack, session_ollama, check_timeout=2))
+    env_finding = finding(report, "env.file")
+    assert env_finding.status is Status.FAIL and "does not exist" in env_finding.summary
+    assert "cp " in env_finding.remedy
+
+
+def test_web_entry_down(restore_healthy_stack: DifyStack, session_ollama: FakeOllama):
+    restore_healthy_stack.stop("nginx")
+    report = run_check(settings_for(restore_healthy_stack, session_ollama, check_timeout=2))
+    web = finding(report, "dify.web")
+    assert web.status is Status.FAIL and "EXPOSE_NGINX_PORT" in web.remedy
+
+
+def test_hung_ollama_answers_within_deadline(restore_healthy_stack: DifyStack,
+                                             session_ollama: FakeOllama):
+    session_ollama.set_mode("hung")
+    timeout = 2.0
+    start = time.monotonic()
+    report = run_check(settings_for(restore_healthy_stack, session_ollama, check_timeout=timeout))
+    elapsed = time.monotonic() - start
+    assert elapsed <= timeout + 1.0, elapsed
+    host = finding(report, "ollama.host")
+    assert host.status is Status.FAIL and "hung" in host.summary
+    reach = finding(report, "container.reach")
+    assert reach.status is Status.FAIL and "timeout" in reach.summary
+
+
+def test_ollama_down(restore_healthy_stack: DifyStack, session_ollama: FakeOllama):
+    session_ollama.down()
+    report = run_check(settings_for(restore_healthy_stack, session_ollama, check_timeout=2))
+    host = finding(report, "ollama.host")
+    assert host.status is Status.FAIL and "refused" in host.summary
+    assert finding(report, "ollama.bind").status is Status.FAIL
+    assert finding(report, "ollama.models").status is Status.SKIP
+
+
+def test_engine_unreachable(tmp_path: Path):
+    settings = Settings(docker_host=f"unix://{tmp_path}/no-engine.sock", check_timeout=1,
+                        ollama_url="http://127.0.0.1:9")
+    report = run_check(settings)
+    engine = finding(report, "docker.engine")
+    assert engine.status is Status.FAIL and "does not exist" in engine.summary
+    assert finding(report, "dify.project").status is Status.SKIP
+    assert finding(report, "container.reach").status is Status.SKIP
+    assert report.exit_code == 1
