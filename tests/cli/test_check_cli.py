@@ -1,0 +1,97 @@
+"""The `dify-ollama` entry point as a user runs it: a real subprocess, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.render import render_text
+from handlers.results import Finding, Report, Status
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("DIFY_", "OLLAMA_", "CHECK_"))}
+    full["PYTHONPATH"] = str(ROOT)
+    full.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        capture_output=True, text=True, env=full, timeout=60, check=False, cwd=cwd,
+    )
+
+
+def test_unknown_subcommand_is_usage_error() -> None:
+    proc = run_cli("frobnicate")
+    assert proc.returncode == 2
+    assert "invalid choice" in proc.stderr and "check" in proc.stderr
+
+
+def test_unknown_finding_id_is_usage_error() -> None:
+    proc = run_cli("check", "--only", "dns.nope")
+    assert proc.returncode == 2
+    assert "unknown finding id" in proc.stderr and "container.dns" in proc.stderr
+
+
+def test_bad_setting_names_variable_and_hides_value(tmp_path: Path) -> None:
+    proc = run_cli("check", env={"CHECK_TIMEOUT": "xoxb-123-secret-abc"})
+    assert proc.returncode == 2
+    assert "CHECK_TIMEOUT" in proc.stderr
+    assert "xoxb-123-secret-abc" not in proc.stderr + proc.stdout
+
+
+def test_bad_url_setting(tmp_path: Path) -> None:
+    proc = run_cli("check", env={"OLLAMA_URL": "ftp://h:1"})
+    assert proc.returncode == 2 and "OLLAMA_URL" in proc.stderr
+
+
+def test_bot_env_file_is_read_and_dify_env_refused(tmp_path: Path) -> None:
+    (tmp_path / "dify-ollama-bot.env").write_text("CHECK_TIMEOUT=-1\n")
+    proc = run_cli("check", cwd=tmp_path)
+    assert proc.returncode == 2 and "CHECK_TIMEOUT" in proc.stderr
+    dify_env = tmp_path / ".env"
+    dify_env.write_text("SECRET_KEY=abc\n")
+    proc = run_cli("check", env={"DIFY_OLLAMA_BOT_ENV": str(dify_env)})
+    assert proc.returncode == 2 and "looks like Dify's .env" in proc.stderr
+
+
+def test_engine_missing_gives_failing_report(tmp_path: Path) -> None:
+    proc = run_cli(
+        "check", "--json",
+        env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock", "OLLAMA_URL": "http://127.0.0.1:9",
+             "CHECK_TIMEOUT": "1"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["status"] == "fail"
+    engine = data["findings"][0]
+    assert engine["id"] == "docker.engine" and engine["status"] == "fail"
+    assert "does not exist" in engine["summary"]
+
+
+def test_text_report_lists_evidence_and_remedy() -> None:
+    report = Report(
+        (
+            Finding("docker.engine", Status.OK, "Docker answers"),
+            Finding("dify.base_url", Status.FAIL, "base URL wrong", "evidence here",
+                    "do this", fixable=True),
+            Finding("ollama.models", Status.SKIP, "needs ollama.host"),
+        ),
+        123,
+        {"host": "h", "dify_dir": "/srv/dify/docker"},
+    )
+    text = render_text(report)
+    assert text.startswith("Dify -> Ollama check: FAIL (1 failing, 0 warning) in 123 ms")
+    assert "evidence here" in text and "do this" in text and "fix-env" in text
+    assert "skip  ollama.models" in text
+
+
+@pytest.mark.parametrize("status", [Status.OK, Status.WARN])
+def test_exit_code_zero_unless_failure(status: Status) -> None:
+    assert Report((Finding("x", status, "s"),), 1).exit_code == 0
+    assert Report((Finding("x", Status.FAIL, "s"),), 1).exit_code == 1
