@@ -51,6 +51,7 @@ MERGE_MARK = "<<rig-merge>>"
 OLLAMA_PROVIDER = "langgenius/ollama/ollama"
 DEFAULT_TENANT_ID = "8d0a2b8e-6a8f-4a43-9a55-3f4f2c1d7e01"
 HOST_GATEWAY = "host.docker.internal:host-gateway"
+API_UNHEALTHY_FLAG = "/tmp/rig-unhealthy"  # inside the api container (images/httpd.py)
 HOST_GATEWAY_OVERRIDE: dict[str, Any] = {
     "services": {s: {"extra_hosts": [HOST_GATEWAY]} for s in SHARED_ENV_SERVICES}
 }
@@ -249,8 +250,10 @@ def build_compose(
         if hc is not None or name == "redis":
             hc = dict(hc or {})
             # Upstream polls every 30 s (redis: the engine default); tests cannot wait that long.
-            if name in ("api", "redis", "db_postgres"):
-                hc.update(interval="1s", timeout="3s", retries=30)
+            if name in ("api", "redis"):
+                # retries 3 (upstream api; engine default for redis) and a short start period:
+                # a broken api turns unhealthy within seconds, not after 30 s of grace.
+                hc.update(interval="1s", timeout="3s", retries=3, start_period="2s")
             if "disable" in hc:
                 # Compose v1 rejects `disable` combined with other keys (worker, worker_beat).
                 hc = {"disable": hc["disable"]}
@@ -446,7 +449,6 @@ class DifyStack:
         self.initial_rows = [as_row(r) for r in (ollama_rows or [])]
         self.plugin_daemon_env = dict(plugin_daemon_env or {})
         self._client = client
-        self._started = False
         self.dns: list[str] = []
         if offline_dns:
             gateway = bridge_gateway(self.client)
@@ -457,6 +459,7 @@ class DifyStack:
         if extra_hosts:
             self.write_override(HOST_GATEWAY_OVERRIDE)
         self._snapshot = self._read_snapshot()
+        self._entries = set(self.dir.iterdir())
 
     # -- files ------------------------------------------------------------------------------
     @property
@@ -493,10 +496,8 @@ class DifyStack:
         return self.env_path.read_text()
 
     def _read_snapshot(self) -> dict[Path, bytes | None]:
-        return {
-            p: (p.read_bytes() if p.exists() else None)
-            for p in (self.env_path, self.compose_path, self.override_path)
-        }
+        files = (self.env_path, self.dir / ".env.example", self.compose_path, self.override_path)
+        return {p: (p.read_bytes() if p.exists() else None) for p in files}
 
     # -- docker -----------------------------------------------------------------------------
     @property
@@ -556,7 +557,6 @@ class DifyStack:
         timeout: float = 60,
         seed_redis: bool = True,
     ) -> DifyStack:
-        self._started = True
         self.compose("up", "-d", *(services or ()), timeout=timeout + 60)
         if wait:
             self.wait_healthy(timeout, services)
@@ -622,6 +622,21 @@ class DifyStack:
                 return s.recv(12).startswith(b"HTTP/1.0 200")
         except OSError:
             return False
+
+    def env_of(self, service: str) -> dict[str, str]:
+        """The environment the service's container was created with."""
+        env = self.container(service).attrs["Config"]["Env"] or []
+        return dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+
+    def logs(self, service: str, tail: int = 50) -> str:
+        return self.container(service).logs(tail=int(tail)).decode(errors="replace")
+
+    def set_api_health(self, healthy: bool) -> None:
+        """Make api's /health answer 500 (or 200 again); the healthcheck follows in ~3 s."""
+        argv = ["rm", "-f", API_UNHEALTHY_FLAG] if healthy else ["touch", API_UNHEALTHY_FLAG]
+        code, out = self.exec("api", argv)
+        if code != 0:
+            raise StackError(f"cannot toggle api health: {out}")
 
     # -- exec -------------------------------------------------------------------------------
     def exec(
@@ -716,7 +731,15 @@ class DifyStack:
 
     # -- restore ----------------------------------------------------------------------------
     def restore(self, timeout: float = 60) -> None:
-        """Back to the state right after construction + up(): files, containers, rows, cache."""
+        """Back to the state right after construction + up(): files, containers, rows, cache.
+
+        Files the test (or the product: backups, locks) added to the project folder are removed.
+        """
+        for extra in set(self.dir.iterdir()) - self._entries:
+            if extra.is_dir() and not extra.is_symlink():
+                shutil.rmtree(extra, ignore_errors=True)
+            else:
+                extra.unlink(missing_ok=True)
         for path, content in self._snapshot.items():
             if content is None:
                 path.unlink(missing_ok=True)

@@ -283,3 +283,22 @@ def test_restore_undoes_mutations(restore_healthy_stack: DifyStack) -> None:
     api = stack.container("api")
     assert api.attrs["HostConfig"]["ExtraHosts"] == ["host.docker.internal:host-gateway"]
     assert stack.container("worker").status == "running"
+
+
+@pytest.mark.docker
+def test_api_health_toggle_and_engine_restart(restore_healthy_stack: DifyStack) -> None:
+    stack = restore_healthy_stack
+    stack.set_api_health(False)
+    deadline = time.monotonic() + 15
+    while stack.container("api").attrs["State"]["Health"]["Status"] != "unhealthy":
+        assert time.monotonic() < deadline, "api never turned unhealthy"
+        time.sleep(0.5)
+    stack.set_api_health(True)
+    stack.wait_healthy(15, ["api"])
+    # An engine restart keeps the database (initialised once) and answers quickly.
+    rows = stack.rows()
+    t0 = time.monotonic()
+    stack.container("db_postgres").restart(timeout=5)
+    stack.wait_healthy(20, ["db_postgres"])
+    assert time.monotonic() - t0 < 15
+    assert stack.rows() == rows

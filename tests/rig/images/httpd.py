@@ -34,11 +34,20 @@ else:
     BANNER = ["/docker-entrypoint.sh: Configuration complete; ready for start up"]
 
 
+UNHEALTHY_FLAG = "/tmp/rig-unhealthy"  # a test touches it to make /health fail
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
+        if ROLE == "api" and self.path.startswith("/health") and os.path.exists(UNHEALTHY_FLAG):
+            self._send(500, "application/json", '{"status": "error"}')
+            return
         code, ctype, body = ROUTES.get(
             self.path.split("?", 1)[0], (404, "application/json", '{"code": "not_found"}')
         )
+        self._send(code, ctype, body)
+
+    def _send(self, code, ctype, body):
         data = body.encode()
         self.send_response(code)
         self.send_header("Content-Type", ctype)
