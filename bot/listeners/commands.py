@@ -21,12 +21,13 @@ def dify_ollama_command(ack: Ack, body: dict[str, Any], context: BoltContext) ->
     except Exception:
         rid = new_request_id()
         log.exception("request %s: command dispatch crashed", rid)
-        ack(text=f":x: Something went wrong (error id `{rid}`).")
+        ack(text=f":x: Something went wrong (error id `{rid}`).", response_type="ephemeral")
         return
     if answer is None:
         ack()
     else:
-        ack(**answer)
+        # Only the requester sees ack answers (help, usage, refusals): no channel noise.
+        ack(response_type="ephemeral", **answer)
 
 
 def register(app: App) -> None:

@@ -1,50 +1,97 @@
-"""Socket Mode: slack_sdk's builtin client, tuned to notice a dead connection quickly.
+"""Socket Mode: slack_sdk's builtin client, tuned so a dead connection is replaced quickly.
 
-Why the builtin client: it needs no extra package, and it is the one that checks pongs: every
-`ping_interval` seconds it sends a ping and drops a connection whose last pong is older than
-4 x ping_interval, then reconnects (a fresh apps.connections.open). bolt's default interval is
-10 s, which takes 40-60 s to notice a connection that died without a close frame; at 2 s it
-takes 9-11 s. The websocket-client adapter in slack_sdk never sets a pong timeout (it would
-hang on a silent peer until TCP gives up) and the websockets/aiohttp ones need an asyncio app.
-Slack's `disconnect` message (sent before it rotates a connection) makes the client reconnect
-at once in every variant.
+Why the builtin client (no extra dependency): it is the one slack_sdk client that checks pongs.
+Every `ping_interval` seconds it pings, and it drops a connection whose last pong is older than
+4 x ping_interval, then reconnects with a fresh apps.connections.open. bolt's default interval
+is 10 s, which took 40-60 s to notice a connection that died silently; at 2 s a silent peer is
+replaced in ~9-12 s. The websocket-client adapter never sets a pong timeout (a silent peer hangs
+it until TCP gives up), and the websockets/aiohttp adapters need an asyncio app.
+
+One fix on top: when the peer closes TCP without a close frame (FIN), the builtin reader gets
+b"" from recv() and loops on it, burning a core until the pong check fires. `_EofAwareSocket`
+turns that b"" into ConnectionResetError, which the client already handles by dropping the
+connection; its monitor then reconnects within one ping interval.
+Slack's `disconnect` message (sent before it rotates a connection) reconnects at once.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
+from typing import Any
 
-from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.socket_mode.builtin import SocketModeHandler
+from slack_sdk.socket_mode.builtin import SocketModeClient
 
 from bot.app import Bot
 
 log = logging.getLogger(__name__)
 
 PING_INTERVAL = 2.0
+SOCKET_TIMEOUT = 1.0
 
 
-def make_handler(
-    bot: Bot, app_token: str, ping_interval: float = PING_INTERVAL
-) -> SocketModeHandler:
-    return SocketModeHandler(
-        app=bot.app,
-        app_token=app_token,
-        logger=logging.getLogger("bot.socket_mode"),
-        ping_interval=ping_interval,
-        # Only ack-path work runs here; the bot's own executor does the rest.
-        concurrency=4,
-    )
+class _EofAwareSocket:
+    """The connection's socket, except that end-of-stream raises instead of returning b""."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def recv(self, size: int, *args: Any) -> bytes:
+        data: bytes = self._sock.recv(size, *args)
+        if not data and size > 0:
+            raise ConnectionResetError(
+                errno.ECONNRESET, "Socket Mode peer closed the connection without a close frame"
+            )
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class FastFailoverClient(SocketModeClient):
+    def connect(self) -> None:
+        super().connect()
+        session = self.current_session
+        sock = session.sock if session is not None else None
+        if sock is not None:
+            # The reader holds the receive lock for up to this timeout, and replacing a
+            # connection (after `disconnect`) waits for that lock before it goes on reading:
+            # the builtin 3 s would hold new commands for up to 3 s, all the time an ack may take.
+            sock.settimeout(SOCKET_TIMEOUT)
+        if session is not None and sock is not None and not isinstance(sock, _EofAwareSocket):
+            session.sock = _EofAwareSocket(sock)  # type: ignore[assignment]
+
+
+class FastFailoverHandler(SocketModeHandler):
+    """bolt's builtin SocketModeHandler with FastFailoverClient underneath."""
+
+    def __init__(self, bot: Bot, app_token: str, ping_interval: float = PING_INTERVAL) -> None:
+        # Deliberately not calling SocketModeHandler.__init__: it would build (and start the
+        # threads of) a second, untuned client. These three attributes are all it sets.
+        self.app = bot.app
+        self.app_token = app_token
+        self.client = FastFailoverClient(
+            app_token=app_token,
+            logger=logging.getLogger("bot.socket_mode"),
+            web_client=bot.app.client,
+            proxy=bot.app.client.proxy,
+            ping_interval=ping_interval,
+            # Only ack-path work runs on these threads; the bot's own executor does the rest.
+            concurrency=4,
+        )
+        self.client.socket_mode_request_listeners.append(self.handle)  # type: ignore[arg-type]
 
 
 def serve_socket_mode(
     bot: Bot, app_token: str, stop: threading.Event, ping_interval: float = PING_INTERVAL
 ) -> None:
     """Connect and block until `stop` is set (SIGTERM/SIGINT in `dify-ollama serve`)."""
-    handler = make_handler(bot, app_token, ping_interval)
-    handler.connect()  # raises SlackApiError when apps.connections.open refuses the token
-    log.info("Socket Mode connected (ping every %.0f s)", ping_interval)
+    handler = FastFailoverHandler(bot, app_token, ping_interval)
     try:
+        handler.connect()  # raises SlackApiError when apps.connections.open refuses the token
+        log.info("Socket Mode connected (ping every %.0f s)", ping_interval)
         stop.wait()
     finally:
         handler.close()
