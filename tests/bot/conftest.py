@@ -50,6 +50,9 @@ def make_settings(tmp_path: Path, slack: SlackApiDouble, **overrides: Any) -> Se
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+REFUSED = "HTTPConnectionPool(host='127.0.0.1', port=11434): Connection refused. "
+
+
 def sample_report(problems: int = 1, passed: int = 2, detail_chars: int = 40) -> Report:
     findings = [
         Finding(

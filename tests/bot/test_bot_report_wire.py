@@ -1,4 +1,4 @@
-"""An oversized report through the wire: Slack (the double) accepts it, the full text is attached."""
+"""An oversized report through the wire: the double (Slack) accepts it; full text attached."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ renderer that overflows fails here as it would in production.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -41,10 +42,8 @@ def _parse(body: bytes, content_type: str) -> dict[str, Any]:
     params: dict[str, Any] = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     for key in ("blocks", "files", "attachments"):
         if isinstance(params.get(key), str):
-            try:
+            with contextlib.suppress(ValueError):
                 params[key] = json.loads(params[key])
-            except ValueError:
-                pass
     return params
 
 

@@ -10,6 +10,7 @@ like a NAT box that forgot the connection).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
@@ -94,10 +95,8 @@ class WsConnection:
     def _mark_closed(self) -> None:
         if self.closed_at is None:
             self.closed_at = time.monotonic()
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
     # --- faults ------------------------------------------------------------------------
     def go_silent(self) -> None:
@@ -159,7 +158,7 @@ class SocketModeServer:
             request += chunk
         sock.settimeout(None)
         lines = request.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+        headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in lines[1:])}
         ticket = lines[0].split(" ")[1]
         accept = base64.b64encode(
             hashlib.sha1((headers["sec-websocket-key"] + GUID).encode()).digest()
@@ -176,7 +175,8 @@ class SocketModeServer:
             self._cond.notify_all()
         conn.thread.start()
         if self.auto_hello:
-            try:
+            # The client may already have dropped this connection (it replaced it).
+            with contextlib.suppress(OSError):
                 conn.send(
                     {
                         "type": "hello",
@@ -185,8 +185,6 @@ class SocketModeServer:
                         "connection_info": {"app_id": "A0001"},
                     }
                 )
-            except OSError:
-                pass  # the client already dropped this connection (it replaced it)
 
     def _received(self, conn: WsConnection, message: dict[str, Any]) -> None:
         with self._cond:
