@@ -136,10 +136,20 @@ def _q(value: str | None) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def rows_sql(rows: Iterable[RowLike]) -> str:
-    """One transaction replacing both credential tables with `rows`."""
+SCHEMAS = ("compat", "1.13")
+
+
+def rows_sql(rows: Iterable[RowLike], schema: str = "compat") -> str:
+    """One transaction replacing both credential tables with `rows`.
+
+    schema "compat": provider_models still has encrypted_config (releases before migration
+    0e154742a5fa, 2025-08) next to provider_model_credentials. "1.13": exactly Dify 1.13, where
+    that migration dropped provider_models.encrypted_config and links rows by credential_id.
+    """
     out = ["BEGIN;", "DELETE FROM provider_model_credentials;", "DELETE FROM provider_models;"]
     for r in map(as_row, rows):
+        if r.table == "provider_models" and schema == "1.13":
+            raise ValueError("schema 1.13 has no provider_models.encrypted_config")
         if r.table == "provider_models":
             out.append(
                 "INSERT INTO provider_models (id, tenant_id, provider_name, model_name, "
@@ -154,6 +164,13 @@ def rows_sql(rows: Iterable[RowLike]) -> str:
                 f"{_q(r.id)}, {_q(r.tenant_id)}, {_q(r.provider_name)}, {_q(r.model_name)}, "
                 f"{_q(r.model_type)}, {_q(r.credential_name)}, {_q(r.encrypted_config())});"
             )
+            if schema == "1.13":
+                out.append(
+                    "INSERT INTO provider_models (tenant_id, provider_name, model_name, "
+                    "model_type, credential_id, is_valid) VALUES ("
+                    f"{_q(r.tenant_id)}, {_q(r.provider_name)}, {_q(r.model_name)}, "
+                    f"{_q(r.model_type)}, {_q(r.id)}, true) ON CONFLICT DO NOTHING;"
+                )
         else:
             raise ValueError(f"unknown table {r.table!r}")
     out.append("COMMIT;")
@@ -419,7 +436,8 @@ class DifyStack:
     """A running look-alike Dify project on the private engine.
 
     DifyStack(tmp_path, project=None, env_overrides=None, ollama_rows=None,
-              extra_hosts=False, plugin_daemon_env=None, client=None, offline_dns=True)
+              extra_hosts=False, plugin_daemon_env=None, client=None, offline_dns=True,
+              schema="compat")
     The project folder is `tmp_path/"docker"` (like upstream's `docker/`); compose runs with
     `-p project` since every stack's folder has the same name.
     """
@@ -434,6 +452,7 @@ class DifyStack:
         plugin_daemon_env: Mapping[str, str] | None = None,
         client: docker.DockerClient | None = None,
         offline_dns: bool = True,
+        schema: str = "compat",
     ) -> None:
         self.dir = Path(tmp_path) / "docker"
         self.project = project or f"difyrig{secrets.token_hex(4)}"
@@ -448,6 +467,9 @@ class DifyStack:
         }
         self.initial_rows = [as_row(r) for r in (ollama_rows or [])]
         self.plugin_daemon_env = dict(plugin_daemon_env or {})
+        if schema not in SCHEMAS:
+            raise ValueError(f"schema must be one of {SCHEMAS}")
+        self.schema = schema
         self._client = client
         self.dns: list[str] = []
         if offline_dns:
@@ -480,7 +502,12 @@ class DifyStack:
         for f in IMAGES_DIR.iterdir():
             if f.is_file():
                 shutil.copy2(f, rig / f.name)
-        (rig / "seed.sql").write_text(rows_sql(self.initial_rows))
+        (rig / "seed.sql").write_text(rows_sql(self.initial_rows, self.schema))
+        if self.schema == "1.13":
+            # As migration 0e154742a5fa left it: the config lives in provider_model_credentials.
+            (rig / "schema_extra.sql").write_text(
+                "ALTER TABLE provider_models DROP COLUMN encrypted_config;\n"
+            )
         self.compose_path.write_text(build_compose(self.dir, self.plugin_daemon_env, dns=self.dns))
         write_env(REFERENCE_DIR / ".env.example", self.env_path, self.env_overrides)
         shutil.copy2(REFERENCE_DIR / ".env.example", self.dir / ".env.example")
@@ -695,8 +722,10 @@ class DifyStack:
             " SELECT 'provider_model_credentials' AS tbl, id, tenant_id, provider_name,"
             " model_name, model_type, credential_name, encrypted_config, created_at"
             " FROM provider_model_credentials"
+            # to_jsonb: works whether or not the column exists (schema "compat" or "1.13").
             " UNION ALL SELECT 'provider_models', id, tenant_id, provider_name, model_name,"
-            " model_type, NULL, encrypted_config, created_at FROM provider_models) t"
+            " model_type, NULL, to_jsonb(pm)->>'encrypted_config', created_at"
+            " FROM provider_models pm WHERE to_jsonb(pm)->>'encrypted_config' IS NOT NULL) t"
         )
         out = []
         for r in json.loads(self.psql(sql)):
@@ -710,7 +739,7 @@ class DifyStack:
         return out
 
     def set_rows(self, rows: Iterable[RowLike]) -> None:
-        self.psql(rows_sql(rows))
+        self.psql(rows_sql(rows, self.schema))
 
     # -- redis ------------------------------------------------------------------------------
     def redis_cli(self, *args: str) -> str:

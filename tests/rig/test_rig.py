@@ -302,3 +302,19 @@ def test_api_health_toggle_and_engine_restart(restore_healthy_stack: DifyStack) 
     stack.wait_healthy(20, ["db_postgres"])
     assert time.monotonic() - t0 < 15
     assert stack.rows() == rows
+
+
+@pytest.mark.docker
+def test_exact_113_schema(dify_stack_factory: Any) -> None:
+    """schema="1.13": provider_models lost encrypted_config (migration 0e154742a5fa)."""
+    row = OllamaRow(base_url="http://127.0.0.1:11434")
+    stack = dify_stack_factory(ollama_rows=[row], schema="1.13")
+    stack.up(["db_postgres"])
+    cols = stack.psql(
+        "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns"
+        " WHERE table_name = 'provider_models'"
+    )
+    assert "encrypted_config" not in cols and "credential_id" in cols
+    linked = stack.psql("SELECT credential_id FROM provider_models").strip()
+    assert linked == row.id
+    assert [r["base_url"] for r in stack.rows()] == ["http://127.0.0.1:11434"]

@@ -21,6 +21,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     psql -d postgres -c "ALTER USER \"$POSTGRES_USER\" PASSWORD '$POSTGRES_PASSWORD'"
   fi
   psql -d "$POSTGRES_DB" -f /rig/schema.sql
+  [ -f /rig/schema_extra.sql ] && psql -d "$POSTGRES_DB" -f /rig/schema_extra.sql
   [ -f /rig/seed.sql ] && psql -d "$POSTGRES_DB" -f /rig/seed.sql
   as_pg pg_ctl -D "$PGDATA" -s -w -m fast stop
   echo "PostgreSQL init process complete; ready for start up."
