@@ -1,0 +1,85 @@
+"""`dify-ollama logs [SERVICE] [LINES] [--since 10m] [--grep TEXT]`: a redacted service log.
+
+stdout gets the log only (so it pipes cleanly); what describes it (stopped container, empty log,
+how many values were redacted) goes to stderr. Exit 0 with a log (even an empty one), 1 when it
+could not be read, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from config.settings import Settings
+from handlers.logs import (
+    DEFAULT_LINES,
+    DEFAULT_SERVICE,
+    MAX_LINES,
+    LogsUsageError,
+    fetch_logs,
+    from_positionals,
+    parse_grep,
+    parse_since,
+)
+from handlers.results import HandlerError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "logs",
+        help="print a Dify service's recent log, secrets redacted",
+        description=(
+            "Print the last LINES lines of a Dify compose service's container log, with "
+            "secrets (values from Dify's .env and the container's environment, tokens, "
+            "passwords in URLs, API keys) replaced by [REDACTED]. --grep filters within "
+            "those LINES lines; it does not search the whole log."
+        ),
+    )
+    parser.add_argument(
+        "service",
+        nargs="?",
+        metavar="SERVICE",
+        help=f"compose service (default {DEFAULT_SERVICE}); a number alone is LINES",
+    )
+    parser.add_argument(
+        "lines", nargs="?", metavar="LINES", help=f"1..{MAX_LINES} (default {DEFAULT_LINES})"
+    )
+    parser.add_argument(
+        "--since",
+        "-s",
+        metavar="WHEN",
+        help="only lines newer than 30s, 10m, 2h, 1d or an ISO time",
+    )
+    parser.add_argument(
+        "--grep", "-g", metavar="TEXT", help="keep lines containing TEXT (case-insensitive)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        words = [w for w in (args.service, args.lines) if w is not None]
+        service, lines = from_positionals(words)
+        since = parse_since(args.since) if args.since is not None else None
+        grep = parse_grep(args.grep) if args.grep is not None else None
+        result = fetch_logs(settings, service, lines, since=since, grep=grep)
+    except LogsUsageError as exc:
+        print(f"dify-ollama logs: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except HandlerError as exc:
+        print(f"dify-ollama logs: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if result.text:
+        sys.stdout.write(result.text + "\n")
+        sys.stdout.flush()
+    summary = f"{result.describe()} ({result.container}): {result.lines_returned} lines"
+    if result.redactions:
+        summary += f", {result.redactions} secret{'s' * (result.redactions != 1)} redacted"
+    if result.truncated:
+        summary += ", some lines cut to stay within limits"
+    print(f"dify-ollama logs: {summary}", file=sys.stderr)
+    for note in result.notes:
+        print(f"dify-ollama logs: note: {note}", file=sys.stderr)
+    return EXIT_OK
