@@ -1,0 +1,245 @@
+"""One mutating operation per host at a time, who holds it, and idempotency keys.
+
+The lock is an flock(2) on `<STATE_DIR>/mutation.lock`: held per open file, so it excludes
+other threads of the same process as well as other processes (the bot, a CLI run), and the
+kernel drops it when the holder dies, so a killed process never leaves a stale lock. The holder
+writes who it is into the file; a refused request is told what runs, who started it and when.
+
+Idempotency keys (e.g. `apply:<plan id>`) record the outcome of an operation in
+`<STATE_DIR>/ops/`, so a double click or a retried delivery finds the first run's result
+instead of doing the work twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from handlers.backup import Ownership, atomic_write, utc_stamp
+from handlers.results import HandlerError
+
+LOCK_NAME = "mutation.lock"
+OPS_DIR = "ops"
+_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,120}$")
+
+
+@dataclass(frozen=True)
+class Holder:
+    operation: str  # e.g. "fix-env apply", "restart"
+    user: str  # Slack user id, or user@host for the CLI
+    source: str  # slack | cli
+    started_at: str
+    pid: int
+    host: str
+    key: str | None = None
+
+    def describe(self) -> str:
+        who = f"<@{self.user}>" if self.source == "slack" else self.user
+        return f"`{self.operation}` started by {who} at {self.started_at} (pid {self.pid})"
+
+
+class Busy(HandlerError):
+    """Another mutating operation runs on this host."""
+
+    def __init__(self, holder: Holder | None) -> None:
+        self.holder = holder
+        what = holder.describe() if holder else "an operation whose owner is not recorded yet"
+        super().__init__(f"another change is in progress on this host: {what}; try again after it")
+
+
+class AlreadyDone(HandlerError):
+    """The operation with this idempotency key already ran (or is running)."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        state = record.get("state", "done")
+        who = record.get("user", "?")
+        if record.get("source") == "slack":
+            who = f"<@{who}>"
+        when = record.get("finished_at") or record.get("started_at") or "?"
+        verb = "is already running" if state == "running" else f"was already {state}"
+        super().__init__(f"`{record.get('operation', '?')}` {verb} (by {who} at {when})")
+
+
+def _private(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+class MutationLock:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / LOCK_NAME
+
+    def holder(self) -> Holder | None:
+        """Who holds the lock now (None when it is free)."""
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                return self._read_holder(fd) or None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def _read_holder(self, fd: int) -> Holder | None:
+        # The holder writes its record right after taking the lock: retry briefly.
+        for _ in range(20):
+            try:
+                raw = os.pread(fd, 4096, 0)
+                if raw:
+                    return Holder(**json.loads(raw.decode()))
+            except (ValueError, TypeError):
+                pass
+            time.sleep(0.01)
+        return None
+
+    @contextlib.contextmanager
+    def hold(
+        self,
+        operation: str,
+        user: str,
+        source: str,
+        key: str | None = None,
+        wait: float = 0.0,
+    ) -> Iterator[Holder]:
+        """Hold the host's mutation lock; Busy (naming the holder) if someone else has it."""
+        try:
+            _private(self.state_dir)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise HandlerError(
+                f"cannot create the lock file {self.path}: {exc.strerror or exc}"
+            ) from None
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise Busy(self._read_holder(fd)) from None
+                    time.sleep(0.1)
+            me = Holder(
+                operation, user, source, utc_stamp(), os.getpid(), socket.gethostname(), key
+            )
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(asdict(me)).encode(), 0)
+            try:
+                yield me
+            finally:
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+@dataclass
+class OpRecord:
+    key: str
+    operation: str
+    user: str
+    source: str
+    state: str = "running"  # running | done | failed
+    started_at: str = field(default_factory=utc_stamp)
+    finished_at: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class Idempotency:
+    """Outcomes of keyed operations, one small private file per key."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir / OPS_DIR
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.match(key):
+            raise ValueError(f"bad idempotency key {key!r}")
+        return self.dir / (key.replace(":", "_") + ".json")
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self._path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def put(self, record: OpRecord) -> None:
+        _private(self.dir)
+        atomic_write(
+            self._path(record.key),
+            json.dumps(asdict(record), sort_keys=True).encode(),
+            like=Ownership(0o600, os.geteuid(), os.getegid()),
+        )
+
+    def check(self, key: str, lock: MutationLock) -> None:
+        """AlreadyDone when the key finished, or runs now under the lock; a `running` record
+        whose process died (lock free or held by someone else) does not block a retry."""
+        record = self.get(key)
+        if record is None:
+            return
+        if record.get("state") in ("done",):
+            raise AlreadyDone(record)
+        if record.get("state") == "running":
+            holder = lock.holder()
+            if holder is not None and holder.key == key:
+                raise AlreadyDone(record)
+
+
+@contextlib.contextmanager
+def exclusive(
+    state_dir: Path,
+    operation: str,
+    user: str,
+    source: str,
+    key: str | None = None,
+) -> Iterator[OpRecord | None]:
+    """The lock plus, with a key, an idempotency record: done on success, failed on error.
+
+    Callers put their outcome in `record.result` (it is what a repeated request is shown).
+    """
+    lock = MutationLock(state_dir)
+    ops = Idempotency(state_dir)
+    if key is not None:
+        ops.check(key, lock)  # fast answer for a double click, before queueing on the lock
+    with lock.hold(operation, user, source, key):
+        record = None
+        if key is not None:
+            previous = ops.get(key)  # it may have finished while this request waited
+            if previous is not None and previous.get("state") == "done":
+                raise AlreadyDone(previous)
+            record = OpRecord(key, operation, user, source)
+            ops.put(record)
+        try:
+            yield record
+        except BaseException:
+            if record is not None:
+                record.state = "failed"
+                record.finished_at = utc_stamp()
+                with contextlib.suppress(OSError, HandlerError):
+                    ops.put(record)
+            raise
+        if record is not None:
+            record.state = "done"
+            record.finished_at = utc_stamp()
+            ops.put(record)
