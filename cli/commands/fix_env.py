@@ -1,0 +1,126 @@
+"""`dify-ollama fix-env [--yes [--restart]] [--undo [BACKUP_ID]] [--json]`.
+
+Without flags it prints the plan (a diff with secret values masked) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import socket
+import sys
+from typing import Any
+
+from config.settings import Settings
+from handlers.results import HandlerError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "fix-env",
+        help="plan (and with --yes apply) the repairs check calls for; --undo restores",
+        description=(
+            "Plan the repairs that the current check findings call for (.env, a compose "
+            "override mapping host.docker.internal, Ollama base URLs in Dify's database and "
+            "its Redis cache) and print them with secret values masked. --yes applies the plan "
+            "(lock, backup, atomic writes); --undo restores the most recent backup."
+        ),
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--yes", "-y", action="store_true", help="apply the plan printed")
+    mode.add_argument(
+        "--undo",
+        nargs="?",
+        const="latest",
+        metavar="BACKUP_ID",
+        help="restore the most recent fix-env backup (or BACKUP_ID)",
+    )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="with --yes or --undo: then run `restart` (apply configuration) and a fresh check",
+    )
+    parser.add_argument("--json", action="store_true", help="print the plan/result as JSON")
+    parser.set_defaults(func=run)
+
+
+def who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _fail(message: str) -> int:
+    print(f"dify-ollama fix-env: {message}", file=sys.stderr)
+    return 1
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from handlers import fix_plan
+
+    if args.restart and not (args.yes or args.undo):
+        print("dify-ollama fix-env: --restart needs --yes or --undo", file=sys.stderr)
+        return 2
+    try:
+        if args.undo:
+            backup_id = None if args.undo == "latest" else args.undo
+            result = fix_plan.undo(
+                settings, user=who(), source="cli", backup_id=backup_id, progress=_progress(args)
+            )
+            if args.json:
+                print(json.dumps(result.to_json(), indent=2))
+            else:
+                print(f"Undone fix-env backup {result.backup_id}:")
+                print("\n".join(f"  {line}" for line in result.lines()))
+            return _then_restart(args, settings) if args.restart else _hint_restart(args)
+
+        from handlers.check import run_check
+
+        report = run_check(settings)
+        plan = fix_plan.make_plan(settings, report)
+        if args.json and not args.yes:
+            print(json.dumps(plan.to_json(), indent=2))
+            return 0
+        if not args.json:
+            print(plan.render())
+        if not args.yes:
+            if plan.has_changes:
+                print("\nNothing was changed. Apply this plan with `dify-ollama fix-env --yes`.")
+            return 0
+        if not plan.has_changes:
+            return 0 if not plan.unfixed else 1
+        applied = fix_plan.apply_plan(
+            settings, plan.id, user=who(), source="cli", progress=_progress(args)
+        )
+        if args.json:
+            print(json.dumps({"plan": plan.to_json(), "applied": applied.to_json()}, indent=2))
+        else:
+            print("\nApplied:")
+            print("\n".join(f"  {line}" for line in applied.lines()))
+        return _then_restart(args, settings) if args.restart else _hint_restart(args)
+    except HandlerError as exc:
+        return _fail(str(exc))
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    if args.json:
+        return lambda _text: None
+    return lambda text: print(f"  ... {text}", flush=True)
+
+
+def _hint_restart(args: argparse.Namespace) -> int:
+    if not args.json:
+        print(
+            "\nThe running containers still have the old configuration: run "
+            "`dify-ollama restart` to recreate the affected services and verify."
+        )
+    return 0
+
+
+def _then_restart(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.commands.restart import apply_and_verify
+
+    return apply_and_verify(settings, json_output=args.json)
