@@ -29,6 +29,12 @@ from handlers.urls import (
 
 T = TypeVar("T")
 
+# The whole check answers within CHECK_TIMEOUT + DEADLINE_MARGIN; a probe started late gets
+# less than CHECK_TIMEOUT so that its exec (EXEC_MARGIN of set-up) still lands in time. The
+# margins leave the CLI's own start-up inside the promised CHECK_TIMEOUT + 1 s.
+DEADLINE_MARGIN = 0.6
+EXEC_MARGIN = 0.45
+
 
 class Skip(Exception):
     """A probe cannot run because a prerequisite failed; the message names it."""
@@ -57,8 +63,7 @@ class Facts:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.timeout = settings.check_timeout
-        # The whole check answers within CHECK_TIMEOUT + 1 s, hung Ollama or not.
-        self.deadline = time.monotonic() + settings.check_timeout + 0.9
+        self.deadline = time.monotonic() + settings.check_timeout + DEADLINE_MARGIN
         self.hostname = socket.gethostname()
         self._lock = threading.Lock()
         self._memo: dict[str, Future[Any]] = {}
@@ -79,7 +84,7 @@ class Facts:
 
     def budget(self) -> float:
         """Seconds a probe started now may wait: CHECK_TIMEOUT, less if the deadline is near."""
-        return max(0.5, min(self.timeout, self.deadline - time.monotonic() - 0.4))
+        return max(0.5, min(self.timeout, self.deadline - time.monotonic() - EXEC_MARGIN))
 
     # -- engine and project ------------------------------------------------------------
     def engine(self) -> tuple[docker.DockerClient | None, engine.EngineProblem | None, str]:

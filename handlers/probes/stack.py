@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers import container_exec
-from handlers.compose_cli import find_compose
+from handlers.compose_cli import detect_compose
 from handlers.engine import docker_host
 from handlers.facts import Facts, Skip
 from handlers.results import Finding, Status
@@ -31,7 +31,7 @@ def docker_engine(facts: Facts) -> Finding:
 
 def dify_project(facts: Facts) -> Finding:
     project, error = facts.project_or_error()
-    compose = find_compose()
+    compose = detect_compose()
     compose_text = f"{compose.label} {compose.version}" if compose else "no compose CLI found"
     if project is None:
         client, _, _ = facts.engine()
@@ -97,7 +97,7 @@ def dify_containers(facts: Facts) -> Finding:
             starting.append(service)
     detail = "; ".join(lines)
     if bad:
-        compose = find_compose()
+        compose = detect_compose()
         up = compose.label if compose else "docker compose"
         return Finding(
             "dify.containers",

@@ -48,9 +48,22 @@ def test_healthy_stack_reports_no_failure(healthy_stack: DifyStack, session_olla
     assert failing(report) == {}, report.to_json()
     # every documented finding id is there, in the documented order
     assert [f.id for f in report.findings] == [
-        "docker.engine", "dify.project", "dify.containers", "dify.health", "ollama.host",
-        "ollama.bind", "ollama.models", "container.dns", "container.reach", "container.proxy",
-        "dify.base_url", "env.file", "env.drift", "dify.web", "host.resources", "dify.secrets",
+        "docker.engine",
+        "dify.project",
+        "dify.containers",
+        "dify.health",
+        "ollama.host",
+        "ollama.bind",
+        "ollama.models",
+        "container.dns",
+        "container.reach",
+        "container.proxy",
+        "dify.base_url",
+        "env.file",
+        "env.drift",
+        "dify.web",
+        "host.resources",
+        "dify.secrets",
     ]
     assert finding(report, "container.reach").status is Status.OK
     assert "plugin_daemon" in finding(report, "container.reach").summary
@@ -64,11 +77,19 @@ def test_healthy_stack_reports_no_failure(healthy_stack: DifyStack, session_olla
 
 
 def test_cli_json_on_healthy_stack(healthy_stack: DifyStack, session_ollama: FakeOllama):
-    env = dict(os.environ, DIFY_COMPOSE_PROJECT=healthy_stack.project,
-               OLLAMA_URL=session_ollama.url, CHECK_TIMEOUT="3")
+    env = dict(
+        os.environ,
+        DIFY_COMPOSE_PROJECT=healthy_stack.project,
+        OLLAMA_URL=session_ollama.url,
+        CHECK_TIMEOUT="3",
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "cli.main", "check", "--json"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
         cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.returncode == 0, proc.stderr
@@ -83,8 +104,9 @@ def test_cli_json_on_healthy_stack(healthy_stack: DifyStack, session_ollama: Fak
             assert value not in proc.stdout
 
 
-def test_loopback_base_url_in_database(restore_healthy_stack: DifyStack,
-                                       session_ollama: FakeOllama):
+def test_loopback_base_url_in_database(
+    restore_healthy_stack: DifyStack, session_ollama: FakeOllama
+):
     """Failure mode 1, the seed incident: the base URL points at 127.0.0.1."""
     stack = restore_healthy_stack
     stack.set_rows([OllamaRow(base_url=f"http://127.0.0.1:{session_ollama.port}")])
@@ -111,8 +133,12 @@ def test_gateway_name_unresolved_without_host_gateway(dify_stack_factory, fake_o
     assert reach.status is Status.FAIL and "(dns)" in reach.summary
     # the override alone is not enough: the containers must be recreated (mode 10's cousin)
     stack.write_override(
-        {"services": {s: {"extra_hosts": ["host.docker.internal:host-gateway"]}
-                      for s in ("api", "worker", "worker_beat", "plugin_daemon")}}
+        {
+            "services": {
+                s: {"extra_hosts": ["host.docker.internal:host-gateway"]}
+                for s in ("api", "worker", "worker_beat", "plugin_daemon")
+            }
+        }
     )
     report = run_check(settings_for(stack, fake_ollama))
     dns = finding(report, "container.dns")
@@ -153,9 +179,14 @@ def test_proxy_variable_captures_ollama(dify_stack_factory, fake_ollama):
 def test_v1_suffix_on_base_url(restore_healthy_stack: DifyStack, session_ollama: FakeOllama):
     """Failure mode 6: `/v1` (or `/api`) appended: the plugin gets 404s."""
     url = session_ollama.container_url()
-    restore_healthy_stack.set_rows([OllamaRow(base_url=url + "/v1"),
-                                    OllamaRow(base_url=url + "/api/", model_name="nomic-embed-text",
-                                              model_type="text-embedding")])
+    restore_healthy_stack.set_rows(
+        [
+            OllamaRow(base_url=url + "/v1"),
+            OllamaRow(
+                base_url=url + "/api/", model_name="nomic-embed-text", model_type="text-embedding"
+            ),
+        ]
+    )
     report = run_check(settings_for(restore_healthy_stack, session_ollama))
     base = finding(report, "dify.base_url")
     assert base.status is Status.FAIL and base.fixable
@@ -164,19 +195,22 @@ def test_v1_suffix_on_base_url(restore_healthy_stack: DifyStack, session_ollama:
 
 def test_model_not_pulled(restore_healthy_stack: DifyStack, session_ollama: FakeOllama):
     """Failure mode 7: the model configured in Dify is not in /api/tags."""
-    restore_healthy_stack.set_rows([OllamaRow(base_url=session_ollama.container_url(),
-                                              model_name="qwen2.5:7b")])
+    restore_healthy_stack.set_rows(
+        [OllamaRow(base_url=session_ollama.container_url(), model_name="qwen2.5:7b")]
+    )
     report = run_check(settings_for(restore_healthy_stack, session_ollama))
     models = finding(report, "ollama.models")
     assert models.status is Status.FAIL
     assert "qwen2.5:7b" in models.summary and "ollama pull qwen2.5:7b" in models.remedy
 
 
-def test_model_larger_than_free_memory(restore_healthy_stack: DifyStack,
-                                       session_ollama: FakeOllama):
+def test_model_larger_than_free_memory(
+    restore_healthy_stack: DifyStack, session_ollama: FakeOllama
+):
     """Failure mode 8's cause: a model that cannot fit in memory loads slowly or not at all."""
-    session_ollama.set_models([FakeModel("llama3.2:latest"),
-                               FakeModel("huge:405b", size=4096 * GiB)])
+    session_ollama.set_models(
+        [FakeModel("llama3.2:latest"), FakeModel("huge:405b", size=4096 * GiB)]
+    )
     report = run_check(settings_for(restore_healthy_stack, session_ollama))
     resources = finding(report, "host.resources")
     assert resources.status is Status.WARN and "huge:405b" in resources.summary
@@ -193,8 +227,7 @@ def test_plugin_daemon_down(restore_healthy_stack: DifyStack, session_ollama: Fa
     assert finding(report, "dify.health").status is Status.FAIL
 
 
-def test_env_edited_but_not_recreated(restore_healthy_stack: DifyStack,
-                                      session_ollama: FakeOllama):
+def test_env_edited_but_not_recreated(restore_healthy_stack: DifyStack, session_ollama: FakeOllama):
     """Failure mode 10: .env changed, containers still run with the old environment."""
     env = restore_healthy_stack.env_path
     text = env.read_text()
@@ -209,8 +242,9 @@ def test_env_edited_but_not_recreated(restore_healthy_stack: DifyStack,
     assert finding(report, "env.drift").status is Status.OK
 
 
-def test_env_file_loopback_and_missing(restore_healthy_stack: DifyStack,
-                                       session_ollama: FakeOllama):
+def test_env_file_loopback_and_missing(
+    restore_healthy_stack: DifyStack, session_ollama: FakeOllama
+):
     env = restore_healthy_stack.env_path
     text = env.read_text()
     old = next(line for line in text.splitlines() if line.startswith("OPENAI_API_BASE="))
@@ -233,8 +267,9 @@ def test_web_entry_down(restore_healthy_stack: DifyStack, session_ollama: FakeOl
     assert web.status is Status.FAIL and "EXPOSE_NGINX_PORT" in web.remedy
 
 
-def test_hung_ollama_answers_within_deadline(restore_healthy_stack: DifyStack,
-                                             session_ollama: FakeOllama):
+def test_hung_ollama_answers_within_deadline(
+    restore_healthy_stack: DifyStack, session_ollama: FakeOllama
+):
     session_ollama.set_mode("hung")
     timeout = 2.0
     start = time.monotonic()
@@ -257,11 +292,27 @@ def test_ollama_down(restore_healthy_stack: DifyStack, session_ollama: FakeOllam
 
 
 def test_engine_unreachable(tmp_path: Path):
-    settings = Settings(docker_host=f"unix://{tmp_path}/no-engine.sock", check_timeout=1,
-                        ollama_url="http://127.0.0.1:9")
+    settings = Settings(
+        docker_host=f"unix://{tmp_path}/no-engine.sock",
+        check_timeout=1,
+        ollama_url="http://127.0.0.1:9",
+    )
     report = run_check(settings)
     engine = finding(report, "docker.engine")
     assert engine.status is Status.FAIL and "does not exist" in engine.summary
     assert finding(report, "dify.project").status is Status.SKIP
     assert finding(report, "container.reach").status is Status.SKIP
     assert report.exit_code == 1
+
+
+def test_firewall_drops_bridge_traffic(
+    restore_healthy_stack: DifyStack, session_ollama: FakeOllama
+):
+    """Failure mode 4: the host's own curl works, containers time out."""
+    session_ollama.set_mode("firewalled")
+    report = run_check(settings_for(restore_healthy_stack, session_ollama, check_timeout=2))
+    assert finding(report, "ollama.host").status is Status.OK
+    assert finding(report, "ollama.bind").status is Status.OK
+    reach = finding(report, "container.reach")
+    assert reach.status is Status.FAIL and "timeout" in reach.summary
+    assert "firewall" in reach.remedy and "11434" in reach.remedy

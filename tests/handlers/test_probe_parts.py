@@ -65,7 +65,9 @@ def test_no_proxy_rules(no_proxy: str, host: str, covered: bool) -> None:
 def test_proxy_for_reads_both_cases() -> None:
     url = "http://host.docker.internal:11434"
     assert proxy_for({"HTTP_PROXY": "http://p:3128"}, url) == "http://p:3128"
-    assert proxy_for({"http_proxy": "http://p:3128", "NO_PROXY": "host.docker.internal"}, url) is None
+    assert (
+        proxy_for({"http_proxy": "http://p:3128", "NO_PROXY": "host.docker.internal"}, url) is None
+    )
     assert proxy_for({"HTTPS_PROXY": "http://p:3128"}, url) is None
     assert proxy_for({"ALL_PROXY": "socks5://p:1080"}, url) == "socks5://p:1080"
 

@@ -20,7 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 OLLAMA_VERSION = "0.12.3"
-MODES = ("up", "slow", "hung")
+# firewalled: answers loopback clients, hangs everyone else (a host firewall dropping traffic
+# from the Docker bridges: the host's curl works, containers time out).
+MODES = ("up", "slow", "hung", "firewalled")
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         fake._record(self.command, self.path, self.client_address[0])
         mode, delay = fake.mode, fake.delay
-        if mode == "hung":
+        remote = not self.client_address[0].startswith(("127.", "::1", "::ffff:127."))
+        if mode == "hung" or (mode == "firewalled" and remote):
             fake._stop_event.wait()  # released by stop()/down(); never answers
             self.close_connection = True
             return False
@@ -330,7 +333,7 @@ class FakeOllama:
     def set_mode(self, mode: str, delay: float = 2.0) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        if self.mode == "hung" and mode != "hung":
+        if self.mode in ("hung", "firewalled") and mode != self.mode:
             # Let the currently hung requests go (they drop the connection without answer).
             old = self._stop_event
             self._stop_event = threading.Event()

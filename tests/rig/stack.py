@@ -33,7 +33,10 @@ from docker.models.containers import Container
 
 DIFY_VERSION = "1.13.3"
 REFERENCE_DIR = Path(
-    os.environ.get("DIFY_REFERENCE_DIR", f"/work/shared/dify-reference/{DIFY_VERSION}")
+    os.environ.get(
+        "DIFY_REFERENCE_DIR",
+        Path(__file__).resolve().parents[1] / "data" / f"dify-{DIFY_VERSION}",
+    )
 )
 IMAGES_DIR = Path(__file__).resolve().parent / "images"
 PRIVATE_DOCKER_HOST = "unix:///run/dify-ollama-test-engine/docker.sock"
