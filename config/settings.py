@@ -127,7 +127,7 @@ def load_settings(**overrides: object) -> Settings:
             raise ConfigError(
                 f"DIFY_OLLAMA_BOT_ENV: {env_file} looks like Dify's .env; give the bot its own file"
             )
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg,arg-type]
     except ValidationError as exc:
         lines = []
         for error in exc.errors(include_input=False, include_url=False):

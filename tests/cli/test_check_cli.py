@@ -22,7 +22,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
     full.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "cli.main", *args],
-        capture_output=True, text=True, env=full, timeout=60, check=False, cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=60,
+        check=False,
+        cwd=cwd,
     )
 
 
@@ -62,9 +67,13 @@ def test_bot_env_file_is_read_and_dify_env_refused(tmp_path: Path) -> None:
 
 def test_engine_missing_gives_failing_report(tmp_path: Path) -> None:
     proc = run_cli(
-        "check", "--json",
-        env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock", "OLLAMA_URL": "http://127.0.0.1:9",
-             "CHECK_TIMEOUT": "1"},
+        "check",
+        "--json",
+        env={
+            "DOCKER_HOST": f"unix://{tmp_path}/none.sock",
+            "OLLAMA_URL": "http://127.0.0.1:9",
+            "CHECK_TIMEOUT": "1",
+        },
     )
     assert proc.returncode == 1, proc.stderr
     data = json.loads(proc.stdout)
@@ -78,8 +87,14 @@ def test_text_report_lists_evidence_and_remedy() -> None:
     report = Report(
         (
             Finding("docker.engine", Status.OK, "Docker answers"),
-            Finding("dify.base_url", Status.FAIL, "base URL wrong", "evidence here",
-                    "do this", fixable=True),
+            Finding(
+                "dify.base_url",
+                Status.FAIL,
+                "base URL wrong",
+                "evidence here",
+                "do this",
+                fixable=True,
+            ),
             Finding("ollama.models", Status.SKIP, "needs ollama.host"),
         ),
         123,
