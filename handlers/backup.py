@@ -348,7 +348,11 @@ def load_backup(folder: Path) -> Backup:
 def iter_backups(root: Path) -> Iterator[Backup]:
     """Backups with a manifest, newest first."""
     try:
-        names = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name)
+        # Names start with a UTC timestamp (after an optional "pre-undo-" prefix).
+        names = sorted(
+            (p for p in root.iterdir() if p.is_dir()),
+            key=lambda p: p.name.removeprefix("pre-undo-"),
+        )
     except FileNotFoundError:
         return
     except OSError as exc:

@@ -148,7 +148,9 @@ class MutationLock:
             try:
                 yield me
             finally:
-                os.ftruncate(fd, 0)
+                # The record stays: truncating first would let a contender read an empty file
+                # between truncate and unlock. A stale record is never shown, because holder()
+                # reads it only while the lock is actually held.
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
