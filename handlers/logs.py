@@ -123,7 +123,7 @@ class LogResult:
     truncated: bool  # lines were cut or dropped to stay within the limits
     redactions: int  # secrets replaced by [REDACTED]
     since: str | None = None
-    grep: str | None = None
+    grep: str | None = None  # as given, redacted
     notes: tuple[str, ...] = ()  # stopped container, empty log, unreadable .env ...
     services: tuple[str, ...] = ()  # the project's services (valid SERVICE values)
     elapsed_ms: int = 0
@@ -470,6 +470,9 @@ def fetch_logs(
         if own_client:
             api.close()
 
+    # The grep text is echoed back (Slack header, notes): a secret typed into it is redacted
+    # like the log, since a slash command's own text is not visible to the channel.
+    shown_grep = redactor.redact(grep) if grep else None
     state = attrs.get("State") or {}
     note = _state_note(info.name, state)
     if note:
@@ -480,7 +483,7 @@ def fetch_logs(
         else:
             notes.append(f"{service} (container {info.name}) has written nothing to its log")
     elif not collected.lines and grep:
-        notes.append(f"none of the last {collected.fetched} lines contains {grep!r}")
+        notes.append(f"none of the last {collected.fetched} lines contains {shown_grep!r}")
     return LogResult(
         service=service,
         container=info.name,
@@ -494,7 +497,7 @@ def fetch_logs(
         truncated=collected.truncated,
         redactions=collected.redactions,
         since=since_spec.text if since_spec is not None else None,
-        grep=grep,
+        grep=shown_grep,
         notes=tuple(notes),
         services=project.services,
         elapsed_ms=int((time.monotonic() - started) * 1000),
