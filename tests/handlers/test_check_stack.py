@@ -14,7 +14,7 @@ import pytest
 
 from config.settings import Settings
 from handlers.check import run_check
-from handlers.results import Report, Status
+from handlers.results import Finding, Report, Status
 from tests.rig.fake_ollama import FakeModel, FakeOllama
 from tests.rig.stack import DifyStack, OllamaRow
 
@@ -37,7 +37,7 @@ def failing(report: Report) -> dict[str, str]:
     return {f.id: f.summary for f in report.findings if f.status is Status.FAIL}
 
 
-def finding(report: Report, finding_id: str):  # noqa: ANN201 - a Finding
+def finding(report: Report, finding_id: str) -> Finding:
     found = report.finding(finding_id)
     assert found is not None, f"{finding_id} missing from the report"
     return found
