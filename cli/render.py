@@ -18,8 +18,13 @@ def _indent(label: str, text: str, width: int = 100) -> list[str]:
     lines = []
     for i, paragraph in enumerate(text.splitlines() or [""]):
         prefix = f"    {label:<9}" if i == 0 else " " * 13
-        lines += textwrap.wrap(paragraph, width, initial_indent=prefix,
-                               subsequent_indent=" " * 13, break_on_hyphens=False) or [prefix]
+        lines += textwrap.wrap(
+            paragraph,
+            width,
+            initial_indent=prefix,
+            subsequent_indent=" " * 13,
+            break_on_hyphens=False,
+        ) or [prefix]
     return lines
 
 
@@ -41,8 +46,13 @@ def render_text(report: Report, color: bool = False) -> str:
     if problems:
         out += ["", "What to do:"]
         for finding in problems:
-            out.append(_paint(f"  {LABEL[finding.status]} {finding.id}: {finding.summary}",
-                              finding.status, color))
+            out.append(
+                _paint(
+                    f"  {LABEL[finding.status]} {finding.id}: {finding.summary}",
+                    finding.status,
+                    color,
+                )
+            )
             if finding.detail:
                 out += _indent("evidence", finding.detail)
             if finding.remedy:
