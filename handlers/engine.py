@@ -35,7 +35,7 @@ def make_client(settings: Settings, timeout: float | None = None) -> docker.Dock
     return docker.DockerClient(
         base_url=docker_host(settings),
         version=API_VERSION,
-        timeout=int(timeout or max(5.0, settings.check_timeout * 2)),
+        timeout=timeout or max(5.0, settings.check_timeout * 2),
     )
 
 
@@ -91,11 +91,16 @@ def explain(exc: BaseException, host: str) -> EngineProblem:
     return EngineProblem("error", f"engine error at {host}: {first_line}", "Check `docker info`.")
 
 
-def ping(settings: Settings) -> tuple[docker.DockerClient | None, EngineProblem | None, str]:
-    """Return a connected client, or the problem; plus the engine version when known."""
+def ping(
+    settings: Settings, timeout: float | None = None
+) -> tuple[docker.DockerClient | None, EngineProblem | None, str]:
+    """Return a connected client, or the problem; plus the engine version when known.
+
+    `timeout` bounds every API call of the returned client (default: max(5 s, 2x CHECK_TIMEOUT)).
+    """
     host = docker_host(settings)
     try:
-        client = make_client(settings)
+        client = make_client(settings, timeout)
         client.ping()
         version = str(client.version().get("Version", "?"))
         return client, None, version

@@ -88,7 +88,8 @@ class Facts:
 
     # -- engine and project ------------------------------------------------------------
     def engine(self) -> tuple[docker.DockerClient | None, engine.EngineProblem | None, str]:
-        return self._once("engine", lambda: engine.ping(self.settings))
+        # A hung engine must not hold the report past the deadline either.
+        return self._once("engine", lambda: engine.ping(self.settings, self.timeout + 0.3))
 
     def client(self) -> docker.DockerClient:
         client, problem, _ = self.engine()

@@ -84,3 +84,20 @@ def test_found_by_folder_and_by_name(healthy_stack: DifyStack, docker_engine: ob
     assert by_name.working_dir == healthy_stack.dir
     with pytest.raises(HandlerError, match="no containers of compose project"):
         discover(client, Settings(dify_compose_project="no-such-project"))
+
+
+def test_check_with_hung_engine_keeps_its_deadline() -> None:
+    from handlers.check import run_check
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        settings = Settings(
+            docker_host=f"tcp://127.0.0.1:{s.getsockname()[1]}",
+            check_timeout=1,
+            ollama_url="http://127.0.0.1:9",
+        )
+        report = run_check(settings)
+    assert report.duration_ms <= 2000
+    engine = report.finding("docker.engine")
+    assert engine is not None and "did not answer in time" in engine.summary
