@@ -431,9 +431,15 @@ def fetch_logs(
             explanation = str(exc.explanation or exc)
             if "does not support reading" in explanation or "logging driver" in explanation:
                 driver = ((attrs.get("HostConfig") or {}).get("LogConfig") or {}).get("Type", "?")
+                where = (
+                    "give the service `logging: {driver: json-file}` (or `local`) in the compose "
+                    "file to keep one"
+                    if driver == "none"
+                    else "read its log where that driver sends it"
+                )
                 raise HandlerError(
-                    f"container {info.name} logs with driver {driver!r}, which keeps no log the "
-                    "engine can read back: read it where that driver sends it"
+                    f"container {info.name} logs with driver {driver!r}, which keeps nothing "
+                    f"the engine can read back: {where}"
                 ) from None
             raise HandlerError(
                 f"the engine refused to read {info.name}'s log: {explanation[:200]}"
@@ -465,7 +471,7 @@ def fetch_logs(
             _close(stream)
         if timed_out.is_set():
             collected.truncated = True
-            notes.append(f"stopped reading after {deadline:.0f} s: the engine is slow")
+            notes.append(f"stopped reading after {deadline:g} s: the engine is slow")
     finally:
         if own_client:
             api.close()

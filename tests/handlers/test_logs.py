@@ -133,6 +133,7 @@ class LogProject:
         env: Mapping[str, str] | None = None,
         tty: bool = False,
         image: str = BUSYBOX_IMAGE,
+        log_driver: str | None = None,
     ) -> Any:
         labels = {
             PROJECT: self.name,
@@ -151,6 +152,7 @@ class LogProject:
             detach=True,
             tty=tty,
             network_mode="none",
+            log_config=docker.types.LogConfig(type=log_driver) if log_driver else None,
         )
         self.containers.append(container)
         return container
@@ -341,6 +343,29 @@ def test_unreadable_env_still_redacts_the_container_environment(canary_api: LogP
     result = fetch_logs(canary_api.settings(), "api", 100)
     assert_no_canary(result.text, canary_api.canaries)
     assert any("could not read Dify's .env" in n for n in result.notes)
+
+
+@pytest.mark.docker
+def test_slow_read_is_cut_by_the_watchdog(log_project: LogProject) -> None:
+    # A TTY container's log is read byte by byte (docker-py): 5000 lines take ~0.25 s, more than
+    # the watchdog's 0.1 s floor. What was read is kept; the result says it was cut.
+    api = log_project.add(
+        "api",
+        "i=0; while [ $i -lt 8000 ]; do echo line $i padding the line a bit; i=$((i+1)); done"
+        "; echo done; sleep 600",
+        tty=True,
+    )
+    log_project.wait_for_line(api, b"done", timeout=60)
+    result = fetch_logs(log_project.settings(), "api", 5000, deadline=0.01)
+    assert result.truncated and any("stopped reading" in n for n in result.notes)
+    assert result.lines_returned < 5000
+
+
+@pytest.mark.docker
+def test_logging_driver_without_read_back(log_project: LogProject) -> None:
+    log_project.add("api", "echo hi; sleep 600", log_driver="none")
+    with pytest.raises(HandlerError, match=r"driver 'none'.*json-file"):
+        fetch_logs(log_project.settings(), "api", 10)
 
 
 @pytest.mark.docker
