@@ -1,0 +1,371 @@
+"""`fix-env` in Slack: the plan with Apply (confirmation dialog) and Cancel, then "Restart
+affected services" and "Undo"; plus a "Fix" button on the check report's fixable finding.
+
+The canonical incident takes three clicks from `/dify-ollama check`: Fix (posts the plan in the
+report's thread), Apply (confirm; applies with a backup), Restart affected services (recreates,
+waits, re-checks in the thread). Every button is mutating, so the dispatcher re-authorizes the
+clicking user against OPERATORS on every click; applying a plan, an undo and a restart each run
+at most once (idempotency keys), whatever the number of clicks or retried deliveries.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.render.limits import (
+    MAX_SECTION,
+    actions,
+    code_block,
+    context,
+    escape,
+    header,
+    section,
+    split_lines,
+    truncate,
+)
+from bot.subcommands import (
+    ACTION_PREFIX,
+    Action,
+    Click,
+    Context,
+    Invocation,
+    Registry,
+    Subcommand,
+    UsageError,
+    button,
+)
+from bot.subcommands.restart import refused_early, restart_button
+from handlers.mutation_lock import AlreadyDone, Busy, Idempotency, OpRecord
+from handlers.results import Finding, HandlerError, Report
+
+FIX = ACTION_PREFIX + "fix-env:fix"
+APPLY = ACTION_PREFIX + "fix-env:apply"
+CANCEL = ACTION_PREFIX + "fix-env:cancel"
+UNDO = ACTION_PREFIX + "fix-env:undo"
+USAGE = "fix-env | fix-env undo"
+log = logging.getLogger(__name__)
+# Blocks kept for the plan's steps; the rest of a long plan goes into a snippet in the thread.
+MAX_PLAN_BLOCKS = 40
+
+
+def parse(args: tuple[str, ...]) -> str:
+    if not args:
+        return "plan"
+    if args == ("undo",):
+        return "undo"
+    raise UsageError(f"unexpected `{' '.join(args)[:60]}`")
+
+
+# --- rendering ---------------------------------------------------------------------------------
+def _step_sections(title: str, body: str) -> list[dict[str, Any]]:
+    head = truncate(title, 600)
+    room = MAX_SECTION - len(head) - 1
+    return [section(f"{head}\n{code_block(body, room)}" if body else head)]
+
+
+def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list[dict[str, Any]]]:
+    """The plan as Block Kit: one section per step (previews masked), Apply/Cancel buttons."""
+    blocks: list[dict[str, Any]] = [header(f":wrench: fix-env plan for {plan.project}")]
+    if note:
+        blocks.append(section(note))
+    number = 0
+    if plan.env:
+        number += 1
+        verb = "Create `.env` from `.env.example`" if plan.env.base_sha256 is None else "Edit"
+        title = f"*{number}. {verb}* `{escape(plan.env_path)}` (only the lines shown change)"
+        if "OPENAI_API_BASE" in plan.env.values:
+            title += "\n_OPENAI_API_BASE is legacy on Dify 1.x; set because the usual steps do._"
+        blocks += _step_sections(title, plan.env.preview)
+    if plan.override:
+        number += 1
+        verb = "Create" if plan.override.base_sha256 is None else "Merge into"
+        title = (
+            f"*{number}. {verb}* `{escape(plan.override.path)}`: map host.docker.internal to the "
+            f"host for {', '.join(plan.override.services)}"
+        )
+        notes = "".join(f"\n_{escape(n)}_" for n in plan.override.notes)
+        blocks += _step_sections(title + notes, plan.override.preview)
+    if plan.db:
+        number += 1
+        title = (
+            f"*{number}. :warning: Writes Dify's database* ({escape(plan.db.service)}, database "
+            f"`{escape(plan.db.database)}`): only the `base_url` of {len(plan.db.rows)} Ollama "
+            "row(s), in one transaction, originals saved to the backup first; then Dify's "
+            "cached credentials are deleted from Redis."
+        )
+        blocks += _step_sections(title, plan.db.preview)
+    if plan.restart_services:
+        blocks.append(
+            section(
+                "*Then* *Restart affected services* recreates "
+                + ", ".join(plan.restart_services)
+                + " (db and redis keep running) and re-checks."
+            )
+        )
+    for item in plan.instructions:
+        blocks.append(section(f"*By hand: {escape(item.title)}*\n{code_block(item.text, 2500)}"))
+    if plan.unfixed:
+        lines = ["*Not fixed by fix-env:*", *(f"• {escape(line)}" for line in plan.unfixed)]
+        blocks += [section(chunk) for chunk in split_lines(lines)][:3]
+    if not plan.has_changes and not plan.instructions:
+        blocks.append(section("Nothing to fix: no finding that fix-env repairs is failing."))
+    blocks = blocks[:MAX_PLAN_BLOCKS]
+    if plan.has_changes and plan.state == "planned":
+        blocks.append(actions(_plan_buttons(plan)))
+    blocks.append(context(f"plan `{plan.id}` · {escape(plan.dify_dir)} · asked by {requested_by}"))
+    text = f"fix-env plan for {plan.project}: {plan.summary()}"
+    return text, blocks
+
+
+def _plan_buttons(plan: Any) -> list[dict[str, Any]]:
+    writes = ["`.env`"] if plan.env else []
+    if plan.override:
+        writes.append("the compose override")
+    if plan.db:
+        writes.append(f"*Dify's database* ({len(plan.db.rows)} row(s)) and its Redis cache")
+    body = (
+        f"This changes {', '.join(writes)} on the host. A backup is saved first; *Undo* "
+        "restores it. Containers are recreated only when you click *Restart* afterwards."
+    )
+    return [
+        button(
+            "Apply",
+            APPLY,
+            {"plan": plan.id},
+            style="primary",
+            confirm=("Apply this fix?", body, "Apply"),
+        ),
+        button("Cancel", CANCEL, {"plan": plan.id}),
+    ]
+
+
+def _applied_blocks(result: Any, user_id: str) -> tuple[str, list[dict[str, Any]]]:
+    lines = [f"• {escape(c)}" for c in result.changed]
+    lines += [f"• :warning: {escape(w)}" for w in result.warnings]
+    text = f":white_check_mark: fix-env applied by <@{user_id}>"
+    services = ", ".join(result.restart_services) or "nothing"
+    return text, [
+        section(text + "\n" + "\n".join(lines)),
+        section(
+            "The running containers still have the old configuration: *Restart affected "
+            f"services* recreates {services} (db and redis keep running), then re-checks."
+        ),
+        actions(
+            [
+                restart_button({"backup": result.backup_id}),
+                _undo_button(result.backup_id),
+            ]
+        ),
+        context(f"backup `{escape(result.backup_id)}` (private to the bot's user on the host)"),
+    ]
+
+
+def _undo_button(backup_id: str) -> dict[str, Any]:
+    return button(
+        "Undo",
+        UNDO,
+        {"backup": backup_id},
+        style="danger",
+        confirm=(
+            "Undo this fix?",
+            "Restores .env, the compose override and the database rows byte for byte from the "
+            "backup (then restart again to apply it).",
+            "Undo",
+        ),
+    )
+
+
+# --- the subcommand -----------------------------------------------------------------------------
+def _post_plan(ctx: Context, channel: str, thread_ts: str | None, user_id: str) -> str:
+    from handlers import fix_plan
+
+    progress = ctx.progress(
+        f":hourglass_flowing_sand: Checking and planning fix-env… (asked by <@{user_id}>)"
+    )
+    report = ctx.check()
+    plan = fix_plan.make_plan(ctx.settings, report)
+    text, blocks = render_plan(plan, f"<@{user_id}>")
+    progress.update(text, blocks)
+    if progress.ts is None:
+        return "planned"
+    previews = [s.preview for s in (plan.env, plan.override, plan.db) if s is not None]
+    if max(map(len, previews), default=0) > 2300 or len(blocks) >= MAX_PLAN_BLOCKS:
+        full = plan.render()
+        # A preview was cut to fit Slack: the whole plan (masked as shown) as a snippet.
+        try:
+            ctx.upload_text(channel, thread_ts or progress.ts, "fix-env-plan.txt", full)
+        except Exception as exc:  # the message itself already carries the plan
+            log.warning("fix-env plan %s: snippet upload failed: %s", plan.id, exc)
+    ctx.audit("fix-env:planned", plan=plan.id, summary=plan.summary())
+    return "planned"
+
+
+def run(invocation: Invocation, ctx: Context) -> str:
+    if invocation.options == "undo":
+        return _offer_undo(ctx, invocation)
+    return _post_plan(ctx, invocation.channel_id, invocation.thread_ts, invocation.user_id)
+
+
+def _offer_undo(ctx: Context, invocation: Invocation) -> str:
+    from handlers import backup as backups
+
+    found = backups.latest_undoable(ctx.settings.backup_path)
+    if found is None:
+        ctx.reply(":information_source: No fix-env backup to undo on this host.")
+        return "nothing"
+    text = (
+        f":leftwards_arrow_with_hook: Undo the fix-env applied at {found.created_at} by "
+        f"{_who(found.user)}? It restores .env, the compose override and the database rows "
+        "from its backup."
+    )
+    ctx.reply(text, [section(text), actions([_undo_button(found.id)])])
+    return "confirm-asked"
+
+
+def _who(user: str) -> str:
+    return f"<@{user}>" if user[:1] in ("U", "W") and "@" not in user else f"`{user}`"
+
+
+# --- buttons ----------------------------------------------------------------------------------
+def fix_button(finding: Finding, report: Report) -> dict[str, Any] | None:
+    """One "Fix" button per report, on its first failing finding fix-env can repair."""
+    from handlers.fix_plan import fixable
+
+    first = next((f for f in report.findings if fixable(f)), None)
+    if first is None or first.id != finding.id:
+        return None
+    return button("Fix", FIX, {"f": finding.id}, style="primary")
+
+
+def on_fix(click: Click, ctx: Context) -> str:
+    # One plan per report message, however many times Fix is clicked.
+    state = ctx.settings.state_path
+    key = f"fixplan:{click.channel_id}:{click.message_ts or click.request_id}"
+    ops = Idempotency(state)
+    if ops.get(key) is not None:
+        ctx.ephemeral(":information_source: The plan for this report is already in its thread.")
+        return "duplicate"
+    ops.put(OpRecord(key, "fix-env plan", click.user_id, "slack", state="done"))
+    return _post_plan(ctx, click.channel_id, click.thread_ts, click.user_id)
+
+
+def on_apply(click: Click, ctx: Context) -> str:
+    from handlers import fix_plan
+
+    plan_id = str((click.value or {}).get("plan", ""))
+    plan = fix_plan.load_plan(ctx.settings, plan_id)
+    if plan.state == "cancelled":
+        ctx.ephemeral(":information_source: This plan was cancelled; run `fix-env` again.")
+        return "cancelled"
+    if refused_early(ctx, f"apply:{plan.id}"):
+        return "duplicate"
+    asked = f"<@{click.user_id}>"
+    message_ts = click.message_ts
+
+    def progress(line: str) -> None:
+        if message_ts is not None:
+            text = f":hourglass_flowing_sand: Applying plan `{plan.id}` (by {asked}): {line}"
+            ctx.update(click.channel_id, message_ts, text, [section(escape(text))])
+
+    try:
+        result = fix_plan.apply_plan(
+            ctx.settings, plan.id, user=click.user_id, source="slack", progress=progress
+        )
+    except (AlreadyDone, Busy) as exc:
+        ctx.ephemeral(f":information_source: {exc}")
+        return "duplicate" if isinstance(exc, AlreadyDone) else "busy"
+    except HandlerError as exc:
+        if message_ts is not None:
+            note = f":x: Applying failed: {escape(str(exc))}"
+            text, blocks = render_plan(fix_plan.load_plan(ctx.settings, plan.id), asked, note)
+            ctx.update(click.channel_id, message_ts, text, blocks)
+        ctx.audit("fix-env:failed", plan=plan.id, error=str(exc)[:300])
+        return "failed"
+    applied = fix_plan.load_plan(ctx.settings, plan.id)
+    if message_ts is not None:
+        text, blocks = render_plan(applied, asked, f":white_check_mark: Applied by {asked}.")
+        ctx.update(click.channel_id, message_ts, text, blocks)
+    text, blocks = _applied_blocks(result, click.user_id)
+    ctx.post(click.channel_id, text, blocks, thread_ts=click.thread_ts or message_ts)
+    ctx.audit(
+        "fix-env:applied",
+        plan=plan.id,
+        backup=result.backup_id,
+        changed=len(result.changed),
+        db_changed=result.db_changed,
+    )
+    return "applied"
+
+
+def on_cancel(click: Click, ctx: Context) -> str:
+    from handlers import fix_plan
+
+    plan = fix_plan.cancel_plan(ctx.settings, str((click.value or {}).get("plan", "")))
+    if plan.state != "cancelled":
+        ctx.ephemeral(f":information_source: Plan `{plan.id}` is already {plan.state}.")
+        return plan.state
+    if click.message_ts is not None:
+        text, blocks = render_plan(
+            plan, f"<@{click.user_id}>", f":no_entry_sign: Cancelled by <@{click.user_id}>."
+        )
+        ctx.update(click.channel_id, click.message_ts, text, blocks)
+    return "cancelled"
+
+
+def on_undo(click: Click, ctx: Context) -> str:
+    from handlers import fix_plan
+
+    backup_id = str((click.value or {}).get("backup", ""))
+    if refused_early(ctx, f"undo:{backup_id}"):
+        return "duplicate"
+    live_ts = ctx.post(
+        click.channel_id,
+        f":hourglass_flowing_sand: Undoing (by <@{click.user_id}>)…",
+        thread_ts=click.thread_ts,
+    )
+
+    def progress(line: str) -> None:
+        text = f":hourglass_flowing_sand: Undoing (by <@{click.user_id}>): {line}"
+        ctx.update(click.channel_id, live_ts, text, [section(escape(text))])
+
+    try:
+        result = fix_plan.undo(
+            ctx.settings, user=click.user_id, source="slack", backup_id=backup_id, progress=progress
+        )
+    except (AlreadyDone, Busy, HandlerError) as exc:
+        text = f":x: Undo did not run: {exc}"
+        ctx.update(click.channel_id, live_ts, text, [section(escape(text))])
+        return "failed"
+    lines = "\n".join(f"• {escape(line)}" for line in result.lines())
+    text = f":leftwards_arrow_with_hook: Undone by <@{click.user_id}>"
+    ctx.update(
+        click.channel_id,
+        live_ts,
+        text,
+        [
+            section(f"{text}\n{lines}"),
+            section("Restart to apply the restored configuration:"),
+            actions([restart_button({"backup": result.backup_id, "undo": True})]),
+        ],
+    )
+    ctx.audit("fix-env:undone", backup=result.backup_id)
+    return "undone"
+
+
+def register(registry: Registry) -> None:
+    registry.add_subcommand(
+        Subcommand(
+            name="fix-env",
+            usage=USAGE,
+            summary="Plan the repairs check calls for; apply, restart and undo with buttons",
+            mutating=True,
+            run=run,
+            parse=parse,
+        )
+    )
+    registry.add_action(Action(FIX, mutating=True, run=on_fix, command="fix-env:fix"))
+    registry.add_action(Action(APPLY, mutating=True, run=on_apply, command="fix-env:apply"))
+    registry.add_action(Action(CANCEL, mutating=True, run=on_cancel, command="fix-env:cancel"))
+    registry.add_action(Action(UNDO, mutating=True, run=on_undo, command="fix-env:undo"))
+    registry.add_finding_button(fix_button)

@@ -1,0 +1,263 @@
+"""`restart` in Slack, and the "Restart affected services" button fix-env posts.
+
+Progress is edited in place (chat.update), then a fresh check is posted in the thread: a
+restart never claims the problem is fixed, the re-check says whether it is. `restart --all`
+(down + up) only ever runs from a danger button behind Slack's confirmation dialog.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.render.check import render_report
+from bot.render.limits import actions, code_block, context, escape, section
+from bot.subcommands import (
+    ACTION_PREFIX,
+    Action,
+    Click,
+    Context,
+    Invocation,
+    Registry,
+    Subcommand,
+    UsageError,
+    button,
+)
+from handlers.mutation_lock import AlreadyDone, Busy, Idempotency, MutationLock
+from handlers.results import HandlerError
+
+RESTART_APPLY = ACTION_PREFIX + "restart:apply"
+RESTART_ALL = ACTION_PREFIX + "restart:all"
+USAGE = "restart [SERVICE...] | restart --all"
+_SERVICE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+ALL_WARNING = (
+    "`restart --all` is the seed's `down` + `up -d`: it stops *every* service of the Dify "
+    "stack, db and redis included, and Dify is unavailable until all are back. The default "
+    "`restart` recreates only the services whose configuration changed."
+)
+
+
+@dataclass(frozen=True)
+class RestartOptions:
+    services: tuple[str, ...] = ()
+    all: bool = False
+
+
+def parse(args: tuple[str, ...]) -> RestartOptions:
+    services: list[str] = []
+    everything = False
+    for arg in args:
+        if arg == "--all":
+            everything = True
+        elif arg.startswith("-"):
+            raise UsageError(f"unknown option `{arg[:40]}`")
+        elif _SERVICE.match(arg):
+            services.append(arg)
+        else:
+            raise UsageError(f"`{arg[:40]}` is not a service name")
+    if everything and services:
+        raise UsageError("`--all` takes no service names")
+    return RestartOptions(tuple(dict.fromkeys(services)), everything)
+
+
+class _Live:
+    """One message edited in place as the restart goes (chat.update)."""
+
+    def __init__(self, ctx: Context, channel: str, thread_ts: str | None, head: str) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.head = head
+        self.lines: list[str] = []
+        self.ts = ctx.post(channel, head, thread_ts=thread_ts)
+
+    def __call__(self, line: str) -> None:
+        self.lines = [*self.lines[-5:], line]
+        body = self.head + "\n" + "\n".join(f"• {escape(x)}" for x in self.lines)
+        self.ctx.update(self.channel, self.ts, body, [section(body)])
+
+    def done(self, text: str, blocks: list[dict[str, Any]]) -> None:
+        self.ctx.update(self.channel, self.ts, text, blocks)
+
+
+def run_restart(
+    ctx: Context,
+    *,
+    channel: str,
+    thread_ts: str | None,
+    user_id: str,
+    mode: str,
+    services: tuple[str, ...] = (),
+    key: str | None = None,
+) -> str:
+    """Restart (apply | services | all), edit progress in place, then post a fresh check in
+    the thread. Returns the audit outcome."""
+    from handlers import restart
+    from handlers.check import run_check
+
+    if refused_early(ctx, key):
+        return "duplicate"
+    what = {
+        "apply": "Applying configuration (recreating what changed)",
+        "services": f"Restarting {', '.join(services)}",
+        "all": "Restarting the whole stack (down + up -d)",
+    }[mode]
+    live = _Live(ctx, channel, thread_ts, f":arrows_counterclockwise: {what}… (by <@{user_id}>)")
+    thread = thread_ts or live.ts
+    common: dict[str, Any] = {"user": user_id, "source": "slack", "key": key, "progress": live}
+    call: Callable[[], restart.RestartResult]
+    if mode == "all":
+        call = lambda: restart.restart_all(ctx.settings, **common)  # noqa: E731
+    elif mode == "services":
+        call = lambda: restart.restart_services(ctx.settings, services, **common)  # noqa: E731
+    else:
+        call = lambda: restart.apply_configuration(ctx.settings, **common)  # noqa: E731
+    try:
+        result = call()
+    except (AlreadyDone, Busy) as exc:
+        live.done(
+            f":information_source: {exc}", [section(f":information_source: {escape(str(exc))}")]
+        )
+        return "busy" if isinstance(exc, Busy) else "duplicate"
+    except HandlerError as exc:
+        text = f":x: Restart failed: {exc}"
+        live.done(text, [section(escape(text))])
+        ctx.audit("restart:failed", mode=mode, error=str(exc)[:300])
+        return "failed"
+    icon = ":white_check_mark:" if result.ready else ":warning:"
+    summary = (
+        f"{icon} {what}: done in {result.duration_ms / 1000:.1f} s (by <@{user_id}>)"
+        if result.ready
+        else f"{icon} {what}: not ready in time: {', '.join(result.not_ready)}"
+    )
+    live.done(
+        summary, [section(escape(summary)), section(code_block("\n".join(result.lines()), 2900))]
+    )
+    ctx.audit(
+        "restart:done",
+        mode=mode,
+        recreated=list(result.recreated),
+        restarted=list(result.restarted),
+        not_ready=list(result.not_ready),
+    )
+    report = run_check(ctx.settings)  # fresh, never a check that began before the restart
+    rendered = render_report(
+        report,
+        requested_by=f"<@{user_id}>",
+        finding_buttons=ctx.registry.finding_buttons,
+        notes=["_Re-check after the restart._"],
+    )
+    verdict = (
+        ":white_check_mark: Verified: no failing finding after the restart."
+        if report.exit_code == 0
+        else ":x: Still failing after the restart: see the findings below."
+    )
+    ctx.post(channel, f"{verdict} {rendered.text}", [section(verdict), *rendered.blocks], thread)
+    return "ok" if report.exit_code == 0 and result.ready else "still-failing"
+
+
+def refused_early(ctx: Context, key: str | None) -> bool:
+    """Tell a double click, a retried delivery or a request during another change what is
+    going on (only to the user who clicked) before posting anything. The real guard is the
+    lock and the idempotency record inside the handler; this only avoids noise."""
+    state = ctx.settings.state_path
+    lock = MutationLock(state)
+    try:
+        if key is not None:
+            Idempotency(state).check(key, lock)
+        holder = lock.holder()
+        if holder is not None:
+            raise Busy(holder)
+    except (AlreadyDone, Busy) as exc:
+        ctx.ephemeral(f":information_source: {exc}")
+        return True
+    return False
+
+
+def run(invocation: Invocation, ctx: Context) -> str:
+    opts: RestartOptions = invocation.options or RestartOptions()
+    if opts.all:
+        text = f":warning: {ALL_WARNING}"
+        ctx.reply(
+            text,
+            [
+                section(text),
+                actions(
+                    [
+                        button(
+                            "Restart everything (down + up)",
+                            RESTART_ALL,
+                            {"all": True},
+                            style="danger",
+                            confirm=(
+                                "Stop and restart the whole Dify stack?",
+                                "Every service stops (db and redis included) and Dify is "
+                                "unavailable until all are back.",
+                                "Restart everything",
+                            ),
+                        )
+                    ]
+                ),
+                context(f"asked by {invocation.user_mention}"),
+            ],
+        )
+        return "confirm-asked"
+    return run_restart(
+        ctx,
+        channel=invocation.channel_id,
+        thread_ts=invocation.thread_ts,
+        user_id=invocation.user_id,
+        mode="services" if opts.services else "apply",
+        services=opts.services,
+        key=f"restart:{invocation.request_id}" if invocation.request_id else None,
+    )
+
+
+def _click_key(kind: str, click: Click) -> str:
+    return f"{kind}:{click.channel_id}:{click.message_ts or click.request_id}"
+
+
+def on_restart_apply(click: Click, ctx: Context) -> str:
+    return run_restart(
+        ctx,
+        channel=click.channel_id,
+        thread_ts=click.thread_ts,
+        user_id=click.user_id,
+        mode="apply",
+        key=_click_key("restart", click),
+    )
+
+
+def on_restart_all(click: Click, ctx: Context) -> str:
+    return run_restart(
+        ctx,
+        channel=click.channel_id,
+        thread_ts=click.thread_ts,
+        user_id=click.user_id,
+        mode="all",
+        key=_click_key("restart-all", click),
+    )
+
+
+def restart_button(value: dict[str, Any] | None = None) -> dict[str, Any]:
+    return button("Restart affected services", RESTART_APPLY, value or {}, style="primary")
+
+
+def register(registry: Registry) -> None:
+    registry.add_subcommand(
+        Subcommand(
+            name="restart",
+            usage=USAGE,
+            summary="Apply configuration (recreate only what changed), then re-check",
+            mutating=True,
+            run=run,
+            parse=parse,
+        )
+    )
+    registry.add_action(
+        Action(RESTART_APPLY, mutating=True, run=on_restart_apply, command="restart:apply")
+    )
+    registry.add_action(
+        Action(RESTART_ALL, mutating=True, run=on_restart_all, command="restart:all")
+    )
