@@ -5,47 +5,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-)
 
 from bot.health import Probe
 from bot.listeners import register_listeners
 from bot.runtime import CheckFn, Runtime
+from bot.slack_client import Mode, api_base_url, make_client, secret
 from bot.subcommands import Registry
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["http", "socket"]
+__all__ = ["Bot", "Mode", "api_base_url", "build", "build_app", "make_client", "secret"]
 
 
-def secret(value: Any) -> str:
-    """The plain value of an optional SecretStr ('' when unset)."""
-    return value.get_secret_value().strip() if value is not None else ""
+class _DropTokenWarning(logging.Filter):
+    """bolt warns that SLACK_BOT_TOKEN (read from the environment by itself) is unused when a
+    client is given; the client carries that very token, so the warning is noise."""
 
-
-def api_base_url(settings: Settings) -> str:
-    # WebClient joins method names onto base_url, which therefore must end with "/".
-    url = settings.slack_api_url
-    return url if url.endswith("/") else url + "/"
-
-
-def make_client(settings: Settings, timeout: int = 15) -> WebClient:
-    return WebClient(
-        token=secret(settings.slack_bot_token) or None,
-        base_url=api_base_url(settings),
-        timeout=timeout,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=1),
-            RateLimitErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
 
 
 @dataclass
@@ -71,6 +53,9 @@ def build(
     module under bot/subcommands."""
     client = client or make_client(settings)
     runtime = Runtime(settings, client, registry=registry, check=check, probe=probe)
+    bolt_logger = logging.getLogger("bot.bolt")
+    if not any(isinstance(f, _DropTokenWarning) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_DropTokenWarning())
     app = App(
         client=client,
         signing_secret=secret(settings.slack_signing_secret),
@@ -81,7 +66,7 @@ def build(
         process_before_response=True,
         # Socket Mode has no signatures: the WebSocket itself is authenticated by the app token.
         request_verification_enabled=(mode == "http"),
-        logger=logging.getLogger("bot.bolt"),
+        logger=bolt_logger,
     )
 
     def inject_runtime(context: BoltContext, next: Callable[[], None]) -> None:

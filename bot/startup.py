@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.app import Mode, secret
+from bot.slack_client import Mode, secret
 from config.settings import SLACK_DEFAULT_API_URL, Settings
 
 log = logging.getLogger(__name__)

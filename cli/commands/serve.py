@@ -62,7 +62,7 @@ def _say(kind: str, message: str) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import make_client
+    from bot.slack_client import make_client
     from bot.startup import check_settings, verify_slack
 
     _setup_logging()
@@ -109,8 +109,9 @@ def _probe_engine_later(bot: Any) -> None:
 def _serve_socket(settings: Settings) -> int:
     from slack_sdk.errors import SlackApiError
 
-    from bot.app import build, secret
+    from bot.app import build
     from bot.server.socket_mode import serve_socket_mode
+    from bot.slack_client import secret
 
     bot = build(settings, mode="socket")
     stop = threading.Event()

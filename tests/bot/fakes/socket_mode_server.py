@@ -119,6 +119,7 @@ class SocketModeServer:
         self.port = self.listener.getsockname()[1]
         self.connections: list[WsConnection] = []
         self.acks: dict[str, dict[str, Any]] = {}
+        self.ack_times: dict[str, float] = {}
         self.messages: list[dict[str, Any]] = []
         self.auto_hello = True
         self._tickets = itertools.count(1)
@@ -191,6 +192,7 @@ class SocketModeServer:
             self.messages.append(message)
             if "envelope_id" in message:
                 self.acks[message["envelope_id"]] = message
+                self.ack_times[message["envelope_id"]] = time.monotonic()
             self._cond.notify_all()
 
     # --- test helpers ------------------------------------------------------------------
