@@ -17,6 +17,7 @@ measure against a real engine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -32,8 +33,6 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-import contextlib
 
 from tests.bot.fakes.slack_api import BOT_TOKEN, SlackApiDouble  # noqa: E402
 
