@@ -248,3 +248,26 @@ def test_cancel_of_an_unknown_plan_is_a_clear_error(run_bot: Any, tmp_path: Path
     bot.slack.wait_for(
         "chat.postMessage", where=lambda c: "unknown on this host" in str(c.params.get("text"))
     )
+
+
+def test_fix_env_undo_offers_the_latest_backup_behind_a_confirmation(
+    run_bot: Any, tmp_path: Path
+) -> None:
+    bot = run_bot(operators=(OPERATOR,))
+    env = tmp_path / "dify" / ".env"
+    env.parent.mkdir()
+    env.write_text("OPENAI_API_BASE=http://127.0.0.1:11434/v1\n")
+    made = backups.create_backup(
+        bot.settings.backup_path,
+        project="docker",
+        dify_dir=env.parent,
+        user=OPERATOR,
+        operation="fix-env",
+        files=[("env", env)],
+    )
+    bot.command("fix-env undo", user=OPERATOR)
+    [asked] = bot.slack.wait_for("chat.postMessage", where=with_button(UNDO))
+    element = buttons(asked)[UNDO]
+    assert json.loads(element["value"]) == {"backup": made.id}
+    assert element["style"] == "danger" and "confirm" in element
+    assert "<@UOPS>" in asked.params["text"]

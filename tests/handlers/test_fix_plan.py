@@ -23,7 +23,7 @@ from handlers import backup as backups
 from handlers import db_fix, fix_plan, restart
 from handlers.check import run_check
 from handlers.mutation_lock import AlreadyDone, MutationLock
-from handlers.results import HandlerError, Report, Status
+from handlers.results import Finding, HandlerError, Report, Status
 from tests.handlers.test_env_edit import read_only
 from tests.rig.fake_ollama import FakeOllama
 from tests.rig.stack import DifyStack, OllamaRow
@@ -418,3 +418,18 @@ def test_apply_killed_at_random_points_leaves_old_or_new_and_a_backup(
     finally:
         light_reset(stack)
     assert outcomes  # which mix of outcomes depends on timing; each one was checked above
+
+
+def test_ollama_bound_to_loopback_gets_the_per_os_instruction(
+    incident: DifyStack, session_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    settings = fix_settings(incident, session_ollama, tmp_path / "state")
+    report = run_check(settings)
+    bind = Finding("ollama.bind", Status.FAIL, "Ollama listens only on loopback (127.0.0.1:11434)")
+    report = Report(
+        tuple(bind if f.id == "ollama.bind" else f for f in report.findings), 1, report.context
+    )
+    plan = fix_plan.make_plan(settings, report)
+    [step] = [i for i in plan.instructions if i.finding == "ollama.bind"]
+    assert "OLLAMA_HOST=0.0.0.0:11434" in step.text and "systemctl edit ollama" in step.text
+    assert "By hand" in plan.render() and "ollama.bind" not in " ".join(plan.unfixed)
