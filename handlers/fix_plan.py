@@ -328,8 +328,9 @@ def _unfixed(report: Report, plan: Plan) -> list[str]:
     env.drift always does, because the restart that follows a fix recreates the containers.
     """
     lines = []
+    explained = {i.finding for i in plan.instructions}
     for finding in report.findings:
-        if finding.status is not Status.FAIL or finding.id == "ollama.bind":
+        if finding.status is not Status.FAIL or finding.id in explained:
             continue
         if finding.id in plan.fixes and (finding.fixable or finding.id == "env.drift"):
             continue
@@ -480,6 +481,17 @@ def make_plan(settings: Settings, report: Report) -> Plan:
     if any(host_of(u) == GATEWAY_NAME for u in final_urls):
         files = compose_files(project)
         services, why = _gateway_needed(settings, scene, report, files)
+        dns = report.finding("container.dns")
+        if not services and dns is not None and dns.status is Status.FAIL:
+            # The files already say it; the containers were created before they did.
+            plan.instructions.append(
+                Instruction(
+                    "container.dns",
+                    "Recreate the containers that still lack the host-gateway mapping",
+                    f"{why} ({', '.join(str(f.name) for f in files)}), but the running "
+                    "containers were created before: `dify-ollama restart` recreates them.",
+                )
+            )
         if services:
             path = override_path(project.working_dir)
             old = backups.read_bytes(backups.resolve_target(path))

@@ -11,6 +11,7 @@ at most once (idempotency keys), whatever the number of clicks or retried delive
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from bot.render.limits import (
@@ -45,6 +46,7 @@ CANCEL = ACTION_PREFIX + "fix-env:cancel"
 UNDO = ACTION_PREFIX + "fix-env:undo"
 USAGE = "fix-env | fix-env undo"
 log = logging.getLogger(__name__)
+_FIX_CLICKS = threading.Lock()  # one plan per report even for clicks handled in parallel
 # Blocks kept for the plan's steps; the rest of a long plan goes into a snippet in the thread.
 MAX_PLAN_BLOCKS = 40
 
@@ -239,15 +241,29 @@ def fix_button(finding: Finding, report: Report) -> dict[str, Any] | None:
 
 
 def on_fix(click: Click, ctx: Context) -> str:
-    # One plan per report message, however many times Fix is clicked.
+    # One plan per report message, however many times Fix is clicked (a failed attempt, e.g.
+    # with the engine down, may be retried).
     state = ctx.settings.state_path
     key = f"fixplan:{click.channel_id}:{click.message_ts or click.request_id}"
     ops = Idempotency(state)
-    if ops.get(key) is not None:
-        ctx.ephemeral(":information_source: The plan for this report is already in its thread.")
-        return "duplicate"
-    ops.put(OpRecord(key, "fix-env plan", click.user_id, "slack", state="done"))
-    return _post_plan(ctx, click.channel_id, click.thread_ts, click.user_id)
+    record = OpRecord(key, "fix-env plan", click.user_id, "slack")
+    with _FIX_CLICKS:
+        previous = ops.get(key)
+        if previous is not None and previous.get("state") in ("running", "done"):
+            ctx.ephemeral(
+                ":information_source: The fix-env plan for this report is already in its thread."
+            )
+            return "duplicate"
+        ops.put(record)
+    try:
+        outcome = _post_plan(ctx, click.channel_id, click.thread_ts, click.user_id)
+    except BaseException:
+        record.state = "failed"
+        ops.put(record)
+        raise
+    record.state = "done"
+    ops.put(record)
+    return outcome
 
 
 def on_apply(click: Click, ctx: Context) -> str:

@@ -26,7 +26,7 @@ from handlers.mutation_lock import AlreadyDone, MutationLock
 from handlers.results import Finding, HandlerError, Report, Status
 from tests.handlers.test_env_edit import read_only
 from tests.rig.fake_ollama import FakeOllama
-from tests.rig.stack import DifyStack, OllamaRow
+from tests.rig.stack import HOST_GATEWAY_OVERRIDE, DifyStack, OllamaRow
 
 pytestmark = pytest.mark.docker
 
@@ -433,3 +433,23 @@ def test_ollama_bound_to_loopback_gets_the_per_os_instruction(
     [step] = [i for i in plan.instructions if i.finding == "ollama.bind"]
     assert "OLLAMA_HOST=0.0.0.0:11434" in step.text and "systemctl edit ollama" in step.text
     assert "By hand" in plan.render() and "ollama.bind" not in " ".join(plan.unfixed)
+
+
+def test_mapping_already_in_the_files_only_needs_a_recreate(
+    broken: DifyStack, session_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    """Someone wrote the override but never recreated the containers: no second override,
+    the plan says to recreate, and restart does it."""
+    broken.write_override(HOST_GATEWAY_OVERRIDE)
+    settings = fix_settings(broken, session_ollama, tmp_path / "state")
+    report = run_check(settings)
+    assert "container.dns" in failing(report)
+    plan = fix_plan.make_plan(settings, report)
+    assert plan.override is None
+    [step] = [i for i in plan.instructions if i.finding == "container.dns"]
+    assert "created before" in step.text and "docker-compose.override.yaml" in step.text
+    assert not any(line.startswith("container.dns") for line in plan.unfixed)
+    fix_plan.apply_plan(settings, plan.id, user="me", source="cli")
+    result = restart.apply_configuration(settings, user="me", source="cli")
+    assert {"api", "worker", "worker_beat", "plugin_daemon"} <= set(result.recreated)
+    assert failing(run_check(settings)) == set()
