@@ -40,6 +40,7 @@ from handlers.project import MODEL_CALLERS, DifyProject, discover
 from handlers.restart import (
     DB_FIX_SERVICES,
     Pending,
+    compose_environment,
     compose_files,
     connect,
     record_pending,
@@ -594,8 +595,6 @@ def _validate_override(
     compose = find_compose()
     if compose is None:
         return None
-    from handlers.restart import _environment  # same minimal environment as every compose call
-
     others = [f for f in files if f.resolve() != backups.resolve_target(override)]
 
     def validate(tmp: Path) -> None:
@@ -606,7 +605,7 @@ def _validate_override(
             done = subprocess.run(
                 [*argv, "config", "-q"],
                 cwd=project.working_dir,
-                env=_environment(settings),
+                env=compose_environment(settings),
                 capture_output=True,
                 text=True,
                 timeout=60,

@@ -106,7 +106,7 @@ def compose_files(project: DifyProject) -> tuple[Path, ...]:
     return tuple(files)
 
 
-def _environment(settings: Settings) -> dict[str, str]:
+def compose_environment(settings: Settings) -> dict[str, str]:
     env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env["DOCKER_HOST"] = engine.docker_host(settings)
@@ -138,7 +138,7 @@ def target(settings: Settings, client: docker.DockerClient) -> ComposeTarget:
     secrets: frozenset[str] = frozenset()
     with contextlib.suppress(HandlerError):
         secrets = frozenset(read_env_file(project.env_path).secret_values())
-    return ComposeTarget(compose, project, files, env_file, _environment(settings), secrets)
+    return ComposeTarget(compose, project, files, env_file, compose_environment(settings), secrets)
 
 
 def _scrub(text: str, secrets: Iterable[str]) -> str:
