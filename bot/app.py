@@ -47,27 +47,37 @@ def build(
     registry: Registry | None = None,
     check: CheckFn | None = None,
     probe: Probe | None = None,
+    verify_token: bool = True,
 ) -> Bot:
     """The bolt App and its Runtime. `check`, `probe` and `registry` exist for tests and
     embedding; by default they are handlers.check.run_check, handlers.engine.ping and every
-    module under bot/subcommands."""
+    module under bot/subcommands. `verify_token` False skips the auth.test at construction
+    (when Slack was unreachable at startup: bolt then calls it on the first request)."""
     client = client or make_client(settings)
     runtime = Runtime(settings, client, registry=registry, check=check, probe=probe)
     bolt_logger = logging.getLogger("bot.bolt")
     if not any(isinstance(f, _DropTokenWarning) for f in bolt_logger.filters):
         bolt_logger.addFilter(_DropTokenWarning())
-    app = App(
-        client=client,
-        signing_secret=secret(settings.slack_signing_secret),
-        # Our own startup check calls auth.test and explains failures (bot/startup.py).
-        token_verification_enabled=False,
+    options: dict[str, Any] = {
+        "client": client,
+        "signing_secret": secret(settings.slack_signing_secret),
         # The listeners only parse and queue (milliseconds), so the ack can wait for them;
         # no work ever runs on bolt's listener pool.
-        process_before_response=True,
+        "process_before_response": True,
         # Socket Mode has no signatures: the WebSocket itself is authenticated by the app token.
-        request_verification_enabled=(mode == "http"),
-        logger=bolt_logger,
-    )
+        "request_verification_enabled": mode == "http",
+        "logger": bolt_logger,
+    }
+    app = None
+    if verify_token:
+        try:
+            # auth.test now, once: otherwise bolt calls it lazily on the first requests, each
+            # of a burst of them waiting on its own call.
+            app = App(token_verification_enabled=True, **options)
+        except Exception as exc:  # Slack unreachable: start anyway
+            log.warning("auth.test failed (%s); bolt will retry on the first request", exc)
+    if app is None:
+        app = App(token_verification_enabled=False, **options)
 
     def inject_runtime(context: BoltContext, next: Callable[[], None]) -> None:
         context["runtime"] = runtime

@@ -38,7 +38,7 @@ class Auditor:
         if self._echo is not None:
             try:
                 self._echo(line)
-            except Exception as exc:
+            except Exception as exc:  # echo is best effort
                 log.warning("audit echo failed: %s", exc)
         return line
 

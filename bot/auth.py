@@ -104,7 +104,7 @@ class Authorizer:
             try:
                 response = self._client.usergroups_users_list(usergroup=group)
                 members = frozenset(response.get("users") or ())
-            except Exception as exc:
+            except Exception as exc:  # any API/network failure: fail closed
                 log.warning("usergroups.users.list %s failed: %s", group, exc)
                 # A recent answer (within 10 x ttl) beats refusing every operator during an outage.
                 if cached is not None and cached[0] + 9 * self._ttl > now:

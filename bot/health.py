@@ -40,7 +40,7 @@ class EngineStatus:
     def refresh(self) -> str | None:
         try:
             note = self._probe()
-        except Exception as exc:
+        except Exception as exc:  # a probe bug must not stop the bot
             note = f"engine probe failed: {type(exc).__name__}"
             log.exception("engine probe failed")
         with self._lock:

@@ -377,14 +377,14 @@ class Runtime:
             else:
                 ctx.reply(text)
             return
-        except Exception as exc:
+        except Exception as exc:  # fall back to the requester only
             log.warning("request %s: failure reply failed (%s)", ctx.request_id, exc)
         self._safe(ctx.ephemeral, text)
 
     def _safe(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
             fn(*args)
-        except Exception as exc:
+        except Exception as exc:  # a reply that cannot be sent is only logged
             log.warning("reply failed: %s", exc)
 
     def _audit(

@@ -125,7 +125,7 @@ def verify_slack(client: Any, settings: Settings, report: StartupReport) -> None
         else:
             report.warnings.append(f"auth.test failed ({error}); starting anyway.")
         return
-    except Exception as exc:
+    except Exception as exc:  # network: say so, keep going
         where = settings.slack_api_url
         hint = "" if where == SLACK_DEFAULT_API_URL else " (SLACK_API_URL)"
         report.warnings.append(

@@ -47,7 +47,7 @@ def run(invocation: Invocation, ctx: Context) -> str:
                     render_text(report),
                     title="Full check report",
                 )
-            except Exception as exc:
+            except Exception as exc:  # the summary is already posted
                 log.warning("request %s: full report upload failed: %s", invocation.request_id, exc)
     return str(report.status)
 

@@ -88,9 +88,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         _say("warning" if note else "info", f"Docker engine: {note or 'reachable'}")
         _say("info", f"configuration OK ({report.mode} mode)")
         return 0
+    # Slack answered auth.test: the bot verifies its token once at build time (see bot.app).
+    reachable = bool(report.identity)
     if report.mode == "socket":
-        return _serve_socket(settings)
-    return _serve_http(settings, args.host, args.port or settings.port)
+        return _serve_socket(settings, reachable)
+    return _serve_http(settings, args.host, args.port or settings.port, reachable)
 
 
 def _probe_engine_later(bot: Any) -> None:
@@ -106,14 +108,14 @@ def _probe_engine_later(bot: Any) -> None:
     bot.runtime.executor.submit(probe)
 
 
-def _serve_socket(settings: Settings) -> int:
+def _serve_socket(settings: Settings, verify_token: bool) -> int:
     from slack_sdk.errors import SlackApiError
 
     from bot.app import build
     from bot.server.socket_mode import serve_socket_mode
     from bot.slack_client import secret
 
-    bot = build(settings, mode="socket")
+    bot = build(settings, mode="socket", verify_token=verify_token)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -138,7 +140,7 @@ def _serve_socket(settings: Settings) -> int:
     return 0
 
 
-def _serve_http(settings: Settings, host: str, port: int) -> int:
+def _serve_http(settings: Settings, host: str, port: int, verify_token: bool) -> int:
     try:
         import gunicorn  # noqa: F401
     except ImportError:
@@ -153,7 +155,7 @@ def _serve_http(settings: Settings, host: str, port: int) -> int:
     def factory() -> Any:
         from bot.app import build
 
-        bot = build(settings, mode="http")
+        bot = build(settings, mode="http", verify_token=verify_token)
         _probe_engine_later(bot)
         log.info("ready: HTTP on %s:%s%s", host, port, EVENTS_PATH)
         return wsgi_app(bot)

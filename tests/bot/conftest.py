@@ -80,6 +80,7 @@ def sample_report(problems: int = 1, passed: int = 2, detail_chars: int = 40) ->
 
 class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    request_queue_size = 128  # the default 5 drops SYNs of a burst (1 s retransmits)
 
 
 class QuietHandler(WSGIRequestHandler):

@@ -166,9 +166,15 @@ def test_audit_lines_and_audit_channel(run_bot, registry):
 
 def test_concurrent_audit_lines_stay_whole(run_bot):
     bot = run_bot()
-    threads = [threading.Thread(target=bot.command, args=("help",)) for _ in range(20)]
+    statuses = []
+    threads = [
+        threading.Thread(target=lambda: statuses.append(bot.command("help").status_code))
+        for _ in range(20)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(bot.wait_audit(20)) == 20
+    assert statuses == [200] * 20
+    lines = bot.wait_audit(20, timeout=10)
+    assert len(lines) == 20 and {line["command"] for line in lines} == {"help"}

@@ -36,7 +36,13 @@ def test_button_from_report_answers_in_the_report_thread(run_bot):
     bot = run_bot(registry=registry)
     bot.command("check")
     update = bot.slack.wait_for("chat.update")[0].params
-    element = next(b for b in update["blocks"] if b["type"] == "actions")["elements"][0]
+    element = next(
+        e
+        for b in update["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == logs
+    )
     bot.click(element["action_id"], element["value"], message_ts=update["ts"])
     complete = bot.slack.wait_for("files.completeUploadExternal")[0].params
     assert complete["thread_ts"] == update["ts"]

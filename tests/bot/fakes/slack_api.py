@@ -108,6 +108,7 @@ class SlackApiDouble:
                 self.end_headers()
                 self.wfile.write(data)
 
+        ThreadingHTTPServer.request_queue_size = 128  # Slack does not drop SYNs at 6 connections
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
