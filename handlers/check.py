@@ -6,10 +6,12 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import replace
 
 from config.settings import Settings
 from handlers.facts import Facts, Skip
 from handlers.probes import PROBES, Probe
+from handlers.redact import Redactor
 from handlers.results import Finding, HandlerError, Report, Status
 
 log = logging.getLogger(__name__)
@@ -27,38 +29,29 @@ def _run_probe(finding_id: str, probe: Probe, facts: Facts) -> Finding:
         return Finding(finding_id, Status.FAIL, f"probe error: {type(exc).__name__}: {exc}"[:300])
 
 
-def _redactor(facts: Facts) -> list[str]:
-    """Secret values known to this check, longest first, so no finding can carry one."""
+def _redactor(facts: Facts) -> Redactor:
+    """The logs' redactor, fed with this check's `.env` and the bot's own tokens, so that no
+    finding can carry a secret whatever evidence a probe quoted."""
     try:
-        values = facts.env().secret_values()
+        values = facts.env().values
     except (Skip, HandlerError):
-        values = set()
-    for token in (
+        values = {}
+    tokens = (
         facts.settings.slack_bot_token,
         facts.settings.slack_app_token,
         facts.settings.slack_signing_secret,
-    ):
-        if token is not None and token.get_secret_value():
-            values.add(token.get_secret_value())
-    return sorted(values, key=len, reverse=True)
+    )
+    return Redactor.from_sources(
+        values, extra=[t.get_secret_value() for t in tokens if t is not None]
+    )
 
 
-def _scrub(finding: Finding, secrets: list[str]) -> Finding:
-    fields = {}
-    for name in ("summary", "detail", "remedy"):
-        text = getattr(finding, name)
-        for secret in secrets:
-            if secret in text:
-                text = text.replace(secret, "[REDACTED]")
-        fields[name] = text
-    return Finding(
-        finding.id,
-        finding.status,
-        fields["summary"],
-        fields["detail"],
-        fields["remedy"],
-        finding.service,
-        finding.fixable,
+def _scrub(finding: Finding, redactor: Redactor) -> Finding:
+    return replace(
+        finding,
+        summary=redactor.redact(finding.summary),
+        detail=redactor.redact(finding.detail),
+        remedy=redactor.redact(finding.remedy),
     )
 
 
@@ -85,7 +78,7 @@ def run_check(settings: Settings, only: tuple[str, ...] = ()) -> Report:
         except queue.Empty:
             break
         found[finding_id] = finding
-    secrets = _redactor(facts)
+    redactor = _redactor(facts)
     findings = []
     for finding_id, _ in probes:
         finding = found.get(finding_id) or Finding(
@@ -95,7 +88,7 @@ def run_check(settings: Settings, only: tuple[str, ...] = ()) -> Report:
             remedy="Something on the host is hanging; run `dify-ollama check` again and read "
             "the probe's evidence.",
         )
-        findings.append(_scrub(finding, secrets))
+        findings.append(_scrub(finding, redactor))
     context = {"host": facts.hostname}
     project, _ = facts.project_or_error() if "dify.project" in found else (None, None)
     if project is not None:

@@ -316,3 +316,22 @@ def test_firewall_drops_bridge_traffic(
     reach = finding(report, "container.reach")
     assert reach.status is Status.FAIL and "timeout" in reach.summary
     assert "firewall" in reach.remedy and "11434" in reach.remedy
+
+
+def test_no_secret_reaches_the_report(restore_healthy_stack: DifyStack, session_ollama: FakeOllama):
+    """Canary secrets in .env, in a base URL's credentials and in the bot's own token are
+    masked in every finding, whatever evidence a probe quotes."""
+    stack = restore_healthy_stack
+    canary = "canary-Secret-4f9a1c77"
+    text = stack.env_path.read_text()
+    stack.env_path.write_text(
+        text + f"\nSECRET_KEY={canary}\nOPENAI_API_BASE=http://u:{canary}@127.0.0.1:1/v1\n"
+    )
+    stack.set_rows([OllamaRow(base_url=f"http://admin:{canary}@127.0.0.1:{session_ollama.port}")])
+    report = run_check(
+        settings_for(stack, session_ollama, check_timeout=2, slack_bot_token="xoxb-1-canary-token")
+    )
+    dumped = json.dumps(report.to_json())
+    assert canary not in dumped and "xoxb-1-canary-token" not in dumped
+    assert finding(report, "dify.base_url").status is Status.FAIL
+    assert finding(report, "env.file").status is Status.FAIL
