@@ -15,12 +15,28 @@ log = logging.getLogger(__name__)
 
 
 class Auditor:
-    def __init__(self, path: Path, echo: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        echo: Callable[[dict[str, Any]], None] | None = None,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         self.path = path
         self._echo = echo
+        # Arguments are typed by people: a token pasted into `logs --grep` must not land in
+        # the audit file or the audit channel.
+        self._redact = redact or (lambda text: text)
         self._lock = threading.Lock()
 
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._redact(value)
+        if isinstance(value, list | tuple):
+            return [self._clean(v) for v in value]
+        return value
+
     def write(self, **record: Any) -> dict[str, Any]:
+        record = {key: self._clean(value) for key, value in record.items()}
         line = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), **record}
         data = (json.dumps(line, ensure_ascii=False, default=str) + "\n").encode("utf-8")
         try:

@@ -34,6 +34,7 @@ from bot.subcommands import (
     load_registry,
 )
 from config.settings import Settings
+from handlers.redact import Redactor
 from handlers.results import HandlerError, Report
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,13 @@ class Runtime:
         self.registry = registry or load_registry()
         self.executor = BoundedExecutor(settings.worker_threads, max_pending=max_pending)
         self.authorizer = Authorizer(settings.allowed_channels, settings.operators, client)
+        tokens = (settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret)
         self.auditor = Auditor(
-            settings.audit_path, echo=self._echo_audit if settings.audit_channel else None
+            settings.audit_path,
+            echo=self._echo_audit if settings.audit_channel else None,
+            redact=Redactor.from_sources(
+                extra=[t.get_secret_value() for t in tokens if t is not None]
+            ).redact,
         )
         check_fn = check or _default_check
         self.checks: SharedRun[Report] = SharedRun(lambda: check_fn(settings))

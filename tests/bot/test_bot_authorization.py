@@ -178,3 +178,12 @@ def test_concurrent_audit_lines_stay_whole(run_bot):
     assert statuses == [200] * 20
     lines = bot.wait_audit(20, timeout=10)
     assert len(lines) == 20 and {line["command"] for line in lines} == {"help"}
+
+
+def test_tokens_typed_as_arguments_never_reach_the_audit_trail(bot, ran):
+    typed = "xoxb-1234567890-abcdefghijkl"
+    bot.command(f"zap {typed} Bearer abcdef0123456789abcdef", user="UOPS")
+    bot.slack.wait_for("chat.postMessage")
+    line = bot.wait_audit(1)[0]  # read back from the AUDIT_LOG file
+    assert typed not in json.dumps(line)
+    assert "[REDACTED]" in " ".join(line["args"])
