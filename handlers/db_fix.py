@@ -23,7 +23,7 @@ from typing import Any
 import docker
 
 from handlers import container_exec
-from handlers.dify_db import OLLAMA_PROVIDERS, TABLES, psql_argv
+from handlers.dify_db import TABLES, read_rows_json
 from handlers.results import HandlerError
 from handlers.urls import bad_suffix, is_loopback_url, root_of, without_credentials
 
@@ -75,18 +75,6 @@ class RowChange:
         )
 
 
-def _select(table: str) -> str:
-    providers = ", ".join(f"'{p}'" for p in OLLAMA_PROVIDERS)
-    # Only constants are formatted in: table names and provider ids from this package.
-    return (
-        "SELECT json_build_object("  # noqa: S608 - constants only
-        f"'table', '{table}', 'id', id::text, 'tenant_id', tenant_id::text, "
-        "'provider', provider_name, 'model', model_name, 'model_type', model_type, "
-        f"'config', encrypted_config) FROM {table} "
-        f"WHERE provider_name IN ({providers}) ORDER BY created_at, id"
-    )
-
-
 def _exec_psql(
     client: docker.DockerClient,
     db_cid: str,
@@ -107,46 +95,19 @@ def read_rows(
     client: docker.DockerClient, db_cid: str, user: str, database: str, timeout: float
 ) -> list[RawRow]:
     """Every Ollama row of both credential tables (where they exist), config text verbatim."""
-    argv = psql_argv(user, database, *(_select(t) for t in TABLES))
-    res = _exec_psql(
-        client,
-        db_cid,
-        argv,
-        timeout,
-        "reading Ollama rows",
-        environment={"PGOPTIONS": "-c default_transaction_read_only=on"},
-    )
-    fatal = [
-        line for line in res.stderr.splitlines() if "FATAL" in line or "could not connect" in line
+    return [
+        RawRow(
+            table=str(data["table"]),
+            id=str(data["id"]),
+            tenant_id=str(data["tenant_id"]),
+            provider=str(data["provider"]),
+            model=str(data["model"]),
+            model_type=str(data["model_type"]),
+            config=data["config"],
+        )
+        for data in read_rows_json(client, db_cid, user, database, timeout)
+        if isinstance(data.get("config"), str)
     ]
-    if fatal:
-        raise HandlerError("psql could not connect: " + fatal[0][:200])
-    rows = []
-    for line in res.stdout.splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data.get("config"), str):
-            rows.append(
-                RawRow(
-                    table=str(data["table"]),
-                    id=str(data["id"]),
-                    tenant_id=str(data["tenant_id"]),
-                    provider=str(data["provider"]),
-                    model=str(data["model"]),
-                    model_type=str(data["model_type"]),
-                    config=data["config"],
-                )
-            )
-    if not rows and res.exit_code not in (0, None):
-        errors = [ln for ln in res.stderr.splitlines() if "does not exist" not in ln]
-        if errors:
-            raise HandlerError("reading Ollama rows failed: " + errors[0][:200])
-    return rows
 
 
 def target_url(old_url: str, fix_base_url: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import docker
 
@@ -43,7 +44,7 @@ def _select(table: str) -> str:
         f"'table', '{table}', 'id', id::text, 'tenant_id', tenant_id::text, "
         "'provider', provider_name, 'model', model_name, 'model_type', model_type, "
         f"'name', {name}, 'config', encrypted_config) "
-        f"FROM {table} WHERE provider_name IN ({providers}) ORDER BY created_at"
+        f"FROM {table} WHERE provider_name IN ({providers}) ORDER BY created_at, id"
     )
 
 
@@ -54,13 +55,7 @@ def psql_argv(user: str, database: str, *statements: str) -> list[str]:
     return argv
 
 
-def _parse(line: str) -> OllamaCredential | None:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(row, dict):
-        return None
+def _parse(row: dict[str, Any]) -> OllamaCredential:
     base_url = None
     readable = True
     raw = row.get("config")
@@ -86,14 +81,15 @@ def _parse(line: str) -> OllamaCredential | None:
     )
 
 
-def read_ollama_credentials(
+def read_rows_json(
     client: docker.DockerClient,
     db_container_id: str,
     user: str,
     database: str,
     timeout: float,
-) -> list[OllamaCredential]:
-    """Every Ollama model credential in Dify's database (both tables, where they exist)."""
+) -> list[dict[str, Any]]:
+    """The Ollama rows of both credential tables (where they exist) as JSON objects, with
+    `config` holding `encrypted_config` verbatim. Read-only transaction, bounded in time."""
     argv = psql_argv(user, database, *(_select(t) for t in TABLES))
     res = container_exec.run(client, db_container_id, argv, timeout, environment=READ_ONLY)
     if res.exit_code is None or res.timed_out:
@@ -108,10 +104,34 @@ def read_ollama_credentials(
     fatal = [e for e in errors if "FATAL" in e or "could not connect" in e]
     if fatal:
         raise HandlerError("psql could not connect: " + fatal[0][:200])
-    rows = [row for line in res.stdout.splitlines() if (row := _parse(line.strip()))]
-    missing = sum("does not exist" in line for line in res.stderr.splitlines())
-    if not rows and missing >= len(TABLES):
-        raise HandlerError(
-            f"database {database!r} has neither {' nor '.join(TABLES)}: is this Dify's database?"
-        )
+    rows = []
+    for line in res.stdout.splitlines():
+        try:
+            row = json.loads(line.strip())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    if not rows:
+        # A release without one of the tables (or, on 1.13, provider_models without
+        # encrypted_config) is fine; neither table, or another error, is not.
+        missing = sum("does not exist" in line for line in res.stderr.splitlines())
+        if missing >= len(TABLES):
+            raise HandlerError(
+                f"database {database!r} has neither {' nor '.join(TABLES)}: "
+                "is this Dify's database?"
+            )
+        if errors:
+            raise HandlerError("reading Ollama rows failed: " + errors[0][:200])
     return rows
+
+
+def read_ollama_credentials(
+    client: docker.DockerClient,
+    db_container_id: str,
+    user: str,
+    database: str,
+    timeout: float,
+) -> list[OllamaCredential]:
+    """Every Ollama model credential in Dify's database (both tables, where they exist)."""
+    return [_parse(row) for row in read_rows_json(client, db_container_id, user, database, timeout)]
