@@ -133,7 +133,7 @@ def effective_files(labelled: tuple[Path, ...], working_dir: Path) -> tuple[Path
     defaults = default_compose_files(working_dir)
     files = [p for p in labelled if p.exists()] or list(defaults)
     for path in defaults:
-        if ".override." in path.name and path not in files:
+        if ".override." in path.name and all(p.resolve() != path.resolve() for p in files):
             files.append(path)
     return tuple(files)
 

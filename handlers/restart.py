@@ -93,17 +93,12 @@ class ComposeTarget:
 
 def compose_files(project: DifyProject) -> tuple[Path, ...]:
     """The files the project was created from, plus the override Compose would load itself."""
-    files = [p for p in project.config_files if p.exists()]
-    if not files:
-        files = list(compose_file.default_compose_files(project.working_dir))
+    files = compose_file.effective_files(project.config_files, project.working_dir)
     if not files:
         raise HandlerError(
             f"no compose file in {project.working_dir}: point DIFY_DIR at Dify's docker folder"
         )
-    extra = override_path(project.working_dir)
-    if extra.exists() and all(p.resolve() != extra.resolve() for p in files):
-        files.append(extra)
-    return tuple(files)
+    return files
 
 
 def compose_environment(settings: Settings) -> dict[str, str]:
