@@ -66,7 +66,8 @@ def verdict(report: Report) -> str:
 
 
 def _problem_text(finding: Finding) -> str:
-    head = f"{EMOJI[finding.status]} *{escape(finding.summary)}*"
+    # The id is the stable handle alerts and scripts key on: show it where people act.
+    head = f"{EMOJI[finding.status]} *{escape(finding.summary)}*  `{finding.id}`"
     remedy = f"\n*Fix:* {escape(finding.remedy)}" if finding.remedy else ""
     head = truncate(head, 600)
     remedy = truncate(remedy, 1000)

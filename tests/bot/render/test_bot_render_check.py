@@ -28,6 +28,8 @@ def test_small_report_layout():
     assert rendered.blocks[0]["text"]["text"].startswith(":x: Dify ↔ Ollama: 1 problem, 1 warning")
     problem = rendered.blocks[1]["text"]["text"]
     assert problem.startswith(":x: *plugin_daemon cannot reach Ollama #0*")
+    first = sample_report(problems=2, passed=3).problems[0]
+    assert f"`{first.id}`" in problem.splitlines()[0]  # the stable id alerts key on
     assert "```" in problem and "*Fix:* Set the base URL" in problem
     assert json.loads(rendered.blocks[2]["elements"][0]["value"]) == {"service": "plugin_daemon"}
     assert ":white_check_mark: api container running #0" in rendered.blocks[5]["text"]["text"]
