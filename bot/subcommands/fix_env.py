@@ -267,7 +267,7 @@ def on_fix(click: Click, ctx: Context) -> str:
 
 
 def on_apply(click: Click, ctx: Context) -> str:
-    from handlers import fix_plan
+    from handlers import fix_apply, fix_plan
 
     plan_id = str((click.value or {}).get("plan", ""))
     plan = fix_plan.load_plan(ctx.settings, plan_id)
@@ -285,7 +285,7 @@ def on_apply(click: Click, ctx: Context) -> str:
             ctx.update(click.channel_id, message_ts, text, [section(escape(text))])
 
     try:
-        result = fix_plan.apply_plan(
+        result = fix_apply.apply_plan(
             ctx.settings, plan.id, user=click.user_id, source="slack", progress=progress
         )
     except (AlreadyDone, Busy) as exc:
@@ -330,7 +330,7 @@ def on_cancel(click: Click, ctx: Context) -> str:
 
 
 def on_undo(click: Click, ctx: Context) -> str:
-    from handlers import fix_plan
+    from handlers import fix_undo
 
     backup_id = str((click.value or {}).get("backup", ""))
     if refused_early(ctx, f"undo:{backup_id}"):
@@ -346,7 +346,7 @@ def on_undo(click: Click, ctx: Context) -> str:
         ctx.update(click.channel_id, live_ts, text, [section(escape(text))])
 
     try:
-        result = fix_plan.undo(
+        result = fix_undo.undo(
             ctx.settings, user=click.user_id, source="slack", backup_id=backup_id, progress=progress
         )
     except (AlreadyDone, Busy, HandlerError) as exc:

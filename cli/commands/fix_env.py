@@ -59,7 +59,7 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from handlers import fix_plan
+    from handlers import fix_apply, fix_plan, fix_undo
 
     if args.restart and not (args.yes or args.undo):
         print("dify-ollama fix-env: --restart needs --yes or --undo", file=sys.stderr)
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.undo:
             backup_id = None if args.undo == "latest" else args.undo
-            result = fix_plan.undo(
+            result = fix_undo.undo(
                 settings, user=who(), source="cli", backup_id=backup_id, progress=_progress(args)
             )
             if args.json:
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if not plan.has_changes:
             return 0 if not plan.unfixed else 1
-        applied = fix_plan.apply_plan(
+        applied = fix_apply.apply_plan(
             settings, plan.id, user=who(), source="cli", progress=_progress(args)
         )
         if args.json:

@@ -20,7 +20,7 @@ import yaml
 
 from config.settings import Settings
 from handlers import backup as backups
-from handlers import db_fix, fix_plan, restart
+from handlers import db_fix, fix_apply, fix_plan, fix_undo, restart
 from handlers.check import run_check
 from handlers.mutation_lock import AlreadyDone, MutationLock
 from handlers.results import Finding, HandlerError, Report, Status
@@ -152,7 +152,7 @@ def test_incident_fix_restart_verified_then_undone_byte_identical(
     assert plan.override is not None and plan.env is not None and plan.db is not None
     assert files_state(broken) == before_files  # planning changes nothing
 
-    applied = fix_plan.apply_plan(settings, plan.id, user="UALICE", source="slack")
+    applied = fix_apply.apply_plan(settings, plan.id, user="UALICE", source="slack")
     rows = rows_by_id(broken)
     for row_id in (LLM_ID, EMBED_ID):
         assert rows[row_id]["base_url"] == session_ollama.container_url()
@@ -181,12 +181,12 @@ def test_incident_fix_restart_verified_then_undone_byte_identical(
     verified = run_check(settings)
     assert failing(verified) == set(), verified.to_json()
 
-    undone = fix_plan.undo(settings, user="UALICE", source="slack")
+    undone = fix_undo.undo(settings, user="UALICE", source="slack")
     assert undone.backup_id == applied.backup_id
     assert files_state(broken) == before_files  # .env byte-identical, override gone again
     assert rows_by_id(broken) == before_rows  # rows byte-identical
     with pytest.raises(HandlerError, match="no fix-env backup to undo"):
-        fix_plan.undo(settings, user="UALICE", source="slack")
+        fix_undo.undo(settings, user="UALICE", source="slack")
 
 
 def test_existing_override_is_merged_and_undo_restores_it(
@@ -206,13 +206,13 @@ def test_existing_override_is_merged_and_undo_restores_it(
     plan = fix_plan.make_plan(settings, run_check(settings))
     assert plan.override is not None and plan.override.base_sha256 is not None
     assert "comments" in " ".join(plan.override.notes)
-    fix_plan.apply_plan(settings, plan.id, user="me", source="cli")
+    fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
     merged = yaml.safe_load(broken.override_path.read_text())
     assert merged["services"]["api"]["environment"] == {"LOG_LEVEL": "DEBUG"}
     assert merged["services"]["nginx"] == {"restart": "unless-stopped"}
     for service in ("api", "worker", "worker_beat", "plugin_daemon"):
         assert "host.docker.internal:host-gateway" in merged["services"][service]["extra_hosts"]
-    fix_plan.undo(settings, user="me", source="cli")
+    fix_undo.undo(settings, user="me", source="cli")
     assert broken.override_path.read_text() == mine
 
 
@@ -228,7 +228,7 @@ def test_missing_env_is_created_from_the_example_and_undo_removes_it(
     plan = fix_plan.make_plan(settings, report)
     assert plan.env is not None and plan.env.base_sha256 is None
     assert "-OPENAI_API_BASE=https://api.openai.com/v1" in plan.env.preview
-    fix_plan.apply_plan(settings, plan.id, user="me", source="cli")
+    fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
     example = (broken.dir / ".env.example").read_text()
     created = broken.env_path.read_text()
     assert created == example.replace(
@@ -236,7 +236,7 @@ def test_missing_env_is_created_from_the_example_and_undo_removes_it(
         f"OPENAI_API_BASE={session_ollama.container_url()}/v1\n",
     )
     assert stat.S_IMODE(broken.env_path.stat().st_mode) == 0o640
-    fix_plan.undo(settings, user="me", source="cli")
+    fix_undo.undo(settings, user="me", source="cli")
     assert not broken.env_path.exists()
     (broken.dir / ".env.example").chmod(0o644)
 
@@ -251,7 +251,7 @@ def test_fix_database_false_prints_web_ui_steps_and_leaves_rows(
     steps = [i for i in plan.instructions if i.finding == "dify.base_url"]
     assert steps and "Settings -> Model Provider -> Ollama" in steps[0].text
     assert session_ollama.container_url() in steps[0].text
-    fix_plan.apply_plan(settings, plan.id, user="me", source="cli")
+    fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
     assert rows_by_id(broken) == before
     assert len(broken.redis_keys()) > 1
 
@@ -261,9 +261,9 @@ def test_a_plan_is_applied_at_most_once(
 ) -> None:
     settings = fix_settings(broken, session_ollama, tmp_path / "state")
     plan = fix_plan.make_plan(settings, run_check(settings))
-    first = fix_plan.apply_plan(settings, plan.id, user="UALICE", source="slack")
+    first = fix_apply.apply_plan(settings, plan.id, user="UALICE", source="slack")
     with pytest.raises(AlreadyDone) as err:
-        fix_plan.apply_plan(settings, plan.id, user="UALICE", source="slack")
+        fix_apply.apply_plan(settings, plan.id, user="UALICE", source="slack")
     assert err.value.record["result"]["backup_id"] == first.backup_id
     assert len(list(settings.backup_path.iterdir())) == 1
 
@@ -276,7 +276,7 @@ def test_changes_since_the_plan_are_refused(
     broken.env_path.write_text(broken.read_env() + "ADDED_BY_SOMEONE=1\n")
     before = files_state(broken), rows_by_id(broken)
     with pytest.raises(HandlerError, match=r"\.env changed since the plan"):
-        fix_plan.apply_plan(settings, plan.id, user="me", source="cli")
+        fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
     assert (files_state(broken), rows_by_id(broken)) == before
 
     plan = fix_plan.make_plan(settings, run_check(settings))
@@ -286,7 +286,7 @@ def test_changes_since_the_plan_are_refused(
     )
     before = files_state(broken), rows_by_id(broken)
     with pytest.raises(HandlerError, match="changed since the plan"):
-        fix_plan.apply_plan(settings, plan.id, user="me", source="cli")
+        fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
     assert (files_state(broken), rows_by_id(broken)) == before
 
 
@@ -306,7 +306,7 @@ def test_database_failure_after_file_writes_rolls_everything_back(
 
     monkeypatch.setattr(db_fix, "apply_changes", db_down)
     with pytest.raises(HandlerError) as err:
-        fix_plan.apply_plan(settings, plan.id, user="me", source="cli")
+        fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
     message = str(err.value)
     assert (
         "did not answer" in message and "Restored:" in message and "nothing is changed" in message
@@ -317,7 +317,7 @@ def test_database_failure_after_file_writes_rolls_everything_back(
     [made] = list(backups.iter_backups(settings.backup_path))
     assert made.state == "failed"  # kept for the record, never chosen by --undo
     with pytest.raises(HandlerError, match="no fix-env backup"):
-        fix_plan.undo(settings, user="me", source="cli")
+        fix_undo.undo(settings, user="me", source="cli")
 
 
 def test_read_only_folder_changes_nothing(
@@ -327,19 +327,19 @@ def test_read_only_folder_changes_nothing(
     plan = fix_plan.make_plan(settings, run_check(settings))
     before = files_state(broken), rows_by_id(broken), broken.redis_keys()
     with read_only(broken.dir), pytest.raises(HandlerError) as err:
-        fix_plan.apply_plan(settings, plan.id, user="me", source="cli")
+        fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
     assert "read-only file system" in str(err.value) and "nothing is changed" in str(err.value)
     assert (files_state(broken), rows_by_id(broken), broken.redis_keys()) == before
     # the lock was released: the same plan can be applied once the folder is writable again
     assert MutationLock(settings.state_path).holder() is None
-    fix_plan.apply_plan(settings, plan.id, user="me", source="cli")
+    fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
     assert rows_by_id(broken)[LLM_ID]["base_url"] == session_ollama.container_url()
 
 
 APPLY_CHILD = """
 import json, sys
 from config.settings import Settings
-from handlers.fix_plan import apply_plan
+from handlers.fix_apply import apply_plan
 settings = Settings(_env_file=None, **json.loads(sys.argv[1]))
 print("ready", flush=True)
 apply_plan(settings, sys.argv[2], user="victim", source="cli")
@@ -409,7 +409,7 @@ def test_apply_killed_at_random_points_leaves_old_or_new_and_a_backup(
             made = [b for b in backups.iter_backups(settings.backup_path) if b.plan_id == plan.id]
             if changed:
                 assert made and made[0].state in backups.UNDOABLE, "changed without a backup"
-                fix_plan.undo(settings, user="me", source="cli", backup_id=made[0].id)
+                fix_undo.undo(settings, user="me", source="cli", backup_id=made[0].id)
                 assert stack.env_path.read_bytes() == old_env
                 assert not stack.override_path.exists()
                 assert rows_by_id(stack) == old_rows
@@ -449,7 +449,7 @@ def test_mapping_already_in_the_files_only_needs_a_recreate(
     [step] = [i for i in plan.instructions if i.finding == "container.dns"]
     assert "created before" in step.text and "docker-compose.override.yaml" in step.text
     assert not any(line.startswith("container.dns") for line in plan.unfixed)
-    fix_plan.apply_plan(settings, plan.id, user="me", source="cli")
+    fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
     result = restart.apply_configuration(settings, user="me", source="cli")
     assert {"api", "worker", "worker_beat", "plugin_daemon"} <= set(result.recreated)
     assert failing(run_check(settings)) == set()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from handlers import compose_cli, fix_plan, restart
+from handlers import compose_cli, fix_apply, fix_plan, restart
 from handlers.check import run_check
 from handlers.mutation_lock import Busy
 from handlers.results import HandlerError, Status
@@ -86,7 +86,7 @@ def test_after_a_database_fix_the_callers_restart_even_if_unchanged(
     )
     plan = fix_plan.make_plan(settings, run_check(settings))
     assert plan.db is not None and plan.env is None and plan.override is None
-    fix_plan.apply_plan(settings, plan.id, user="me", source="cli")
+    fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
     beat = started_at(stack, "worker_beat")
     before = container_ids(stack)
     result = restart.apply_configuration(settings, user="me", source="cli")
@@ -260,13 +260,13 @@ def test_concurrent_mutating_requests_are_serialized(
             restart.restart_services(settings, ["worker"], user="bob@host", source="cli")
         assert "`restart (apply configuration)` started by <@UALICE>" in str(err.value)
         with pytest.raises(Busy):
-            fix_plan.apply_plan(settings, plan.id, user="bob@host", source="cli")
+            fix_apply.apply_plan(settings, plan.id, user="bob@host", source="cli")
     finally:
         release.set()
         thread.join(120)
     assert isinstance(outcome["first"], restart.RestartResult), outcome["first"]
     # one after the other, both go through (the refused plan was not used up)
-    fix_plan.apply_plan(settings, plan.id, user="bob@host", source="cli")
+    fix_apply.apply_plan(settings, plan.id, user="bob@host", source="cli")
     restart.restart_services(settings, ["worker"], user="bob@host", source="cli")
 
 
