@@ -20,6 +20,10 @@ if str(_ROOT) not in sys.path:
     # `from tests.rig... import ...` works however pytest was launched (venv script or -m).
     sys.path.insert(0, str(_ROOT))
 
+# Assertion helpers shared by several test modules live in the rig: give their asserts pytest's
+# detailed failure messages too (must run before they are first imported).
+pytest.register_assert_rewrite("tests.rig.log_containers")
+
 from tests.rig.fake_ollama import FakeOllama  # noqa: E402
 from tests.rig.stack import DifyStack, OllamaRow, docker_host  # noqa: E402
 

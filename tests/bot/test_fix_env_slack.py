@@ -19,8 +19,8 @@ from handlers.check import run_check
 from handlers.mutation_lock import MutationLock
 from tests.bot.conftest import sample_report
 from tests.bot.fakes.slack_api import Call
-from tests.handlers.test_fix_plan import LLM_ID, files_state, incident_rows, rows_by_id
 from tests.rig.fake_ollama import FakeOllama
+from tests.rig.incident import LLM_ID, files_state, incident_rows, rows_by_id
 
 OPERATOR = "UOPS"
 

@@ -18,7 +18,7 @@ from handlers.logs import LogResult
 from handlers.results import Finding, Report, Status
 from tests.bot.conftest import sample_report
 from tests.bot.fakes.slack_api import SlackApiDouble
-from tests.handlers.test_logs import Canaries, LogProject, assert_no_canary, printf_script
+from tests.rig.log_containers import Canaries, LogProject, assert_no_canary, printf_script
 
 
 @pytest.fixture

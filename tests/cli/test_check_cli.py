@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cli.render import render_text
 from handlers.results import Finding, Report, Status
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("DIFY_", "OLLAMA_", "CHECK_"))}
-    full["PYTHONPATH"] = str(ROOT)
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
+from tests.rig.cli_process import run_cli
 
 
 def test_unknown_subcommand_is_usage_error() -> None:

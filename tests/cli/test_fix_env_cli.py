@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.cli.test_check_cli import run_cli
-from tests.handlers.test_fix_plan import LLM_ID, files_state, incident_rows, rows_by_id
+from tests.rig.cli_process import run_cli
 from tests.rig.fake_ollama import FakeOllama
+from tests.rig.incident import LLM_ID, files_state, incident_rows, rows_by_id
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.handlers.test_logs import Canaries, LogProject, assert_no_canary, printf_script
+from tests.rig.log_containers import Canaries, LogProject, assert_no_canary, printf_script
 
 ROOT = Path(__file__).resolve().parents[2]
 

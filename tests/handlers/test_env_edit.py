@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import shutil
@@ -12,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ import pytest
 from handlers import backup, env_edit
 from handlers.envfile import parse_env_text
 from handlers.results import HandlerError
+from tests.rig.read_only import read_only
 from tests.rig.stack import REFERENCE_DIR
 
 NEW = "http://host.docker.internal:11434/v1"
@@ -153,25 +152,6 @@ def test_write_refuses_a_file_changed_since_the_plan(tmp_path: Path) -> None:
     with pytest.raises(HandlerError, match="changed since the plan"):
         env_edit.write_text(env, f"OPENAI_API_BASE={NEW}\n", planned)
     assert env.read_text().endswith("SOMEONE=else\n")
-
-
-@contextlib.contextmanager
-def read_only(folder: Path) -> Iterator[None]:
-    """The folder read-only for this process: a read-only bind mount when root (root ignores
-    mode bits), else mode 0555."""
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        try:
-            yield
-        finally:
-            folder.chmod(0o755)
-        return
-    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
-        yield
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_read_only_folder_leaves_the_file_and_says_why(tmp_path: Path) -> None:

@@ -18,86 +18,29 @@ from typing import Any
 import pytest
 import yaml
 
-from config.settings import Settings
 from handlers import backup as backups
 from handlers import db_fix, fix_apply, fix_plan, fix_undo, restart
 from handlers.check import run_check
 from handlers.mutation_lock import AlreadyDone, MutationLock
 from handlers.results import Finding, HandlerError, Report, Status
-from tests.handlers.test_env_edit import read_only
 from tests.rig.fake_ollama import FakeOllama
-from tests.rig.stack import HOST_GATEWAY_OVERRIDE, DifyStack, OllamaRow
+from tests.rig.incident import (
+    EMBED_ID,
+    LLM_ID,
+    OK_ID,
+    container_ids,
+    failing,
+    files_state,
+    fix_settings,
+    incident_stack,
+    rows_by_id,
+)
+from tests.rig.read_only import read_only
+from tests.rig.stack import HOST_GATEWAY_OVERRIDE, DifyStack
 
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
-LLM_ID = "5b0c9c55-2f4e-4d1e-9d55-0a3a6f1a0001"
-EMBED_ID = "5b0c9c55-2f4e-4d1e-9d55-0a3a6f1a0002"
-OK_ID = "5b0c9c55-2f4e-4d1e-9d55-0a3a6f1a0003"
-
-
-# --- helpers shared with the restart, CLI and Slack tests ---------------------------------------
-def incident_rows(ollama: FakeOllama) -> list[OllamaRow]:
-    """The seed's root cause: base URLs at 127.0.0.1, plus a /v1 suffix, plus one good row."""
-    return [
-        OllamaRow(base_url=f"http://127.0.0.1:{ollama.port}", id=LLM_ID),
-        OllamaRow(
-            base_url=f"{ollama.container_url()}/v1",
-            id=EMBED_ID,
-            model_type="text-embedding",
-            table="provider_models",
-            config={"note": 'a "quoted" \\ value é'},
-        ),
-        OllamaRow(
-            base_url=ollama.container_url(),
-            id=OK_ID,
-            model_type="rerank",
-            credential_name="good one",
-        ),
-    ]
-
-
-def incident_stack(path: Path, ollama: FakeOllama, client: Any) -> DifyStack:
-    """.env and database at 127.0.0.1, no host-gateway, containers created long ago."""
-    return DifyStack(
-        path,
-        env_overrides={"OPENAI_API_BASE": f"http://127.0.0.1:{ollama.port}/v1"},
-        ollama_rows=incident_rows(ollama),
-        client=client,
-    )
-
-
-def fix_settings(stack: DifyStack, ollama: FakeOllama, state: Path, **extra: Any) -> Settings:
-    values: dict[str, Any] = {
-        "dify_compose_project": stack.project,
-        "ollama_url": ollama.url,
-        "check_timeout": 3,
-        "docker_host": os.environ.get("DOCKER_HOST"),
-        "state_dir": state,
-        "fix_ollama_url": f"{ollama.container_url()}/v1",
-        "fix_ollama_base_url": ollama.container_url(),
-    }
-    values.update(extra)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-def failing(report: Report) -> set[str]:
-    return {f.id for f in report.findings if f.status is Status.FAIL}
-
-
-def rows_by_id(stack: DifyStack) -> dict[str, dict[str, Any]]:
-    return {r["id"]: r for r in stack.rows()}
-
-
-def files_state(stack: DifyStack) -> dict[str, bytes | None]:
-    return {
-        p.name: (p.read_bytes() if p.exists() else None)
-        for p in (stack.env_path, stack.override_path)
-    }
-
-
-def container_ids(stack: DifyStack) -> dict[str, str]:
-    return {s: stack.container(s).id for s in ("api", "db_postgres", "redis", "plugin_daemon")}
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from handlers import compose_cli, fix_apply, fix_plan, restart
 from handlers.check import run_check
 from handlers.mutation_lock import Busy
 from handlers.results import HandlerError, Status
-from tests.handlers.test_fix_plan import container_ids, failing, fix_settings
 from tests.rig.fake_ollama import FakeOllama
+from tests.rig.incident import container_ids, failing, fix_settings
 from tests.rig.stack import DifyStack, docker_host
 
 pytestmark = pytest.mark.docker

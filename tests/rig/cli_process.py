@@ -1,0 +1,25 @@
+"""The `dify-ollama` entry point as a user runs it: `python -m cli.main` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("DIFY_", "OLLAMA_", "CHECK_"))}
+    full["PYTHONPATH"] = str(ROOT)
+    full.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+    )
