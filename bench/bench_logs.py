@@ -287,7 +287,7 @@ def main() -> int:
     import docker
 
     from handlers.envfile import read_env_file
-    from tests.handlers.test_logs import Canaries, LogProject
+    from tests.rig.log_containers import Canaries, LogProject
     from tests.rig.stack import DEBIAN_IMAGE, docker_host
 
     os.environ.setdefault("DOCKER_HOST", docker_host())
