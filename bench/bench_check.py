@@ -90,12 +90,16 @@ def full_steps(stack: DifyStack, ollama: FakeOllama) -> list[list[str]]:
         "worker": ["getent", "hosts", "host.docker.internal"],
         "plugin_daemon": ["cat", "/etc/hosts"],
     }
+    compose = ["docker-compose", "-p", stack.project, "--project-directory", str(stack.dir)]
     steps = [
         ["ps", "-eo", "pid,comm"],
         ["lsof", "-nP", f"-iTCP:{ollama.port}", "-sTCP:LISTEN"],
         ["curl", "-s", f"{ollama.url}/api/version"],
         ["curl", "-s", f"{ollama.url}/api/tags"],
-        ["docker-compose", "-p", stack.project, "--project-directory", str(stack.dir), "ps"],
+        [*compose, "ps"],
+        # drift and extra_hosts: what compose would set now, what the containers were given
+        [*compose, "config"],
+        ["docker", "inspect", names["plugin_daemon"], names["api"], names["worker"]],
         ["docker", "exec", names["api"], "curl", "-sf", "http://localhost:5001/health"],
         [
             "docker",

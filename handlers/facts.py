@@ -161,30 +161,48 @@ class Facts:
         return [s for s in MODEL_CALLERS if s in project.containers]
 
     def resolution(self, container_id: str, name: str) -> container_exec.Resolution:
-        """How a host name resolves inside a container (shared by the dns and reach probes)."""
-        return self._once(
-            f"resolve:{container_id}:{name}",
-            lambda: container_exec.resolve(self.client(), container_id, name, self.budget()),
-        )
+        """How a host name resolves inside a container (shared by the dns and reach probes).
+
+        An `extra_hosts` entry is what Docker writes into the container's /etc/hosts, and the
+        inspect data is already here: only names without one cost a file read or an exec.
+        """
+
+        def compute() -> container_exec.Resolution:
+            hosts = (self.inspect(container_id).get("HostConfig") or {}).get("ExtraHosts") or []
+            for entry in hosts:
+                host, _, address = str(entry).partition(":")
+                if host == name and address:
+                    return container_exec.Resolution(name, (address,), "extra_hosts")
+            return container_exec.resolve(self.client(), container_id, name, self.budget())
+
+        return self._once(f"resolve:{container_id}:{name}", compute)
 
     # -- database ------------------------------------------------------------------------
+    def container_env(self, container_id: str) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for item in (self.inspect(container_id).get("Config") or {}).get("Env") or []:
+            key, _, value = str(item).partition("=")
+            env[key] = value
+        return env
+
     def credentials(self) -> list[dify_db.OllamaCredential]:
         project = self.project()
-        env = self.env_or_empty()
 
         def compute() -> list[dify_db.OllamaCredential]:
-            if env.get("DB_TYPE", "postgresql") not in ("postgresql", "postgres", ""):
-                raise HandlerError(f"DB_TYPE={env.get('DB_TYPE')}: only PostgreSQL is read")
             service = project.db_service
             if service is None:
+                db_type = self.env_or_empty().get("DB_TYPE", "postgresql")
+                if db_type not in ("postgresql", "postgres", ""):
+                    raise HandlerError(f"DB_TYPE={db_type}: only PostgreSQL is read")
                 raise HandlerError("no db_postgres (or db) container in the project")
             cid = self.running(service)
+            # The user and database the running PostgreSQL was started with: on the critical
+            # path of every container probe, and right even when .env changed since.
+            db_env = self.container_env(cid)
+            user = db_env.get("POSTGRES_USER") or self.env_or_empty().get("DB_USERNAME")
+            database = db_env.get("POSTGRES_DB") or self.env_or_empty().get("DB_DATABASE")
             return dify_db.read_ollama_credentials(
-                self.client(),
-                cid,
-                env.get("DB_USERNAME") or "postgres",
-                env.get("DB_DATABASE") or "dify",
-                self.budget(),
+                self.client(), cid, user or "postgres", database or "dify", self.budget()
             )
 
         return self._once("credentials", compute)

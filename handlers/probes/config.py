@@ -6,7 +6,6 @@ import hashlib
 
 from handlers.envfile import read_env_file
 from handlers.facts import Facts, Skip
-from handlers.probes.network import _env_dict
 from handlers.results import Finding, HandlerError, Status
 from handlers.urls import PUBLIC_OPENAI_BASE, bad_suffix, is_loopback_url, without_credentials
 
@@ -151,7 +150,7 @@ def env_drift(facts: Facts) -> Finding:
         info = facts.project().container(service)
         if config is None or info is None:
             continue
-        running = _env_dict(facts.inspect(info.id))
+        running = facts.container_env(info.id)
         for key, expected in config.environment.items():
             actual = running.get(key)
             if actual is None and expected == "":

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 
 from handlers import container_exec
 from handlers.facts import Facts, Skip
+from handlers.parallel import parallel_map
 from handlers.probes.ollama import ollama_host_remedy
 from handlers.results import Finding, Status
 from handlers.urls import host_of, is_ip, is_loopback_host, root_of, without_credentials
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 GATEWAY_NAME = "host.docker.internal"
 EXTRA_HOSTS_REMEDY = (
@@ -22,13 +17,6 @@ EXTRA_HOSTS_REMEDY = (
     "worker_beat in docker-compose.override.yaml next to Dify's compose file (`dify-ollama "
     "fix-env` writes it), then recreate them (`dify-ollama restart`)."
 )
-
-
-def _parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
-    if len(items) <= 1:
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(8, len(items)), thread_name_prefix="probe") as pool:
-        return list(pool.map(fn, items))
 
 
 def _callers(facts: Facts) -> list[tuple[str, str]]:
@@ -73,7 +61,7 @@ def container_dns(facts: Facts) -> Finding:
         service, cid, name = job
         return service, name, facts.resolution(cid, name)
 
-    results = _parallel(resolve, jobs)
+    results = parallel_map(resolve, jobs)
     lines, failed = [], []
     for service, name, res in results:
         if res.resolved:
@@ -193,7 +181,7 @@ def container_reach(facts: Facts) -> Finding:
                     url,
                     container_exec.HttpProbe(target, "none", None, "", "dns", why, 0),
                 )
-        env = _env_dict(facts.inspect(cid))
+        env = facts.container_env(cid)
         probe = container_exec.http_get(
             client, cid, target, facts.budget(), _as_requests_sees_it(env) or None
         )
@@ -203,7 +191,7 @@ def container_reach(facts: Facts) -> Finding:
             )
         return service, url, probe
 
-    results = _parallel(get, jobs)
+    results = parallel_map(get, jobs)
     lines, failed = [], []
     for service, url, probe in results:
         shown = without_credentials(url)
@@ -242,14 +230,6 @@ def container_reach(facts: Facts) -> Finding:
 PROXY_KEYS = ("http_proxy", "https_proxy", "all_proxy")
 
 
-def _env_dict(attrs: dict[str, Any]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in (attrs.get("Config") or {}).get("Env") or []:
-        key, _, value = str(item).partition("=")
-        env[key] = value
-    return env
-
-
 def no_proxy_covers(no_proxy: str, host: str) -> bool:
     """The NO_PROXY rules of curl/requests/httpx: '*', names, .domain suffixes, IPs, CIDRs."""
     host = host.lower().strip("[]")
@@ -278,7 +258,7 @@ def container_proxy(facts: Facts) -> Finding:
     urls = facts.dify_urls()[:3]
     lines, captured = [], []
     for service, cid in callers:
-        env = _env_dict(facts.inspect(cid))
+        env = facts.container_env(cid)
         lower = {k.lower(): v for k, v in env.items() if v}
         no_proxy = ",".join(v for k, v in env.items() if k.lower() == "no_proxy" and v)
         for u in urls:

@@ -6,6 +6,7 @@ from handlers import container_exec
 from handlers.compose_cli import detect_compose
 from handlers.engine import docker_host
 from handlers.facts import Facts, Skip
+from handlers.parallel import parallel_map
 from handlers.results import Finding, Status
 
 CORE_SERVICES = ("api", "worker", "plugin_daemon")
@@ -124,16 +125,20 @@ def dify_health(facts: Facts) -> Finding:
     project = facts.project()
     client = facts.client()
     lines, bad = [], []
+    targets = []
     for service, url in HEALTH_URLS.items():
         if service not in project.containers:
             continue
         try:
-            cid = facts.running(service)
+            targets.append((service, url, facts.running(service)))
         except Skip as exc:
             lines.append(f"{service}: not probed ({exc})")
             bad.append(service)
-            continue
-        probe = container_exec.http_get(client, cid, url, facts.budget())
+
+    def get(target: tuple[str, str, str]) -> container_exec.HttpProbe:
+        return container_exec.http_get(client, target[2], target[1], facts.budget())
+
+    for (service, url, _), probe in zip(targets, parallel_map(get, targets), strict=True):
         if probe.ok:
             lines.append(f"{service}: {url} -> {probe.status} in {probe.latency_ms} ms")
         else:
