@@ -307,26 +307,14 @@ class Runtime:
         }
         outcome = "error"
         try:
-            if needs_operator_lookup:
-                decision = self.authorizer.operator_decision(invocation.user_id)
-                if not decision.allowed:
-                    outcome = "denied"
-                    ctx.ephemeral(f":no_entry: {decision.reason}")
-                    return
-            outcome = sub.run(invocation, ctx) or "ok"
-        except UsageError as exc:
-            outcome = "usage"
-            self._safe(ctx.ephemeral, render_usage(sub, str(exc)))
-        except HandlerError as exc:
-            self._report_failure(
+            outcome = self._guarded(
                 ctx,
-                HANDLER_ERROR.format(command=sub.name, message=str(exc), rid=invocation.request_id),
-            )
-            log.warning("request %s (%s) failed: %s", invocation.request_id, sub.name, exc)
-        except Exception:
-            log.exception("request %s (%s) crashed", invocation.request_id, sub.name)
-            self._report_failure(
-                ctx, GENERIC_ERROR.format(command=sub.name, rid=invocation.request_id)
+                invocation.user_id,
+                sub.name,
+                invocation.request_id,
+                needs_operator_lookup,
+                lambda: sub.run(invocation, ctx),
+                usage=lambda message: render_usage(sub, message),
             )
         finally:
             self._audit(base, sub.name, invocation.args, outcome, invocation.received_at)
@@ -344,23 +332,49 @@ class Runtime:
         raw = json.dumps(click.value, separators=(",", ":"))[:500]
         outcome = "error"
         try:
-            if needs_operator_lookup:
-                decision = self.authorizer.operator_decision(click.user_id)
-                if not decision.allowed:
-                    outcome = "denied"
-                    ctx.ephemeral(f":no_entry: {decision.reason}")
-                    return
-            outcome = action.run(click, ctx) or "ok"
-        except HandlerError as exc:
-            self._report_failure(
-                ctx, HANDLER_ERROR.format(command=command, message=str(exc), rid=click.request_id)
+            outcome = self._guarded(
+                ctx,
+                click.user_id,
+                command,
+                click.request_id,
+                needs_operator_lookup,
+                lambda: action.run(click, ctx),
             )
-            log.warning("click %s (%s) failed: %s", click.request_id, command, exc)
-        except Exception:
-            log.exception("click %s (%s) crashed", click.request_id, command)
-            self._report_failure(ctx, GENERIC_ERROR.format(command=command, rid=click.request_id))
         finally:
             self._audit(base, command, (raw,), outcome, click.received_at)
+
+    def _guarded(
+        self,
+        ctx: SlackContext,
+        user_id: str,
+        name: str,
+        rid: str,
+        needs_operator_lookup: bool,
+        call: Callable[[], str | None],
+        usage: Callable[[str], str] | None = None,
+    ) -> str:
+        """Authorize (when a user-group lookup was left for the executor), run, and turn every
+        failure into a reply; returns the audit outcome."""
+        try:
+            if needs_operator_lookup:
+                decision = self.authorizer.operator_decision(user_id)
+                if not decision.allowed:
+                    ctx.ephemeral(f":no_entry: {decision.reason}")
+                    return "denied"
+            return call() or "ok"
+        except UsageError as exc:
+            if usage is not None:
+                self._safe(ctx.ephemeral, usage(str(exc)))
+                return "usage"
+            log.exception("request %s (%s) crashed", rid, name)
+            self._report_failure(ctx, GENERIC_ERROR.format(command=name, rid=rid))
+        except HandlerError as exc:
+            self._report_failure(ctx, HANDLER_ERROR.format(command=name, message=str(exc), rid=rid))
+            log.warning("request %s (%s) failed: %s", rid, name, exc)
+        except Exception:
+            log.exception("request %s (%s) crashed", rid, name)
+            self._report_failure(ctx, GENERIC_ERROR.format(command=name, rid=rid))
+        return "error"
 
     # --- helpers --------------------------------------------------------------------------
     def _quick_decision(
