@@ -23,7 +23,7 @@ from typing import Any
 import docker
 
 from handlers import container_exec
-from handlers.dify_db import TABLES, read_rows_json
+from handlers.dify_db import TABLES, psql_argv, read_rows_json
 from handlers.results import HandlerError
 from handlers.urls import bad_suffix, is_loopback_url, root_of, without_credentials
 
@@ -195,21 +195,13 @@ def write_rows(
     """Apply (table, id, old text, new text) updates in one transaction, or none of them."""
     if not updates:
         return
-    argv = [
-        "psql",
-        "-X",
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-U",
+    argv = psql_argv(
         user,
-        "-d",
         database,
-        "-c",
         "SET standard_conforming_strings = on",
-        "-c",
         _guarded_updates(updates),
-    ]
+        stop_on_error=True,
+    )
     res = _exec_psql(client, db_cid, argv, timeout, what)
     if res.exit_code != 0:
         message = next(

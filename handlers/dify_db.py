@@ -48,8 +48,12 @@ def _select(table: str) -> str:
     )
 
 
-def psql_argv(user: str, database: str, *statements: str) -> list[str]:
+def psql_argv(user: str, database: str, *statements: str, stop_on_error: bool = False) -> list[str]:
+    """psql over the container's local socket, unaligned tuples only; `stop_on_error` makes a
+    failing statement end the run (and with it any open transaction)."""
     argv = ["psql", "-X", "-q", "-A", "-t", "-U", user, "-d", database]
+    if stop_on_error:
+        argv += ["-v", "ON_ERROR_STOP=1"]
     for statement in statements:
         argv += ["-c", statement]
     return argv

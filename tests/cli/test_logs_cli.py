@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.rig.cli_process import run_cli
 from tests.rig.log_containers import Canaries, LogProject, assert_no_canary, printf_script
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("DIFY_", "OLLAMA_", "SLACK_"))}
-    full["PYTHONPATH"] = str(ROOT)
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "logs", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
 
 
 @pytest.fixture
@@ -46,7 +27,7 @@ def project(docker_engine: Any, tmp_path: Path) -> Iterator[LogProject]:
 
 @pytest.mark.docker
 def test_terminal_output_has_no_secret(project: LogProject) -> None:
-    proc = run_cli("api", "100", env=project.env)
+    proc = run_cli("logs", "api", "100", env=project.env)
     assert proc.returncode == 0, proc.stderr
     assert_no_canary(proc.stdout + proc.stderr, project.canaries)
     assert proc.stdout.count("[REDACTED]") >= 12
@@ -56,20 +37,20 @@ def test_terminal_output_has_no_secret(project: LogProject) -> None:
 
 @pytest.mark.docker
 def test_number_alone_is_lines_of_the_default_service(project: LogProject) -> None:
-    proc = run_cli("2", env=project.env)
+    proc = run_cli("logs", "2", env=project.env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "green done" and len(proc.stdout.splitlines()) == 2
 
 
 @pytest.mark.docker
 def test_grep_and_since(project: LogProject) -> None:
-    proc = run_cli("api", "100", "--grep", "GREEN", "--since", "1h", env=project.env)
+    proc = run_cli("logs", "api", "100", "--grep", "GREEN", "--since", "1h", env=project.env)
     assert proc.returncode == 0 and proc.stdout == "green done\n"
 
 
 @pytest.mark.docker
 def test_unknown_service_is_a_usage_error_listing_the_valid_ones(project: LogProject) -> None:
-    proc = run_cli("apii", "10", env=project.env)
+    proc = run_cli("logs", "apii", "10", env=project.env)
     assert proc.returncode == 2
     assert "no service 'apii'" in proc.stderr and "api, worker" in proc.stderr
     assert proc.stdout == ""
@@ -77,14 +58,14 @@ def test_unknown_service_is_a_usage_error_listing_the_valid_ones(project: LogPro
 
 @pytest.mark.docker
 def test_silent_container_is_empty_with_a_note(project: LogProject) -> None:
-    proc = run_cli("worker", env=project.env)
+    proc = run_cli("logs", "worker", env=project.env)
     assert proc.returncode == 0 and proc.stdout == ""
     assert "has written nothing to its log" in proc.stderr
 
 
 @pytest.mark.parametrize("lines", ["0", "-1", "5001", "abc"])
 def test_absurd_line_counts_exit_2(lines: str) -> None:
-    proc = run_cli("api", lines, env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    proc = run_cli("logs", "api", lines, env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert proc.returncode == 2 and "LINES" in proc.stderr and proc.stdout == ""
 
 
@@ -93,12 +74,12 @@ def test_absurd_line_counts_exit_2(lines: str) -> None:
     [(("--since", "soon"), "--since"), (("--grep", ""), "--grep"), (("a", "1", "x"), "")],
 )
 def test_other_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
-    proc = run_cli(*args, env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    proc = run_cli("logs", *args, env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert proc.returncode == 2 and message in proc.stderr
 
 
 def test_engine_down_exits_1(tmp_path: Path) -> None:
     env = {"DOCKER_HOST": f"unix://{tmp_path}/docker.sock", "DIFY_COMPOSE_PROJECT": "x"}
-    proc = run_cli("api", "10", env=env)
+    proc = run_cli("logs", "api", "10", env=env)
     assert proc.returncode == 1
     assert "does not exist" in proc.stderr and proc.stdout == ""

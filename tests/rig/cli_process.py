@@ -11,7 +11,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("DIFY_", "OLLAMA_", "CHECK_"))}
+    # Hermetic: none of the caller's settings for the bot leak into the process under test.
+    full = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DIFY_", "OLLAMA_", "CHECK_", "SLACK_"))
+    }
     full["PYTHONPATH"] = str(ROOT)
     full.update(env or {})
     return subprocess.run(
