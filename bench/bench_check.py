@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.rig.fake_ollama import FakeOllama  # noqa: E402
-from tests.rig.stack import DifyStack, OllamaRow  # noqa: E402
+from tests.rig.stack import DifyStack, healthy_stack  # noqa: E402
 
 RUNS = 5
 CAP = 10.0  # seconds a baseline command may hang before the bench gives up on it
@@ -160,12 +160,7 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp, FakeOllama(bind="0.0.0.0") as ollama:
         url = ollama.container_url()
-        stack = DifyStack(
-            tmp,
-            env_overrides={"OPENAI_API_BASE": f"{url}/v1"},
-            ollama_rows=[OllamaRow(base_url=url)],
-            extra_hosts=True,
-        )
+        stack = healthy_stack(tmp, url)
         try:
             stack.up()
             check_once(stack, ollama)  # warm the page cache and the engine's exec path

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from config.settings import Settings  # noqa: E402
 from handlers import restart  # noqa: E402
 from tests.rig.fake_ollama import FakeOllama  # noqa: E402
-from tests.rig.stack import DifyStack, OllamaRow, compose_env, docker_host  # noqa: E402
+from tests.rig.stack import DifyStack, compose_env, docker_host, healthy_stack  # noqa: E402
 
 ROUNDS = 3
 POLL = 0.05
@@ -135,12 +135,7 @@ def main() -> int:
     os.environ.setdefault("DOCKER_HOST", docker_host())
     with FakeOllama(bind="0.0.0.0") as ollama, tempfile.TemporaryDirectory() as tmp:
         url = ollama.container_url()
-        stack = DifyStack(
-            tmp,
-            env_overrides={"OPENAI_API_BASE": f"{url}/v1"},
-            ollama_rows=[OllamaRow(base_url=url)],
-            extra_hosts=True,
-        )
+        stack = healthy_stack(tmp, url)
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             dify_compose_project=stack.project,

@@ -25,7 +25,8 @@ if str(_ROOT) not in sys.path:
 pytest.register_assert_rewrite("tests.rig.log_containers")
 
 from tests.rig.fake_ollama import FakeOllama  # noqa: E402
-from tests.rig.stack import DifyStack, OllamaRow, docker_host  # noqa: E402
+from tests.rig.stack import DifyStack, docker_host  # noqa: E402
+from tests.rig.stack import healthy_stack as healthy_stack_of  # noqa: E402
 
 ENGINE_HINT = "run `scripts/test-engine up` (then export the DOCKER_HOST it prints)"
 
@@ -104,13 +105,7 @@ def healthy_stack(
     Tests that change it must use `restore_healthy_stack` (or call `.restore()` themselves).
     """
     url = session_ollama.container_url()
-    stack = DifyStack(
-        tmp_path_factory.mktemp("healthy"),
-        env_overrides={"OPENAI_API_BASE": f"{url}/v1"},
-        ollama_rows=[OllamaRow(base_url=url)],
-        extra_hosts=True,
-        client=docker_engine,
-    )
+    stack = healthy_stack_of(tmp_path_factory.mktemp("healthy"), url, client=docker_engine)
     try:
         stack.up()
         yield stack

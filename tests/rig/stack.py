@@ -792,3 +792,16 @@ class DifyStack:
 
     def __repr__(self) -> str:
         return f"DifyStack(project={self.project!r}, dir={str(self.dir)!r})"
+
+
+def healthy_stack(tmp_path: Path | str, ollama_url: str, **kwargs: Any) -> DifyStack:
+    """The healthy state every suite and benchmark starts from: host-gateway on the model
+    callers, the Ollama rows and OPENAI_API_BASE pointing at `ollama_url` (the fake Ollama as
+    containers reach it, e.g. FakeOllama.container_url())."""
+    return DifyStack(
+        tmp_path,
+        env_overrides={"OPENAI_API_BASE": f"{ollama_url}/v1"},
+        ollama_rows=[OllamaRow(base_url=ollama_url)],
+        extra_hosts=True,
+        **kwargs,
+    )
