@@ -43,6 +43,16 @@ BASELINE = (
 )
 
 
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the bot's graceful path), SIGKILL if it is not gone within 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -222,15 +232,10 @@ def http_case(name: str, argv: list[str], port: int, n: int, docker_host: str) -
             rss, pss = tree_memory_kb(proc.pid)
             figures = burst(port, n, slack)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop_process(proc)
             slack.stop()
     figures.update(
-        startup_s=ready, rss_mb=sum(rss) / 1024, worker_rss_mb=max(rss) / 1024, pss_mb=pss / 1024
+        startup_s=ready, rss_mb=sum(rss) / 1024, max_rss_mb=max(rss) / 1024, pss_mb=pss / 1024
     )
     print(
         f"{name}\n"
@@ -295,12 +300,7 @@ def socket_process(n: int, docker_host: str) -> dict[str, float]:
                 ws.wait_ack(envelope_id, 30)
             ack_ms = [(ws.ack_times[e] - at) * 1000 for e, at in sent.items()]
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop_process(proc)
             ws.stop()
             slack.stop()
     print(
