@@ -64,11 +64,6 @@ def normalize_project_name(name: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "", name.lower())
 
 
-def _health(attrs: dict[str, Any]) -> str | None:
-    health = (attrs.get("State") or {}).get("Health")
-    return health.get("Status") if isinstance(health, dict) else None
-
-
 def _summaries(client: docker.DockerClient) -> list[dict[str, Any]]:
     # The low-level list is one API call; the high-level one inspects every container.
     return list(client.api.containers(all=True, filters={"label": PROJECT}))
