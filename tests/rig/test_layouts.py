@@ -24,6 +24,7 @@ import pytest
 
 from handlers.compose_file import effective_files, load_compose, read_project_environment
 from tests.rig.fake_ollama import FakeOllama
+from tests.rig.incident import incident_rows
 from tests.rig.stack import DifyStack, compose_env, release_of
 from tests.rig.stack import healthy_stack as healthy_stack_of
 
@@ -163,3 +164,20 @@ def test_rows_and_cache_behind_passwords(layout: DifyStack, session_ollama: Fake
         code, out = layout.exec(layout.db_service, ["mysql", "-u", "root", "-e", "SELECT 1"])
         assert code != 0 and "Access denied" in out  # the DB refuses a login without password
         assert layout.mysql("SELECT COUNT(*) FROM provider_model_credentials").strip() == "3"
+
+
+def test_incident_rows_round_trip_byte_for_byte(
+    layout: DifyStack, session_ollama: FakeOllama
+) -> None:
+    """The incident's rows (quotes, a backslash, non-ASCII, an encrypted api_key) go into the
+    release's tables and come back unchanged, in PostgreSQL and MySQL alike."""
+    rows = incident_rows(session_ollama, layout.release.name)
+    try:
+        layout.set_rows(rows)
+        stored = {r["id"]: r for r in layout.rows()}
+        assert set(stored) == {r.id for r in rows}
+        for r in rows:
+            assert stored[r.id]["encrypted_config"] == r.encrypted_config()
+            assert stored[r.id]["table"] == r.table
+    finally:
+        layout.set_rows(layout.initial_rows)
