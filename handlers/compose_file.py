@@ -123,6 +123,15 @@ def read_project_environment(
     return project_environment(text, os_env, env_path, flavour)
 
 
+def installed_flavour() -> str:
+    """"v2" when a `docker compose` plugin is installed, else "v1" when only `docker-compose`
+    (v1) is, else "v2" (what every Dify release documents)."""
+    from handlers.compose_cli import detect_compose  # files only, no subprocess
+
+    found = detect_compose()
+    return "v1" if found is not None and found.is_v1 else "v2"
+
+
 def _from_raw_values(values: Mapping[str, str], flavour: str) -> ProjectEnvironment:
     """Values as python-dotenv reads `.env` without interpolation (handlers/envfile.py), in
     file order, resolved as Compose resolves unquoted values: each may refer to those before.
@@ -183,7 +192,9 @@ def load_compose(
 
     `dotenv`: a ProjectEnvironment (read_project_environment), or `.env`'s raw values as
     handlers/envfile.py reads them. `profiles`: active profiles; default COMPOSE_PROFILES.
-    `flavour`: "v2" or "v1" (default: the ProjectEnvironment's, else "v2").
+    `flavour`: "v2" or "v1": the Compose whose rules apply (pass the one that created the
+    stack or will recreate it). Default: the ProjectEnvironment's; with raw values, the Compose
+    installed here (installed_flavour), the one that would run the next `up`.
     Raises HandlerError for an unreadable or invalid file, a template Compose would refuse,
     or a missing required env_file.
     """
@@ -191,7 +202,7 @@ def load_compose(
         env = dotenv
         flavour = flavour or env.flavour
     else:
-        flavour = flavour or "v2"
+        flavour = flavour or installed_flavour()
         env = _from_raw_values(dotenv, flavour)
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}")
