@@ -124,7 +124,7 @@ def read_project_environment(
 
 
 def installed_flavour() -> str:
-    """"v2" when a `docker compose` plugin is installed, else "v1" when only `docker-compose`
+    """ "v2" when a `docker compose` plugin is installed, else "v1" when only `docker-compose`
     (v1) is, else "v2" (what every Dify release documents)."""
     from handlers.compose_cli import detect_compose  # files only, no subprocess
 
