@@ -124,8 +124,8 @@ def read_project_environment(
 
 
 def installed_flavour() -> str:
-    """ "v2" when a `docker compose` plugin is installed, else "v1" when only `docker-compose`
-    (v1) is, else "v2" (what every Dify release documents)."""
+    """Which Compose would run the next `up` here: v2 when a `docker compose` plugin is
+    installed, else v1 when only `docker-compose` 1.x is, else v2 (what Dify documents)."""
     from handlers.compose_cli import detect_compose  # files only, no subprocess
 
     found = detect_compose()
@@ -193,26 +193,32 @@ def load_compose(
     `dotenv`: a ProjectEnvironment (read_project_environment), or `.env`'s raw values as
     handlers/envfile.py reads them. `profiles`: active profiles; default COMPOSE_PROFILES.
     `flavour`: "v2" or "v1": the Compose whose rules apply (pass the one that created the
-    stack or will recreate it). Default: the ProjectEnvironment's; with raw values, the Compose
-    installed here (installed_flavour), the one that would run the next `up`.
+    stack or will recreate it). Default: the ProjectEnvironment's; with raw values, "v2" for
+    files only v2 can run, else the Compose installed here (installed_flavour), the one that
+    would run the next `up`.
     Raises HandlerError for an unreadable or invalid file, a template Compose would refuse,
     or a missing required env_file.
     """
+    if not files:
+        raise HandlerError("no compose file given")
+    raw_files = [(path, _raw_services(path)) for path in files]
     if isinstance(dotenv, ProjectEnvironment):
         env = dotenv
         flavour = flavour or env.flavour
     else:
-        flavour = flavour or installed_flavour()
+        if flavour is None:
+            # Files only v2 can run (env_file `required`, depends_on `required`) were never
+            # run by v1; otherwise the Compose installed here is what the next `up` uses.
+            needs_v2 = any(_needs_v2(services) for _, services in raw_files)
+            flavour = "v2" if needs_v2 else installed_flavour()
         env = _from_raw_values(dotenv, flavour)
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}")
-    if not files:
-        raise HandlerError("no compose file given")
     base = (project_dir or files[0].parent).resolve()
     active = set(env.profiles if profiles is None else profiles)
     merged: dict[str, dict[str, Any]] = {}
-    for path in files:
-        for name, spec in _services_of(path, env, flavour).items():
+    for path, raw in raw_files:
+        for name, spec in _interpolated_services(path, raw, env, flavour).items():
             entry = merged.setdefault(
                 name, {"environment": {}, "extra_hosts": [], "env_files": [], "profiles": []}
             )
@@ -232,7 +238,8 @@ def load_compose(
     return ComposeConfig(files, services, inactive, tuple(sorted(active)), base)
 
 
-def _services_of(path: Path, env: ProjectEnvironment, flavour: str) -> dict[str, dict[str, Any]]:
+def _raw_services(path: Path) -> dict[str, dict[str, Any]]:
+    """The file's services as written (merge keys resolved, nothing interpolated)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -250,6 +257,33 @@ def _services_of(path: Path, env: ProjectEnvironment, flavour: str) -> dict[str,
     services = data.get("services") or {}
     if not isinstance(services, dict):
         raise HandlerError(f"{path}: `services` is not a mapping")
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in services.items():
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, dict):
+            raise HandlerError(f"{path}: service {name} is not a mapping")
+        out[str(name)] = spec
+    return out
+
+
+def _needs_v2(services: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Syntax Compose v1 rejects: env_file entries as mappings, `required` in depends_on."""
+    for spec in services.values():
+        env_file = spec.get("env_file")
+        if isinstance(env_file, list) and any(isinstance(e, Mapping) for e in env_file):
+            return True
+        deps = spec.get("depends_on")
+        if isinstance(deps, Mapping) and any(
+            isinstance(c, Mapping) and "required" in c for c in deps.values()
+        ):
+            return True
+    return False
+
+
+def _interpolated_services(
+    path: Path, services: Mapping[str, dict[str, Any]], env: ProjectEnvironment, flavour: str
+) -> dict[str, dict[str, Any]]:
     lookup: Lookup = env.values.get
     plain = substitute_with(flavour)
     # A merged anchor repeats the same ~700 strings in every service that merges it.
@@ -262,12 +296,8 @@ def _services_of(path: Path, env: ProjectEnvironment, flavour: str) -> dict[str,
 
     out: dict[str, dict[str, Any]] = {}
     for name, spec in services.items():
-        if spec is None:
-            spec = {}
-        if not isinstance(spec, dict):
-            raise HandlerError(f"{path}: service {name} is not a mapping")
         try:
-            out[str(name)] = _interpolated(spec, lookup, sub)
+            out[name] = _interpolated(spec, lookup, sub)
         except InterpolationError as exc:
             raise InterpolationError(f"{path}: service {name}: {exc}") from None
     return out
@@ -352,7 +382,12 @@ def _service(
         try:
             text = ref.path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            if ref.required or flavour == "v1":  # v1 knows no `required: false`
+            if flavour == "v1":
+                raise HandlerError(
+                    f"env file {ref.path} not found (service {name}); Compose v1 knows no "
+                    "`required: false` and refuses to start (Dify 1.14+ needs Compose >= 2.24)"
+                ) from None
+            if ref.required:
                 raise HandlerError(
                     f"env file {ref.path} not found (service {name} requires it; "
                     "Compose refuses to start without it)"

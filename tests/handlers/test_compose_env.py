@@ -349,3 +349,14 @@ def test_raw_dotenv_values_still_work(tmp_path: Path) -> None:
     assert raw["COMPOSE_PROFILES"].startswith("${")
     config = load_compose((folder / "docker-compose.yaml",), raw)
     assert "db_postgres" in config.services and config.profiles == ("postgresql", "weaviate")
+
+
+def test_raw_values_on_a_file_only_v2_runs_use_v2_rules(tmp_path: Path) -> None:
+    """With no flavour given, a file v1 cannot run (1.15.0's env_file `required: false`) is
+    read by v2's rules whatever Compose is installed; under v1 rules it is a clear error."""
+    folder = _project(tmp_path, "1.15.0")
+    raw = read_env_file(folder / ".env").values
+    config = load_compose((folder / "docker-compose.yaml",), raw)
+    assert "db_postgres" in config.services and len(config.services["api"].env_files) == 30
+    with pytest.raises(HandlerError, match=r"Compose v1 knows no `required: false`"):
+        load_compose((folder / "docker-compose.yaml",), raw, flavour="v1")

@@ -68,7 +68,6 @@ def _layout_incident_rows(ollama: FakeOllama, release: str) -> list[OllamaRow]:
             id=EMBED_ID,
             table=table,
             provider_name=provider,
-            model_name="nomic-embed-text:latest",
             model_type="text-embedding",
             config={"note": 'a "quoted" \\ value é', **secret},
         ),

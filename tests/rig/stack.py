@@ -550,7 +550,9 @@ def compose_env() -> dict[str, str]:
     would let any OPENAI_API_BASE, COMPOSE_* or DB_* of the test process leak into the stack.
     """
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOCKER_HOST": docker_host()}
-    for k in ("HOME", "LANG", "TMPDIR"):
+    # Not LANG/LC_ALL: Dify 1.9.1's shared env takes ${LANG:-...} and .env sets it, so the
+    # caller's locale would override .env in every container (as it does for a user's shell).
+    for k in ("HOME", "TMPDIR"):
         if k in os.environ:
             env[k] = os.environ[k]
     return env
@@ -574,8 +576,7 @@ def healthy_rows(release: str | Release, ollama_url: str) -> list[OllamaRow]:
         base_url=ollama_url,
         provider_name=provider,
         table=main_table,
-        model_name="nomic-embed-text:latest",
-        model_type="text-embedding",
+        model_type="text-embedding",  # the session's fake Ollama pulls llama3.2:latest only
         credential_name="with api key",
         config=secret,
     )
