@@ -122,3 +122,13 @@ def restore_healthy_stack(
     yield healthy_stack
     session_ollama.reset(bind="0.0.0.0")
     healthy_stack.restore()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Wall time of bringing up each rig layout (tests/rig/test_layouts.py), when it ran."""
+    layouts = sys.modules.get("tests.rig.test_layouts")
+    times = getattr(layouts, "UP_TIMES", None)
+    if times:
+        terminalreporter.write_sep("-", "rig layouts: compose up until healthy")
+        for name, seconds in times.items():
+            terminalreporter.write_line(f"{name}: {seconds:.1f} s")

@@ -1,18 +1,28 @@
-"""A look-alike Dify compose project, built from Dify's real docker-compose.yaml and .env.example.
+"""Look-alike Dify compose projects, built from each release's real docker-compose.yaml and env.
 
-The written docker-compose.yaml keeps the real `x-shared-env` anchor (every key, OPENAI_API_BASE
-included) merged into api, worker, worker_beat and plugin_daemon with a real YAML merge key, the
-real service names, environments, healthcheck commands, networks, ports and depends_on; it only
-swaps the images for local ones (no pulls), runs small stand-in programs (tests/rig/images/),
-shortens healthcheck intervals and strips what Compose v1.29.2 rejects. `.env` is the real
-.env.example with a few lines replaced. Everything runs on the private engine (DOCKER_HOST).
+Releases (tests/data/dify-*/, real upstream files): "0.x" (0.10.2: `x-shared-env` into api and
+worker, DB service `db`, no plugin_daemon), "1.9.1" (`x-shared-env` into api, worker,
+worker_beat, plugin_daemon; DB `db`), "1.13.3" (the same anchor; DB `db_postgres` by profile)
+and "1.15.0" (`x-shared-*-config` anchors carrying `env_file` lists of `envs/**/*.env`
+(`required: false`) then `./.env` (required); `db_postgres` or `db_mysql` by COMPOSE_PROFILES;
+init_permissions, api_websocket, agent_backend, local_sandbox).
+
+The written docker-compose.yaml keeps the release's top-level `x-*` anchor blocks verbatim
+(comments and quoting kept) and merges them with real YAML merge keys, and keeps the real
+service names, environments, env_file lists, profiles, healthcheck commands, networks, ports
+and depends_on of the services it runs. It only swaps images for local ones (no pulls), runs
+small stand-in programs (tests/rig/images/), shortens long healthcheck intervals, drops bind
+mounts of folders the look-alike does not have, and for Compose v1 strips what v1.29.2 rejects
+(`depends_on.required`, healthcheck keys beside `disable`). `.env` is the release's real
+.env.example with a few lines replaced; 1.15.0 also gets the real `envs/**/*.env.example`.
+Everything runs on the private engine (DOCKER_HOST), with the Compose flavour the test picks
+(tests/rig/compose.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import os
 import re
 import secrets
@@ -22,9 +32,8 @@ import struct
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,61 +41,74 @@ import docker
 import yaml
 from docker.models.containers import Container
 
-DIFY_VERSION = "1.13.3"
-REFERENCE_DIR = Path(
-    os.environ.get(
-        "DIFY_REFERENCE_DIR",
-        Path(__file__).resolve().parents[1] / "data" / f"dify-{DIFY_VERSION}",
-    )
+from tests.rig.compose import FLAVOURS, Compose, ComposeMissing, compose_for
+from tests.rig.dify_db import (
+    DEFAULT_TENANT_ID,
+    OLLAMA_PROVIDER,
+    OLLAMA_PROVIDER_0X,
+    SCHEMAS,
+    OllamaRow,
+    RowLike,
+    as_row,
+    cache_keys_for,
+    encrypted_secret,
+    parse_rows,
+    rows_query,
+    rows_sql,
+    schema_sql,
 )
+
+__all__ = [
+    "DEFAULT_TENANT_ID",
+    "FLAVOURS",
+    "OLLAMA_PROVIDER",
+    "OLLAMA_PROVIDER_0X",
+    "RELEASES",
+    "SCHEMAS",
+    "ComposeMissing",
+    "DifyStack",
+    "OllamaRow",
+    "Release",
+    "RowLike",
+    "StackError",
+    "as_row",
+    "build_compose",
+    "cache_keys_for",
+    "compose_env",
+    "docker_host",
+    "encrypted_secret",
+    "healthy_rows",
+    "healthy_stack",
+    "release_of",
+    "rows_sql",
+    "write_env",
+]
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+DIFY_VERSION = "1.13.3"
+REFERENCE_DIR = Path(os.environ.get("DIFY_REFERENCE_DIR", DATA_DIR / f"dify-{DIFY_VERSION}"))
 IMAGES_DIR = Path(__file__).resolve().parent / "images"
 PRIVATE_DOCKER_HOST = "unix:///run/dify-ollama-test-engine/docker.sock"
 
 DEBIAN_IMAGE = "dify-ollama-test/debian:1"
 BUSYBOX_IMAGE = "dify-ollama-test/busybox:1"
 PYTHON_ONLY_IMAGE = "dify-ollama-test/python-only:1"
+MARIADB_IMAGE = "dify-ollama-test/mariadb:1"
 
+# Dify 1.13.3, the rig's first layout (module-level names kept for the tests written for it).
 SERVICES = ("api", "worker", "worker_beat", "plugin_daemon", "db_postgres", "redis", "nginx")
 # Services that merge Dify's shared environment (and call models).
 SHARED_ENV_SERVICES = ("api", "worker", "worker_beat", "plugin_daemon")
 SHARED_ANCHOR = "shared-api-worker-env"
 MERGE_MARK = "<<rig-merge>>"
 
-OLLAMA_PROVIDER = "langgenius/ollama/ollama"
-DEFAULT_TENANT_ID = "8d0a2b8e-6a8f-4a43-9a55-3f4f2c1d7e01"
 HOST_GATEWAY = "host.docker.internal:host-gateway"
 API_UNHEALTHY_FLAG = "/tmp/rig-unhealthy"  # inside the api container (images/httpd.py)
 HOST_GATEWAY_OVERRIDE: dict[str, Any] = {
     "services": {s: {"extra_hosts": [HOST_GATEWAY]} for s in SHARED_ENV_SERVICES}
 }
-
-# What each kept service runs instead of the upstream image (all scripts mounted at /rig).
-_STANDINS: dict[str, dict[str, Any]] = {
-    "api": {
-        "image": DEBIAN_IMAGE,
-        "entrypoint": ["python3", "-u", "/rig/httpd.py"],
-        "command": ["api"],
-    },
-    "worker": {
-        "image": PYTHON_ONLY_IMAGE,
-        "entrypoint": ["python3", "-u", "/rig/sleeper.py"],
-        "command": ["worker"],
-    },
-    "worker_beat": {
-        "image": DEBIAN_IMAGE,
-        "entrypoint": ["python3", "-u", "/rig/sleeper.py"],
-        "command": ["beat"],
-    },
-    "plugin_daemon": {"image": BUSYBOX_IMAGE, "entrypoint": ["sh", "/rig/plugin_daemon.sh"]},
-    # db_postgres and redis keep their upstream `command` (postgres -c ..., redis-server ...).
-    "db_postgres": {"image": DEBIAN_IMAGE, "entrypoint": ["sh", "/rig/db_init.sh"]},
-    "redis": {"image": DEBIAN_IMAGE},
-    "nginx": {
-        "image": DEBIAN_IMAGE,
-        "entrypoint": ["python3", "-u", "/rig/httpd.py"],
-        "command": ["nginx"],
-    },
-}
+# The services the product maps host-gateway for (handlers GATEWAY_SERVICES), where they exist.
+GATEWAY_SERVICES = ("plugin_daemon", "api", "worker", "worker_beat")
 
 
 class StackError(RuntimeError):
@@ -94,122 +116,194 @@ class StackError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------
-# Rows of Dify's credential tables
+# Releases
 # --------------------------------------------------------------------------------------------
-@dataclass
-class OllamaRow:
-    """One model credential row (provider_model_credentials, or the older provider_models)."""
+@dataclass(frozen=True)
+class Release:
+    name: str  # the version the image tags say
+    data_dir: Path  # tests/data/dify-<version>: the real files
+    services: tuple[str, ...]  # what the look-alike runs (both DB services on 1.15.0)
+    db_services: dict[str, str]  # metadata DB kind -> service
+    model_callers: tuple[str, ...]  # services that call Ollama (host-gateway goes there)
+    schema: str  # the credential tables' layout (tests/rig/dify_db.py)
+    provider_name: str  # Ollama's provider_name in those tables
+    default_compose: str
+    v1_ok: bool  # Compose v1 can run this layout
+    one_shot: tuple[str, ...] = ()  # services that run once and exit 0
+    storage_dir: bool = False  # ./volumes/app/storage exists (init_permissions' mount)
+    has_envs: bool = False  # envs/**/*.env.example next to .env.example
 
-    base_url: str
-    model_name: str = "llama3.2:latest"
-    tenant_id: str = DEFAULT_TENANT_ID
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    credential_name: str = "API KEY 1"
-    provider_name: str = OLLAMA_PROVIDER
-    model_type: str = "llm"
-    table: str = "provider_model_credentials"
-    config: dict[str, Any] = field(default_factory=dict)  # extra/overriding config fields
-
-    def credentials(self) -> dict[str, Any]:
-        # The Ollama plugin's credential form; none of these is secret, so stored in clear.
-        return {
-            "base_url": self.base_url,
-            "mode": "chat",
-            "context_size": "4096",
-            "max_tokens": "4096",
-            "vision_support": "false",
-            "function_call_support": "false",
-            **self.config,
-        }
-
-    def encrypted_config(self) -> str:
-        return json.dumps(self.credentials())
+    @property
+    def db_kinds(self) -> tuple[str, ...]:
+        return tuple(self.db_services)
 
 
-RowLike = OllamaRow | Mapping[str, Any]
+RELEASES: dict[str, Release] = {
+    "0.x": Release(
+        name="0.10.2",
+        data_dir=DATA_DIR / "dify-0.10.2",
+        services=("api", "worker", "db", "redis", "nginx"),
+        db_services={"postgresql": "db"},
+        model_callers=("api", "worker"),
+        schema="0.x",
+        provider_name=OLLAMA_PROVIDER_0X,
+        default_compose="v2",
+        v1_ok=True,
+    ),
+    "1.9.1": Release(
+        name="1.9.1",
+        data_dir=DATA_DIR / "dify-1.9.1",
+        services=("api", "worker", "worker_beat", "plugin_daemon", "db", "redis", "nginx"),
+        db_services={"postgresql": "db"},
+        model_callers=("plugin_daemon", "api", "worker", "worker_beat"),
+        # provider_models lost encrypted_config in migration 0e154742a5fa (2025-08, 1.8.0)
+        schema="1.13",
+        provider_name=OLLAMA_PROVIDER,
+        default_compose="v2",
+        v1_ok=True,
+    ),
+    "1.13.3": Release(
+        name="1.13.3",
+        data_dir=REFERENCE_DIR,
+        services=SERVICES,
+        db_services={"postgresql": "db_postgres"},
+        model_callers=("plugin_daemon", "api", "worker", "worker_beat"),
+        schema="compat",  # the rig's first default; schema="1.13" is the exact one
+        provider_name=OLLAMA_PROVIDER,
+        default_compose="v1",  # what the rig always ran it with
+        v1_ok=True,
+    ),
+    "1.15.0": Release(
+        name="1.15.0",
+        data_dir=DATA_DIR / "dify-1.15.0",
+        services=(
+            "init_permissions",
+            "api",
+            "api_websocket",
+            "worker",
+            "worker_beat",
+            "plugin_daemon",
+            "agent_backend",
+            "local_sandbox",
+            "db_postgres",
+            "db_mysql",
+            "redis",
+            "nginx",
+        ),
+        db_services={"postgresql": "db_postgres", "mysql": "db_mysql"},
+        model_callers=("plugin_daemon", "api", "worker", "worker_beat"),
+        schema="1.13",
+        provider_name=OLLAMA_PROVIDER,
+        default_compose="v2",
+        v1_ok=False,  # env_file `required: false` needs Compose >= 2.24
+        one_shot=("init_permissions",),
+        storage_dir=True,
+        has_envs=True,
+    ),
+}
+_ALIASES = {"0.10.2": "0.x", "0": "0.x", "1.15": "1.15.0", "1.13": "1.13.3", "1.9": "1.9.1"}
 
 
-def as_row(r: RowLike) -> OllamaRow:
-    return r if isinstance(r, OllamaRow) else OllamaRow(**dict(r))
+def release_of(name: str | Release) -> Release:
+    if isinstance(name, Release):
+        return name
+    key = _ALIASES.get(name, name)
+    if key not in RELEASES:
+        raise ValueError(f"release must be one of {sorted(RELEASES)}, not {name!r}")
+    return RELEASES[key]
 
 
-def _q(value: str | None) -> str:
-    """SQL literal (standard_conforming_strings is on: only quotes need doubling)."""
-    if value is None:
-        return "NULL"
-    return "'" + value.replace("'", "''") + "'"
+def _standins(release: Release) -> dict[str, dict[str, Any]]:
+    """What each kept service runs instead of the upstream image (scripts mounted at /rig).
 
-
-SCHEMAS = ("compat", "1.13")
-
-
-def rows_sql(rows: Iterable[RowLike], schema: str = "compat") -> str:
-    """One transaction replacing both credential tables with `rows`.
-
-    schema "compat": provider_models still has encrypted_config (releases before migration
-    0e154742a5fa, 2025-08) next to provider_model_credentials. "1.13": exactly Dify 1.13, where
-    that migration dropped provider_models.encrypted_config and links rows by credential_id.
+    db and redis keep their upstream `command` (postgres -c ..., mysqld options,
+    redis-server ...); init_permissions keeps its whole upstream script.
     """
-    out = ["BEGIN;", "DELETE FROM provider_model_credentials;", "DELETE FROM provider_models;"]
-    for r in map(as_row, rows):
-        if r.table == "provider_models" and schema == "1.13":
-            raise ValueError("schema 1.13 has no provider_models.encrypted_config")
-        if r.table == "provider_models":
-            out.append(
-                "INSERT INTO provider_models (id, tenant_id, provider_name, model_name, "
-                "model_type, encrypted_config, is_valid) VALUES ("
-                f"{_q(r.id)}, {_q(r.tenant_id)}, {_q(r.provider_name)}, {_q(r.model_name)}, "
-                f"{_q(r.model_type)}, {_q(r.encrypted_config())}, true);"
-            )
-        elif r.table == "provider_model_credentials":
-            out.append(
-                "INSERT INTO provider_model_credentials (id, tenant_id, provider_name, "
-                "model_name, model_type, credential_name, encrypted_config) VALUES ("
-                f"{_q(r.id)}, {_q(r.tenant_id)}, {_q(r.provider_name)}, {_q(r.model_name)}, "
-                f"{_q(r.model_type)}, {_q(r.credential_name)}, {_q(r.encrypted_config())});"
-            )
-            if schema == "1.13":
-                out.append(
-                    "INSERT INTO provider_models (tenant_id, provider_name, model_name, "
-                    "model_type, credential_id, is_valid) VALUES ("
-                    f"{_q(r.tenant_id)}, {_q(r.provider_name)}, {_q(r.model_name)}, "
-                    f"{_q(r.model_type)}, {_q(r.id)}, true) ON CONFLICT DO NOTHING;"
-                )
-        else:
-            raise ValueError(f"unknown table {r.table!r}")
-    out.append("COMMIT;")
-    return "\n".join(out) + "\n"
+    api = {
+        "image": DEBIAN_IMAGE,
+        "entrypoint": ["python3", "-u", "/rig/httpd.py"],
+        "command": ["api", release.name],
+    }
+    postgres = {"image": DEBIAN_IMAGE, "entrypoint": ["sh", "/rig/db_init.sh"]}
+    return {
+        "api": api,
+        "api_websocket": dict(api),
+        "worker": {
+            "image": PYTHON_ONLY_IMAGE,
+            "entrypoint": ["python3", "-u", "/rig/sleeper.py"],
+            "command": ["worker"],
+        },
+        "worker_beat": {
+            "image": DEBIAN_IMAGE,
+            "entrypoint": ["python3", "-u", "/rig/sleeper.py"],
+            "command": ["beat"],
+        },
+        "plugin_daemon": {"image": BUSYBOX_IMAGE, "entrypoint": ["sh", "/rig/plugin_daemon.sh"]},
+        "agent_backend": {
+            "image": PYTHON_ONLY_IMAGE,
+            "entrypoint": ["python3", "-u", "/rig/httpd.py"],
+            "command": ["agent_backend"],
+        },
+        "local_sandbox": {
+            "image": DEBIAN_IMAGE,
+            "entrypoint": ["python3", "-u", "/rig/httpd.py"],
+            "command": ["local_sandbox"],
+        },
+        "init_permissions": {"image": BUSYBOX_IMAGE},
+        "db": postgres,
+        "db_postgres": postgres,
+        "db_mysql": {"image": MARIADB_IMAGE, "entrypoint": ["sh", "/rig/mysql_init.sh"]},
+        "redis": {"image": DEBIAN_IMAGE},
+        "nginx": {
+            "image": DEBIAN_IMAGE,
+            "entrypoint": ["python3", "-u", "/rig/httpd.py"],
+            "command": ["nginx"],
+        },
+    }
 
 
-def cache_keys_for(rows: Iterable[RowLike]) -> dict[str, str]:
-    """The credential cache entries Dify would hold in Redis for these rows (plus one unrelated)."""
-    keys: dict[str, str] = {}
-    for r in map(as_row, rows):
-        creds = json.dumps(r.credentials())
-        keys[f"provider_model_credentials:tenant_id:{r.tenant_id}:id:{r.id}"] = creds
-        pid = uuid.uuid5(uuid.NAMESPACE_URL, f"{r.tenant_id}/{r.provider_name}")
-        keys[f"provider_credentials:tenant_id:{r.tenant_id}:id:{pid}"] = creds
-    keys["rig:unrelated"] = "must survive cache flushes of credential keys"
-    return keys
+# Upstream polls these every 30 s (redis: the engine default); tests cannot wait that long.
+_FAST_HEALTH = ("api", "redis", "local_sandbox")
 
 
 # --------------------------------------------------------------------------------------------
 # Building the project folder from Dify's real files
 # --------------------------------------------------------------------------------------------
 class _MarkMergeLoader(yaml.SafeLoader):
-    """SafeLoader that leaves `<<: *anchor` as a marker instead of flattening it.
+    """SafeLoader that leaves `<<: *anchor` as a marker naming the anchor instead of
+    flattening it, so the written file merges the real anchor block."""
 
-    The file has a single anchor, so the marker's value is simply the anchor name.
-    """
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.alias_names: dict[int, str] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            anchor = self.peek_event().anchor
+            node = super().compose_node(parent, index)
+            self.alias_names[id(node)] = anchor
+            return node
+        return super().compose_node(parent, index)
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
-        for i, (key, _value) in enumerate(node.value):
+        for i, (key, value) in enumerate(node.value):
             if key.tag == "tag:yaml.org,2002:merge":
                 node.value[i] = (
                     yaml.ScalarNode("tag:yaml.org,2002:str", MERGE_MARK),
-                    yaml.ScalarNode("tag:yaml.org,2002:str", SHARED_ANCHOR),
+                    yaml.ScalarNode("tag:yaml.org,2002:str", self.alias_names[id(value)]),
                 )
         super().flatten_mapping(node)
+
+
+_ANCHOR_BLOCK = re.compile(r"^x-[\w-]+:[^\n]*\n(?:(?:[ \t][^\n]*)?\n)*", re.M)
+
+
+def _anchor_blocks(text: str) -> str:
+    """The upstream top-level `x-...: &anchor` blocks, verbatim (comments and quoting kept)."""
+    blocks = [m.group(0) for m in _ANCHOR_BLOCK.finditer(text)]
+    if not blocks:
+        raise StackError("no x- anchor block found in Dify's docker-compose.yaml")
+    return "".join(b if b.endswith("\n\n") else b + "\n" for b in blocks)
 
 
 def _shared_env_block(text: str) -> str:
@@ -220,7 +314,7 @@ def _shared_env_block(text: str) -> str:
     return m.group(0)
 
 
-def _strip_depends_on(dep: Any, kept: Sequence[str]) -> Any:
+def _strip_depends_on(dep: Any, kept: Sequence[str], v1: bool = True) -> Any:
     if isinstance(dep, list):
         return [d for d in dep if d in kept]
     out = {}
@@ -228,8 +322,9 @@ def _strip_depends_on(dep: Any, kept: Sequence[str]) -> Any:
         if name not in kept:
             continue
         cond = dict(cond or {})
-        cond.pop("required", None)  # Compose >= 2.20 only; v1.29.2 rejects the key
-        cond.pop("restart", None)
+        if v1:
+            cond.pop("required", None)  # Compose >= 2.20 only; v1.29.2 rejects the key
+            cond.pop("restart", None)
         out[name] = cond
     return out
 
@@ -238,6 +333,8 @@ def _existing_volumes(vols: list[Any], project_dir: Path) -> list[Any]:
     keep = []
     for v in vols:
         src = v.split(":", 1)[0] if isinstance(v, str) else v.get("source", "")
+        if "$" in src:
+            continue  # a host folder chosen by a variable (MYSQL_HOST_VOLUME): data stays inside
         if src.startswith((".", "/")) and not (project_dir / src).exists():
             continue  # bind mount of a folder this look-alike does not have
         keep.append(v)
@@ -247,35 +344,47 @@ def _existing_volumes(vols: list[Any], project_dir: Path) -> list[Any]:
 def build_compose(
     project_dir: Path,
     plugin_daemon_env: Mapping[str, str] | None = None,
-    reference_dir: Path = REFERENCE_DIR,
+    reference_dir: Path | None = None,
     dns: Sequence[str] = (),
+    *,
+    release: str | Release = "1.13.3",
+    compose: str | None = None,
 ) -> str:
     """Text of the look-alike docker-compose.yaml for a project folder (holding ./rig).
 
     `dns` (not in upstream): resolver for names the engine's embedded DNS does not know; see
-    OfflineDns for why an offline engine needs one.
+    OfflineDns for why an offline engine needs one. `compose`: the flavour that will run it
+    (default: the release's); "v1" strips what Compose v1.29.2 rejects.
     """
-    text = (reference_dir / "docker-compose.yaml").read_text()
-    data = yaml.load(text, Loader=_MarkMergeLoader)
+    rel = release_of(release)
+    flavour = compose or rel.default_compose
+    v1 = flavour == "v1"
+    text = ((reference_dir or rel.data_dir) / "docker-compose.yaml").read_text()
+    loader = _MarkMergeLoader(text)
+    try:
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()
+    resolved = yaml.safe_load(text)["services"]  # merges applied: for the networks used
     upstream = data["services"]
+    standins = _standins(rel)
     services: dict[str, Any] = {}
-    for name in SERVICES:
+    for name in rel.services:
         svc = dict(upstream[name])
-        svc.update(_STANDINS[name])
+        svc.update(standins[name])
         if "depends_on" in svc:
-            svc["depends_on"] = _strip_depends_on(svc["depends_on"], SERVICES)
+            svc["depends_on"] = _strip_depends_on(svc["depends_on"], rel.services, v1)
             if not svc["depends_on"]:
                 del svc["depends_on"]
         svc["volumes"] = [*_existing_volumes(svc.get("volumes", []), project_dir), "./rig:/rig:ro"]
         hc = svc.get("healthcheck")
         if hc is not None or name == "redis":
             hc = dict(hc or {})
-            # Upstream polls every 30 s (redis: the engine default); tests cannot wait that long.
-            if name in ("api", "redis"):
+            if name in _FAST_HEALTH:
                 # retries 3 (upstream api; engine default for redis) and a short start period:
                 # a broken api turns unhealthy within seconds, not after 30 s of grace.
                 hc.update(interval="1s", timeout="3s", retries=3, start_period="2s")
-            if "disable" in hc:
+            if "disable" in hc and v1:
                 # Compose v1 rejects `disable` combined with other keys (worker, worker_beat).
                 hc = {"disable": hc["disable"]}
             svc["healthcheck"] = hc
@@ -285,35 +394,29 @@ def build_compose(
         if dns:
             svc["dns"] = list(dns)
         services[name] = svc
-    networks = {
-        n: data["networks"][n]
-        for n in sorted(
-            {n for s in services.values() for n in (s.get("networks") or []) if n != "default"}
-        )
-    }
+    used = {n for s in rel.services for n in (resolved[s].get("networks") or []) if n != "default"}
+    networks = {n: data["networks"][n] for n in sorted(used)}
     body = yaml.safe_dump(
-        {"services": services, "networks": networks},
+        {"services": services, **({"networks": networks} if networks else {})},
         sort_keys=False,
         default_flow_style=False,
         width=1000,
         allow_unicode=True,
     )
     body = re.sub(
-        r"^(\s*)" + re.escape(MERGE_MARK) + r": " + SHARED_ANCHOR + r"$",
-        r"\1<<: *" + SHARED_ANCHOR,
-        body,
-        flags=re.M,
+        r"^(\s*)" + re.escape(MERGE_MARK) + r": ([\w-]+)$", r"\1<<: *\2", body, flags=re.M
     )
     header = (
-        f"# Look-alike of Dify {DIFY_VERSION}'s docker/docker-compose.yaml, generated by\n"
-        "# tests/rig/stack.py from the real file: same anchor, services, env; local images.\n"
+        f"# Look-alike of Dify {rel.name}'s docker/docker-compose.yaml, generated by\n"
+        "# tests/rig/stack.py from the real file: same anchors, services, env; local images.\n"
         + (
             "# `dns:` is not upstream: an offline engine's NXDOMAIN responder (OfflineDns).\n"
             if dns
             else ""
         )
     )
-    return header + _shared_env_block(text) + "\n" + body
+    anchors = _shared_env_block(text) if rel.name == DIFY_VERSION else _anchor_blocks(text)
+    return header + anchors + "\n" + body
 
 
 def write_env(src: Path, dest: Path, overrides: Mapping[str, str | None]) -> None:
@@ -336,6 +439,19 @@ def write_env(src: Path, dest: Path, overrides: Mapping[str, str | None]) -> Non
         out[-1] += "\n"
     out.extend(f"{k}={v}\n" for k, v in todo.items() if v is not None)
     dest.write_text("".join(out))
+
+
+def env_example_keys(release: str | Release) -> set[str]:
+    text = (release_of(release).data_dir / ".env.example").read_text()
+    return {ln.split("=", 1)[0] for ln in text.splitlines() if "=" in ln and ln[:1] not in "# "}
+
+
+def optional_env_files(release: str | Release) -> list[str]:
+    """The release's `envs/**/*.env` names (relative to envs/), from their .example files."""
+    envs = release_of(release).data_dir / "envs"
+    if not envs.is_dir():
+        return []
+    return sorted(str(p.relative_to(envs))[: -len(".example")] for p in envs.rglob("*.env.example"))
 
 
 class OfflineDns:
@@ -445,16 +561,65 @@ def docker_host() -> str:
 
 
 def compose_env() -> dict[str, str]:
-    """Environment for docker-compose: only what it needs.
+    """Environment for Compose: only what it needs.
 
     Compose gives the caller's environment precedence over .env, so passing os.environ through
     would let any OPENAI_API_BASE, COMPOSE_* or DB_* of the test process leak into the stack.
     """
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOCKER_HOST": docker_host()}
-    for k in ("HOME", "LANG", "TMPDIR"):
+    # Not LANG/LC_ALL: Dify 1.9.1's shared env takes ${LANG:-...} and .env sets it, so the
+    # caller's locale would override .env in every container (as it does for a user's shell).
+    for k in ("HOME", "TMPDIR"):
         if k in os.environ:
             env[k] = os.environ[k]
     return env
+
+
+def healthy_rows(release: str | Release, ollama_url: str) -> list[OllamaRow]:
+    """The healthy state's credential rows for a layout, all Ollama ones at `ollama_url`.
+
+    1.13.3 keeps its single row (the tests written for it count on that). The others carry what
+    a rewrite must leave alone: an encrypted `api_key` (Ollama plugin 1.0), a load-balancing
+    config with its own copy of the URL, and another provider's row at a loopback URL.
+    """
+    rel = release_of(release)
+    if rel.name == DIFY_VERSION:
+        return [OllamaRow(base_url=ollama_url)]
+    main_table = "provider_models" if rel.schema == "0.x" else "provider_model_credentials"
+    provider = rel.provider_name
+    llm = OllamaRow(base_url=ollama_url, provider_name=provider, table=main_table)
+    secret = {} if rel.schema == "0.x" else {"api_key": encrypted_secret(f"{rel.name}/embed")}
+    embed = OllamaRow(
+        base_url=ollama_url,
+        provider_name=provider,
+        table=main_table,
+        model_type="text-embedding",  # the session's fake Ollama pulls llama3.2:latest only
+        credential_name="with api key",
+        config=secret,
+    )
+    balanced = OllamaRow(
+        base_url=ollama_url,
+        provider_name=provider,
+        table="load_balancing_model_configs",
+        credential_name="ollama-2",
+        config=secret,
+        credential_id=None if rel.schema == "0.x" else llm.id,
+        credential_source_type=None if rel.schema == "0.x" else "custom_model",
+    )
+    other_provider = (
+        "openai_api_compatible"
+        if rel.schema == "0.x"
+        else "langgenius/openai_api_compatible/openai_api_compatible"
+    )
+    other = OllamaRow(
+        base_url="http://127.0.0.1:8000/v1",  # not Ollama: a fix must never touch it
+        provider_name=other_provider,
+        table=main_table,
+        model_name="local-gpt",
+        credential_name="vllm",
+        config={"api_key": encrypted_secret(f"{rel.name}/other")},
+    )
+    return [llm, embed, balanced, other]
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,7 +630,12 @@ class DifyStack:
 
     DifyStack(tmp_path, project=None, env_overrides=None, ollama_rows=None,
               extra_hosts=False, plugin_daemon_env=None, client=None, offline_dns=True,
-              schema="compat")
+              schema=None, *, release="1.13.3", db="postgresql", compose=None,
+              optional_envs=())
+    release: "0.x", "1.9.1", "1.13.3", "1.15.0". db: "postgresql", or "mysql" (1.15.0).
+    compose: "v2" (`docker compose`), "v2-standalone" or "v1"; default: the release's
+    ("v1" for 1.13.3 as always, else "v2"). optional_envs (1.15.0): names under envs/ to
+    create from their .example ("core-services/shared.env"), or True for all of them.
     The project folder is `tmp_path/"docker"` (like upstream's `docker/`); compose runs with
     `-p project` since every stack's folder has the same name.
     """
@@ -480,24 +650,55 @@ class DifyStack:
         plugin_daemon_env: Mapping[str, str] | None = None,
         client: docker.DockerClient | None = None,
         offline_dns: bool = True,
-        schema: str = "compat",
+        schema: str | None = None,
+        *,
+        release: str | Release = "1.13.3",
+        db: str = "postgresql",
+        compose: str | None = None,
+        optional_envs: bool | Iterable[str] = (),
     ) -> None:
+        self.release = release_of(release)
+        if db not in self.release.db_services:
+            raise ValueError(
+                f"Dify {self.release.name} has no {db!r} metadata DB "
+                f"(it has {', '.join(self.release.db_kinds)})"
+            )
+        self.db = db
+        self.db_service = self.release.db_services[db]
+        self.compose_flavour = compose or self.release.default_compose
+        if self.compose_flavour not in FLAVOURS:
+            raise ValueError(f"compose must be one of {FLAVOURS}")
+        if self.compose_flavour == "v1" and not self.release.v1_ok:
+            raise ValueError(f"Dify {self.release.name} needs Compose >= 2.24; v1 cannot run it")
+        self._compose: Compose | None = None
+        self.dialect = "mysql" if db == "mysql" else "postgresql"
+        self.schema = schema or ("1.13" if db == "mysql" else self.release.schema)
+        if self.schema not in SCHEMAS:
+            raise ValueError(f"schema must be one of {SCHEMAS}")
         self.dir = Path(tmp_path) / "docker"
         self.project = project or f"difyrig{secrets.token_hex(4)}"
         self.nginx_port = free_port()
         self.nginx_ssl_port = free_port()
         self.plugin_debug_port = free_port()
-        self.env_overrides: dict[str, str | None] = {
+        keys = env_example_keys(self.release)
+        defaults: dict[str, str | None] = {
             "EXPOSE_NGINX_PORT": str(self.nginx_port),
             "EXPOSE_NGINX_SSL_PORT": str(self.nginx_ssl_port),
-            "EXPOSE_PLUGIN_DEBUGGING_PORT": str(self.plugin_debug_port),
-            **(env_overrides or {}),
         }
+        if "EXPOSE_PLUGIN_DEBUGGING_PORT" in keys:
+            defaults["EXPOSE_PLUGIN_DEBUGGING_PORT"] = str(self.plugin_debug_port)
+        if db == "mysql":
+            # What Dify's docs have a MySQL install set in .env.
+            defaults.update(DB_TYPE="mysql", DB_HOST="db_mysql", DB_PORT="3306", DB_USERNAME="root")
+        self.env_overrides: dict[str, str | None] = {**defaults, **(env_overrides or {})}
         self.initial_rows = [as_row(r) for r in (ollama_rows or [])]
         self.plugin_daemon_env = dict(plugin_daemon_env or {})
-        if schema not in SCHEMAS:
-            raise ValueError(f"schema must be one of {SCHEMAS}")
-        self.schema = schema
+        if optional_envs is True:
+            self.optional_envs = optional_env_files(self.release)
+        elif optional_envs is False:
+            self.optional_envs = []
+        else:
+            self.optional_envs = list(optional_envs)
         self._client = client
         self.dns: list[str] = []
         if offline_dns:
@@ -507,9 +708,45 @@ class DifyStack:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._write_files()
         if extra_hosts:
-            self.write_override(HOST_GATEWAY_OVERRIDE)
+            self.write_override(self.host_gateway_override())
         self._snapshot = self._read_snapshot()
         self._entries = set(self.dir.iterdir())
+
+    # -- layout -----------------------------------------------------------------------------
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The services that are part of this project (the other DB service is profiled off)."""
+        other_dbs = set(self.release.db_services.values()) - {self.db_service}
+        return tuple(s for s in self.release.services if s not in other_dbs)
+
+    @property
+    def long_running(self) -> tuple[str, ...]:
+        return tuple(s for s in self.services if s not in self.release.one_shot)
+
+    @property
+    def model_callers(self) -> tuple[str, ...]:
+        return self.release.model_callers
+
+    def host_gateway_override(self) -> dict[str, Any]:
+        """The override that maps host.docker.internal for the release's gateway services."""
+        names = [s for s in GATEWAY_SERVICES if s in self.release.services]
+        return {"services": {s: {"extra_hosts": [HOST_GATEWAY]} for s in names}}
+
+    @property
+    def db_password(self) -> str:
+        return self.env_value("DB_PASSWORD") or "difyai123456"
+
+    @property
+    def redis_password(self) -> str:
+        return self.env_value("REDIS_PASSWORD") or "difyai123456"
+
+    def env_value(self, key: str) -> str | None:
+        """A key's value in .env as written (the last assignment)."""
+        value = None
+        for line in self.env_path.read_text().splitlines():
+            if line.startswith(f"{key}="):
+                value = line.split("=", 1)[1]
+        return value
 
     # -- files ------------------------------------------------------------------------------
     @property
@@ -524,23 +761,42 @@ class DifyStack:
     def override_path(self) -> Path:
         return self.dir / "docker-compose.override.yaml"
 
+    @property
+    def envs_dir(self) -> Path:
+        return self.dir / "envs"
+
     def _write_files(self) -> None:
+        rel = self.release
         rig = self.dir / "rig"
         rig.mkdir(exist_ok=True)
         for f in IMAGES_DIR.iterdir():
             if f.is_file():
                 shutil.copy2(f, rig / f.name)
-        (rig / "seed.sql").write_text(rows_sql(self.initial_rows, self.schema))
-        if self.schema == "1.13":
-            # As migration 0e154742a5fa left it: the config lives in provider_model_credentials.
-            (rig / "schema_extra.sql").write_text(
-                "ALTER TABLE provider_models DROP COLUMN encrypted_config;\n"
+        (rig / "schema.sql").write_text(schema_sql(self.schema, self.dialect))
+        (rig / "seed.sql").write_text(rows_sql(self.initial_rows, self.schema, self.dialect))
+        if rel.storage_dir:
+            (self.dir / "volumes" / "app" / "storage").mkdir(parents=True, exist_ok=True)
+        self.compose_path.write_text(
+            build_compose(
+                self.dir,
+                self.plugin_daemon_env,
+                dns=self.dns,
+                release=rel,
+                compose=self.compose_flavour,
             )
-        self.compose_path.write_text(build_compose(self.dir, self.plugin_daemon_env, dns=self.dns))
-        write_env(REFERENCE_DIR / ".env.example", self.env_path, self.env_overrides)
-        shutil.copy2(REFERENCE_DIR / ".env.example", self.dir / ".env.example")
-        for p in (self.dir / ".env.example",):
-            p.chmod(0o644)
+        )
+        write_env(rel.data_dir / ".env.example", self.env_path, self.env_overrides)
+        shutil.copy2(rel.data_dir / ".env.example", self.dir / ".env.example")
+        (self.dir / ".env.example").chmod(0o644)
+        if rel.has_envs:
+            shutil.copytree(rel.data_dir / "envs", self.envs_dir, dirs_exist_ok=True)
+            for p in self.envs_dir.rglob("*"):
+                p.chmod(0o755 if p.is_dir() else 0o644)
+            for name in self.optional_envs:
+                src = self.envs_dir / f"{name}.example"
+                if not src.is_file():
+                    raise ValueError(f"Dify {rel.name} has no envs/{name}.example")
+                shutil.copy2(src, self.envs_dir / name)
 
     def write_override(self, data: Mapping[str, Any]) -> Path:
         """Write docker-compose.override.yaml (compose loads it next to docker-compose.yaml)."""
@@ -550,9 +806,20 @@ class DifyStack:
     def read_env(self) -> str:
         return self.env_path.read_text()
 
+    def _tracked(self) -> list[Path]:
+        """The project's own files (not the rig's scripts, not the services' volumes)."""
+        out = []
+        for p in sorted(self.dir.rglob("*")):
+            rel = p.relative_to(self.dir).parts
+            if rel[0] in ("rig", "volumes") or not p.is_file():
+                continue
+            out.append(p)
+        return out
+
     def _read_snapshot(self) -> dict[Path, bytes | None]:
-        files = (self.env_path, self.dir / ".env.example", self.compose_path, self.override_path)
-        return {p: (p.read_bytes() if p.exists() else None) for p in files}
+        files = {self.env_path, self.dir / ".env.example", self.compose_path, self.override_path}
+        files.update(self._tracked())
+        return {p: (p.read_bytes() if p.exists() else None) for p in sorted(files)}
 
     # -- docker -----------------------------------------------------------------------------
     @property
@@ -561,31 +828,22 @@ class DifyStack:
             self._client = docker.DockerClient(base_url=docker_host(), timeout=30)
         return self._client
 
+    @property
+    def compose_command(self) -> Compose:
+        if self._compose is None:
+            self._compose = compose_for(self.compose_flavour)
+        return self._compose
+
     def compose(self, *args: str, timeout: float = 120, check: bool = True) -> str:
-        argv = [
-            "docker-compose",
-            "-p",
-            self.project,
-            "--project-directory",
-            str(self.dir),
-            *args,
-        ]
+        cmd = self.compose_command
+        head = ["-p", self.project, "--project-directory", str(self.dir)]
+        shown = " ".join([*cmd.argv, *head, *args])
         try:
-            proc = subprocess.run(
-                argv,
-                cwd=self.dir,
-                env=compose_env(),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
+            proc = cmd.run([*head, *args], cwd=self.dir, env=compose_env(), timeout=timeout)
         except subprocess.TimeoutExpired as e:
-            raise StackError(f"{' '.join(argv)} timed out after {timeout}s") from e
+            raise StackError(f"{shown} timed out after {timeout}s") from e
         if check and proc.returncode != 0:
-            raise StackError(
-                f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
-            )
+            raise StackError(f"{shown} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
         return proc.stdout + proc.stderr
 
     def containers(self, service: str | None = None, all: bool = True) -> list[Container]:
@@ -621,7 +879,8 @@ class DifyStack:
 
     def down(self) -> None:
         """Remove containers, networks and volumes; safe to call twice or before up()."""
-        self.compose("down", "-v", "--remove-orphans", "-t", "2", timeout=120, check=False)
+        with contextlib.suppress(StackError, ComposeMissing):
+            self.compose("down", "-v", "--remove-orphans", "-t", "2", timeout=120, check=False)
         # Belt and braces: anything compose missed (e.g. after a broken file) goes by label.
         for c in self.containers():
             with contextlib.suppress(docker.errors.APIError):
@@ -639,13 +898,14 @@ class DifyStack:
         self.compose("start", service)
 
     def recreate(self, services: Sequence[str], timeout: float = 60) -> None:
-        """`docker-compose up -d --no-deps --force-recreate svc...` (re-reads .env/override)."""
+        """`compose up -d --no-deps --force-recreate svc...` (re-reads .env/override)."""
         self.compose("up", "-d", "--no-deps", "--force-recreate", *services, timeout=timeout + 60)
         self.wait_healthy(timeout, services)
 
     def wait_healthy(self, timeout: float = 60, services: Sequence[str] | None = None) -> None:
-        """Every service running, and healthy where it has a healthcheck; nginx answering."""
-        want = list(services or SERVICES)
+        """Every service running, and healthy where it has a healthcheck (a one-shot service:
+        exited with code 0); nginx answering."""
+        want = list(services or self.services)
         deadline = time.monotonic() + timeout
         pending: list[str] = want
         while True:
@@ -658,6 +918,10 @@ class DifyStack:
                     pending.append(f"{s}: no container")
                     continue
                 state = c.attrs["State"]
+                if s in self.release.one_shot:
+                    if state["Status"] != "exited" or state.get("ExitCode") != 0:
+                        pending.append(f"{s}: {state['Status']} (exit {state.get('ExitCode')})")
+                    continue
                 health = (state.get("Health") or {}).get("Status")
                 if state["Status"] != "running" or health not in (None, "healthy"):
                     pending.append(f"{s}: {state['Status']}/{health}")
@@ -695,7 +959,12 @@ class DifyStack:
 
     # -- exec -------------------------------------------------------------------------------
     def exec(
-        self, service: str, argv: Sequence[str], timeout: float = 15, bound: bool = True
+        self,
+        service: str,
+        argv: Sequence[str],
+        timeout: float = 15,
+        bound: bool = True,
+        environment: Mapping[str, str] | None = None,
     ) -> tuple[int, str]:
         """Run argv in a service's container; bounded inside (timeout N) and by a deadline here.
 
@@ -707,7 +976,9 @@ class DifyStack:
 
         def run() -> None:
             try:
-                result["r"] = c.exec_run(cmd, demux=False)
+                result["r"] = c.exec_run(
+                    cmd, demux=False, environment=dict(environment) if environment else None
+                )
             except Exception as e:  # handed to the caller below
                 result["e"] = e
 
@@ -722,8 +993,10 @@ class DifyStack:
         return int(r.exit_code), (r.output or b"").decode(errors="replace")
 
     def psql(self, sql: str, database: str = "dify") -> str:
+        if self.dialect != "postgresql":
+            raise StackError(f"{self.db_service} is not PostgreSQL; use mysql()")
         code, out = self.exec(
-            "db_postgres",
+            self.db_service,
             [
                 "psql",
                 "-X",
@@ -743,36 +1016,36 @@ class DifyStack:
             raise StackError(f"psql failed ({code}): {out}")
         return out
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Both credential tables, as dicts with table, columns and the parsed base_url."""
-        sql = (
-            "SELECT coalesce(json_agg(t ORDER BY t.tbl, t.created_at, t.id), '[]') FROM ("
-            " SELECT 'provider_model_credentials' AS tbl, id, tenant_id, provider_name,"
-            " model_name, model_type, credential_name, encrypted_config, created_at"
-            " FROM provider_model_credentials"
-            # to_jsonb: works whether or not the column exists (schema "compat" or "1.13").
-            " UNION ALL SELECT 'provider_models', id, tenant_id, provider_name, model_name,"
-            " model_type, NULL, to_jsonb(pm)->>'encrypted_config', created_at"
-            " FROM provider_models pm WHERE to_jsonb(pm)->>'encrypted_config' IS NOT NULL) t"
+    def mysql(self, sql: str, database: str = "dify") -> str:
+        """The `mysql` client inside db_mysql as root (password through MYSQL_PWD, not argv)."""
+        if self.dialect != "mysql":
+            raise StackError(f"{self.db_service} is not MySQL; use psql()")
+        code, out = self.exec(
+            self.db_service,
+            ["mysql", "-u", "root", "-N", "-B", "--raw", "-e", sql, database],
+            environment={"MYSQL_PWD": self.db_password},
         )
-        out = []
-        for r in json.loads(self.psql(sql)):
-            r["table"] = r.pop("tbl")
-            r.pop("created_at", None)
-            try:
-                r["base_url"] = json.loads(r["encrypted_config"] or "{}").get("base_url")
-            except ValueError:
-                r["base_url"] = None
-            out.append(r)
+        if code != 0:
+            raise StackError(f"mysql failed ({code}): {out}")
         return out
 
+    def sql(self, statement: str) -> str:
+        """Run SQL in the metadata DB, whichever it is."""
+        return self.psql(statement) if self.dialect == "postgresql" else self.mysql(statement)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every credential table's rows, as dicts with table, columns and the parsed base_url."""
+        return parse_rows(self.sql(rows_query(self.schema, self.dialect)))
+
     def set_rows(self, rows: Iterable[RowLike]) -> None:
-        self.psql(rows_sql(rows, self.schema))
+        self.sql(rows_sql(rows, self.schema, self.dialect))
 
     # -- redis ------------------------------------------------------------------------------
     def redis_cli(self, *args: str) -> str:
-        # REDISCLI_AUTH is set in the container, as upstream: no password on the command line.
-        code, out = self.exec("redis", ["redis-cli", *args])
+        # The password goes in through REDISCLI_AUTH, as upstream sets it: never on argv.
+        code, out = self.exec(
+            "redis", ["redis-cli", *args], environment={"REDISCLI_AUTH": self.redis_password}
+        )
         if code != 0:
             raise StackError(f"redis-cli {args[:1]} failed ({code}): {out}")
         return out
@@ -797,10 +1070,14 @@ class DifyStack:
                 shutil.rmtree(extra, ignore_errors=True)
             else:
                 extra.unlink(missing_ok=True)
+        for path in self._tracked():
+            if path not in self._snapshot:
+                path.unlink(missing_ok=True)
         for path, content in self._snapshot.items():
             if content is None:
                 path.unlink(missing_ok=True)
             else:
+                path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(content)
         # up -d recreates services whose config (or .env) changed and starts stopped ones.
         self.compose("up", "-d", "--remove-orphans", timeout=timeout + 60)
@@ -816,17 +1093,20 @@ class DifyStack:
         self.down()
 
     def __repr__(self) -> str:
-        return f"DifyStack(project={self.project!r}, dir={str(self.dir)!r})"
+        return (
+            f"DifyStack(project={self.project!r}, release={self.release.name!r}, "
+            f"db={self.db!r}, compose={self.compose_flavour!r}, dir={str(self.dir)!r})"
+        )
 
 
 def healthy_stack(tmp_path: Path | str, ollama_url: str, **kwargs: Any) -> DifyStack:
     """The healthy state every suite and benchmark starts from: host-gateway on the model
     callers, the Ollama rows and OPENAI_API_BASE pointing at `ollama_url` (the fake Ollama as
-    containers reach it, e.g. FakeOllama.container_url())."""
-    return DifyStack(
-        tmp_path,
-        env_overrides={"OPENAI_API_BASE": f"{ollama_url}/v1"},
-        ollama_rows=[OllamaRow(base_url=ollama_url)],
-        extra_hosts=True,
-        **kwargs,
-    )
+    containers reach it, e.g. FakeOllama.container_url()).
+
+    healthy_stack(tmp, url, release="1.15.0", db="mysql", compose="v2", client=...)
+    """
+    release = kwargs.get("release", "1.13.3")
+    kwargs.setdefault("ollama_rows", healthy_rows(release, ollama_url))
+    overrides = {"OPENAI_API_BASE": f"{ollama_url}/v1", **kwargs.pop("env_overrides", {})}
+    return DifyStack(tmp_path, env_overrides=overrides, extra_hosts=True, **kwargs)

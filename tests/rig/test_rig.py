@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import time
 import urllib.error
@@ -15,13 +16,17 @@ import pytest
 import yaml
 
 from tests.rig.fake_ollama import FakeModel, FakeOllama
+from tests.rig.incident import incident_rows
 from tests.rig.stack import (
     HOST_GATEWAY_OVERRIDE,
     REFERENCE_DIR,
+    RELEASES,
     SHARED_ENV_SERVICES,
     DifyStack,
     OllamaRow,
     build_compose,
+    healthy_rows,
+    rows_sql,
     write_env,
 )
 
@@ -318,3 +323,74 @@ def test_exact_113_schema(dify_stack_factory: Any) -> None:
     linked = stack.psql("SELECT credential_id FROM provider_models").strip()
     assert linked == row.id
     assert [r["base_url"] for r in stack.rows()] == ["http://127.0.0.1:11434"]
+
+
+@pytest.mark.parametrize(
+    ("release", "db", "compose"),
+    [
+        ("0.x", "postgresql", "v2"),
+        ("0.x", "postgresql", "v1"),
+        ("1.9.1", "postgresql", "v2"),
+        ("1.9.1", "postgresql", "v1"),
+        ("1.13.3", "postgresql", "v2"),
+        ("1.15.0", "postgresql", "v2"),
+        ("1.15.0", "mysql", "v2"),
+    ],
+)
+def test_every_release_keeps_its_env_mechanism(
+    tmp_path: Path, release: str, db: str, compose: str
+) -> None:
+    """The look-alike keeps the release's anchors verbatim and merged where upstream merges
+    them, its env_file lists and profiles, and the Compose flavour accepts the file."""
+    stack = DifyStack(tmp_path, release=release, db=db, compose=compose, offline_dns=False)
+    rel = stack.release
+    upstream_text = (rel.data_dir / "docker-compose.yaml").read_text()
+    upstream = yaml.safe_load(upstream_text)
+    text = stack.compose_path.read_text()
+    ours = yaml.safe_load(text)
+    anchors = [k for k in upstream if k.startswith("x-")]
+    assert anchors and all(ours[k] == upstream[k] for k in anchors)
+    # merged exactly where upstream merges an anchor, with the same anchor
+    for name in rel.services:
+        up = re.findall(r"<<: \*([\w-]+)", _service_block(upstream_text, name))
+        assert re.findall(r"<<: \*([\w-]+)", _service_block(text, name)) == up, name
+    for name in rel.services:
+        want, got = upstream["services"][name], ours["services"][name]
+        assert got.get("environment") == want.get("environment"), name
+        assert got.get("env_file") == want.get("env_file"), name
+        assert got.get("profiles") == want.get("profiles"), name
+        hc = want.get("healthcheck") or {}
+        if hc.get("test") and "disable" not in hc:
+            assert got["healthcheck"]["test"] == hc["test"], name
+    if rel.name == "1.15.0":
+        assert len(ours["services"]["api"]["env_file"]) == 30
+        assert ours["services"]["api"]["env_file"][-1] == "./.env"
+        assert (stack.dir / "envs" / "core-services" / "shared.env.example").is_file()
+        assert not (stack.dir / "envs" / "core-services" / "shared.env").exists()
+    deps = str([ours["services"][s].get("depends_on") for s in rel.services])
+    upstream_deps = str([upstream["services"][s].get("depends_on") for s in rel.services])
+    assert ("required" in deps) == (compose != "v1" and "required" in upstream_deps)
+    services = stack.compose("config", "--services").split()
+    assert sorted(services) == sorted(stack.services)
+
+
+def _service_block(text: str, name: str) -> str:
+    """The upstream text of one service (up to the next service at the same indent)."""
+    start = text.index(f"\n  {name}:\n")
+    nxt = re.search(r"\n  [A-Za-z0-9_-]+:\n", text[start + 1 :])
+    return text[start : start + 1 + nxt.start()] if nxt else text[start:]
+
+
+def test_layout_rows_fit_every_schema() -> None:
+    """healthy and incident rows are valid SQL for their release's schema and dialect."""
+    ollama = FakeOllama()
+    for name in RELEASES:
+        rel = RELEASES[name]
+        for db in rel.db_kinds:
+            schema = "1.13" if db == "mysql" else rel.schema
+            dialect = "mysql" if db == "mysql" else "postgresql"
+            for rows in (healthy_rows(name, "http://h:1"), incident_rows(ollama, name)):
+                sql = rows_sql(rows, schema, dialect)
+                assert sql.count("INSERT") >= len(rows)
+    with pytest.raises(ValueError, match=r"0\.x has no table"):
+        rows_sql([OllamaRow(base_url="x")], "0.x")

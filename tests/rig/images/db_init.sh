@@ -13,9 +13,12 @@ chmod 700 "$PGDATA"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   as_pg initdb -D "$PGDATA" -U "$POSTGRES_USER" -A trust --no-sync >/dev/null
   echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-  # Temporary server on the socket only: the healthcheck (TCP) stays red until the seed is in.
-  as_pg pg_ctl -D "$PGDATA" -s -w -o "-c listen_addresses='' -c fsync=off" start
-  psql() { command psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" "$@"; }
+  # Temporary server without TCP, on a private socket folder: the healthchecks (pg_isready over
+  # TCP, or over the default socket as in Dify 0.x) stay red until the seed is in.
+  mkdir -p /tmp/rig-init && chown postgres:postgres /tmp/rig-init
+  as_pg pg_ctl -D "$PGDATA" -s -w \
+    -o "-c listen_addresses='' -c unix_socket_directories=/tmp/rig-init -c fsync=off" start
+  psql() { command psql -X -q -v ON_ERROR_STOP=1 -h /tmp/rig-init -U "$POSTGRES_USER" "$@"; }
   psql -d postgres -c "CREATE DATABASE \"$POSTGRES_DB\"" -c "CREATE DATABASE \"$PLUGIN_DB\""
   if [ -n "${POSTGRES_PASSWORD:-}" ]; then
     psql -d postgres -c "ALTER USER \"$POSTGRES_USER\" PASSWORD '$POSTGRES_PASSWORD'"

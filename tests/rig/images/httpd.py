@@ -1,6 +1,10 @@
 """Tiny HTTP server the look-alike api and nginx containers run (python3 only, stdlib).
 
-Usage: python3 httpd.py ROLE  (ROLE: api -> :5001 GET /health; nginx -> :80 GET /)
+Usage: python3 httpd.py ROLE [VERSION]
+  api -> :DIFY_PORT (5001) GET /health {"status": "ok", "version": VERSION}
+  nginx -> :NGINX_PORT (80) GET /
+  agent_backend -> :5050 GET /health (Dify 1.15's agent backend)
+  local_sandbox -> :5004 GET /healthz (Dify 1.15's agent local sandbox)
 Prints a few start-up lines like the real service, then one access line per request.
 Extra lines can be injected through RIG_EXTRA_LOG (newline-separated), e.g. the incident's
 connection-refused traceback, so log tests have something real to read.
@@ -13,7 +17,7 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROLE = sys.argv[1] if len(sys.argv) > 1 else "api"
-VERSION = os.environ.get("RIG_DIFY_VERSION", "1.13.3")
+VERSION = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("RIG_DIFY_VERSION", "1.13.3")
 
 if ROLE == "api":
     PORT = int(os.environ.get("DIFY_PORT", "5001"))
@@ -28,6 +32,14 @@ if ROLE == "api":
         f"[INFO] Listening at: http://0.0.0.0:{PORT}",
         "[INFO] Using worker: gevent",
     ]
+elif ROLE == "agent_backend":
+    PORT = 5050
+    ROUTES = {"/health": (200, "application/json", '{"status": "ok"}')}
+    BANNER = ["INFO:     Uvicorn running on http://0.0.0.0:5050 (Press CTRL+C to quit)"]
+elif ROLE == "local_sandbox":
+    PORT = 5004
+    ROUTES = {"/healthz": (200, "text/plain", "ok")}
+    BANNER = ["shellctl listening on :5004"]
 else:
     PORT = int(os.environ.get("NGINX_PORT", "80"))
     ROUTES = {"/": (200, "text/html", "<!doctype html><title>Dify</title>")}
