@@ -21,7 +21,7 @@ from typing import Any
 from config.settings import Settings
 from handlers import backup as backups
 from handlers import db_fix, env_edit
-from handlers.compose_cli import compose_argv, find_compose
+from handlers.compose_cli import compose_argv, compose_environment, compose_files, find_compose
 from handlers.envfile import parse_env_text
 from handlers.fix_plan import (
     DbStep,
@@ -36,8 +36,8 @@ from handlers.fix_plan import (
 )
 from handlers.mutation_lock import exclusive
 from handlers.override import merge_gateway
+from handlers.pending import Pending, record_pending
 from handlers.project import DifyProject
-from handlers.restart import Pending, compose_environment, compose_files, record_pending
 from handlers.results import HandlerError
 
 

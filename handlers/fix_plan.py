@@ -21,6 +21,8 @@ import docker
 from config.settings import Settings
 from handlers import backup as backups
 from handlers import compose_file, container_exec, db_fix, env_edit
+from handlers.compose_cli import compose_files
+from handlers.engine import connect
 from handlers.envfile import EnvFile, parse_env_text
 from handlers.override import (
     GATEWAY_NAME,
@@ -29,8 +31,7 @@ from handlers.override import (
     merge_gateway,
     override_path,
 )
-from handlers.project import MODEL_CALLERS, DifyProject, discover
-from handlers.restart import DB_FIX_SERVICES, compose_files, connect
+from handlers.project import DB_FIX_SERVICES, MODEL_CALLERS, DifyProject, discover
 from handlers.results import Finding, HandlerError, Report, Status
 from handlers.urls import PUBLIC_OPENAI_BASE, host_of, is_loopback_url, without_credentials
 

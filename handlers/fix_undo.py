@@ -12,7 +12,7 @@ from handlers import db_fix
 from handlers.fix_apply import _purge, _restore_file
 from handlers.fix_plan import DbStep, Progress, _noop, _running, _Scene, _scene
 from handlers.mutation_lock import exclusive
-from handlers.restart import Pending, record_pending
+from handlers.pending import Pending, record_pending
 from handlers.results import HandlerError
 
 

@@ -20,9 +20,13 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from handlers.envfile import EnvFile, is_secret_key
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 MASK = "[REDACTED]"
 
@@ -382,3 +386,23 @@ def _key_value_span(match: re.Match[str]) -> tuple[int, int] | None:
     ):
         return None
     return match.span(group)
+
+
+# --- the one way to build a Redactor ------------------------------------------------------------
+def own_secrets(settings: Settings) -> list[str]:
+    """The bot's own tokens: they must never reach Slack, a log or the terminal either."""
+    tokens = (settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret)
+    return [token.get_secret_value() for token in tokens if token is not None]
+
+
+def redactor_for(
+    settings: Settings | None = None,
+    *,
+    env_values: Mapping[str, str] | None = None,
+    container_env: Mapping[str, str] | Iterable[str] | None = None,
+) -> Redactor:
+    """A Redactor for everything that leaves the host: the secrets in Dify's `.env` values and
+    a container's environment (dict or Docker's ["KEY=value"] list), plus the bot's own tokens
+    from `settings`. Every caller builds its redactor here, so all of them mask alike."""
+    own = own_secrets(settings) if settings is not None else []
+    return Redactor.from_sources(env_values, container_env, own)
