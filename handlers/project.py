@@ -59,6 +59,11 @@ class DifyProject:
     def container(self, service: str) -> ContainerInfo | None:
         return self.containers.get(service)
 
+    def running(self, service: str | None) -> str | None:
+        """The id of the service's container when it runs, else None."""
+        info = self.containers.get(service) if service else None
+        return info.id if info is not None and info.state == "running" else None
+
     @property
     def db_service(self) -> str | None:
         return next((s for s in DB_SERVICES if s in self.containers), None)

@@ -28,18 +28,12 @@ from handlers.mutation_lock import exclusive
 from handlers.override import named_services, override_path
 from handlers.pending import clear_pending, read_pending
 from handlers.project import DB_FIX_SERVICES, SHARED_ENV_SERVICES, discover
-from handlers.results import HandlerError, Report
+from handlers.results import HandlerError, Progress, Report, no_progress
 
 DEFAULT_WAIT = 120.0
 
-Progress = Callable[[str], None]
 Mode = Literal["apply", "services", "all"]
 CheckFn = Callable[[Settings], Report]
-
-
-def ignore(_: str) -> None:
-    """A Progress that shows nothing."""
-    return None
 
 
 # --- state of the containers -----------------------------------------------------------------
@@ -77,7 +71,7 @@ def wait_ready(
     settings: Settings,
     services: Sequence[str],
     timeout: float,
-    progress: Progress = ignore,
+    progress: Progress = no_progress,
 ) -> tuple[dict[str, ServiceState], list[str]]:
     """Poll until every service runs (and is healthy where it has a healthcheck).
 
@@ -288,7 +282,7 @@ def apply_configuration(
     extra_restart: Iterable[str] = (),
     key: str | None = None,
     wait: float = DEFAULT_WAIT,
-    progress: Progress = ignore,
+    progress: Progress = no_progress,
 ) -> RestartResult:
     """The default `restart`: recreate what changed, restart what must drop caches."""
     operation = "restart (apply configuration)"
@@ -332,7 +326,7 @@ def restart_services(
     source: str,
     key: str | None = None,
     wait: float = DEFAULT_WAIT,
-    progress: Progress = ignore,
+    progress: Progress = no_progress,
 ) -> RestartResult:
     """`restart SERVICE...`: apply their configuration and restart each of them."""
     operation = f"restart {' '.join(services)[:100]}"
@@ -348,7 +342,7 @@ def restart_all(
     source: str,
     key: str | None = None,
     wait: float = DEFAULT_WAIT,
-    progress: Progress = ignore,
+    progress: Progress = no_progress,
 ) -> RestartResult:
     """`restart --all`: the seed's `down` + `up -d` (every container recreated, db included)."""
     with _locked(settings, "restart --all (down + up -d)", user, source, key, progress) as run:
@@ -370,7 +364,7 @@ def restart(
     source: str,
     key: str | None = None,
     wait: float = DEFAULT_WAIT,
-    progress: Progress = ignore,
+    progress: Progress = no_progress,
 ) -> RestartResult:
     """One of the three ways, by name: apply (the default), services (named ones), all."""
     if mode == "all":
@@ -414,7 +408,7 @@ def restart_and_check(
     source: str,
     key: str | None = None,
     wait: float = DEFAULT_WAIT,
-    progress: Progress = ignore,
+    progress: Progress = no_progress,
     check: CheckFn | None = run_check,
     restarted: Callable[[RestartResult], None] | None = None,
 ) -> Verified:

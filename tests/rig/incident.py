@@ -22,17 +22,22 @@ OK_ID = "5b0c9c55-2f4e-4d1e-9d55-0a3a6f1a0003"
 
 def incident_rows(ollama: FakeOllama) -> list[OllamaRow]:
     """The seed's root cause: base URLs at 127.0.0.1, plus a /v1 suffix, plus one good row."""
+    return incident_rows_at(ollama.port, ollama.container_url())
+
+
+def incident_rows_at(port: int, container_url: str) -> list[OllamaRow]:
+    """`incident_rows` for an Ollama on `port`, reached from containers at `container_url`."""
     return [
-        OllamaRow(base_url=f"http://127.0.0.1:{ollama.port}", id=LLM_ID),
+        OllamaRow(base_url=f"http://127.0.0.1:{port}", id=LLM_ID),
         OllamaRow(
-            base_url=f"{ollama.container_url()}/v1",
+            base_url=f"{container_url}/v1",
             id=EMBED_ID,
             model_type="text-embedding",
             table="provider_models",
             config={"note": 'a "quoted" \\ value é'},
         ),
         OllamaRow(
-            base_url=ollama.container_url(),
+            base_url=container_url,
             id=OK_ID,
             model_type="rerank",
             credential_name="good one",
