@@ -1,0 +1,52 @@
+"""People in Slack messages: handlers name them by raw id, the bot turns Slack ids into mentions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.render.people import error_text, recorded_user
+from handlers.mutation_lock import AlreadyDone, Busy, MutationLock, exclusive
+from handlers.results import HandlerError
+
+
+def test_a_busy_host_names_a_slack_holder_as_a_mention(tmp_path: Path) -> None:
+    lock = MutationLock(tmp_path)
+    with (
+        lock.hold("fix-env apply", "UALICE", "slack"),
+        pytest.raises(Busy) as err,
+        lock.hold("restart", "bob@host", "cli"),
+    ):
+        pass
+    assert "started by UALICE at " in str(err.value) and "<@" not in str(err.value)
+    assert "`fix-env apply` started by <@UALICE> at " in error_text(err.value)
+
+
+def test_a_cli_holder_stays_as_it_is(tmp_path: Path) -> None:
+    lock = MutationLock(tmp_path)
+    with (
+        lock.hold("restart", "bob@host", "cli"),
+        pytest.raises(Busy) as err,
+        lock.hold("fix-env apply", "UALICE", "slack"),
+    ):
+        pass
+    assert "`restart` started by bob@host at " in error_text(err.value)
+
+
+def test_a_repeat_names_who_did_it_first(tmp_path: Path) -> None:
+    with exclusive(tmp_path, "fix-env apply", "UALICE", "slack", key="apply:abc"):
+        pass
+    with (
+        pytest.raises(AlreadyDone) as err,
+        exclusive(tmp_path, "fix-env apply", "UBOB", "slack", key="apply:abc"),
+    ):
+        pass
+    assert "was already done (by UALICE at " in str(err.value)
+    assert "was already done (by <@UALICE> at " in error_text(err.value)
+
+
+def test_other_errors_and_recorded_users() -> None:
+    assert error_text(HandlerError("plain <@U1> text")) == "plain <@U1> text"
+    assert recorded_user("UOPS") == "<@UOPS>" and recorded_user("WADMIN") == "<@WADMIN>"
+    assert recorded_user("alice@host") == "`alice@host`"
