@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import docker
 import httpx
@@ -80,7 +80,7 @@ class Facts:
                 future.set_result(compute())
             except BaseException as exc:
                 future.set_exception(exc)
-        return future.result()
+        return cast(T, future.result())
 
     def budget(self) -> float:
         """Seconds a probe started now may wait: CHECK_TIMEOUT, less if the deadline is near."""

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from handlers.envfile import EnvFile, is_secret_key
@@ -94,7 +94,7 @@ def _trie_pattern(words: Iterable[str], whole_token: bool = False) -> str:
     cannot start a secret. `whole_token`: the literal must not touch a letter or digit on
     either side (checked after the first character, to keep that fast start).
     """
-    root: dict[str, dict] = {}
+    root: dict[str, Any] = {}
     end = ""  # key marking "a word ends here" (no real character is empty)
     for word in words:
         node = root
@@ -102,7 +102,7 @@ def _trie_pattern(words: Iterable[str], whole_token: bool = False) -> str:
             node = node.setdefault(char, {})
         node[end] = {}
 
-    def emit(node: dict[str, dict], top: bool) -> str:
+    def emit(node: dict[str, Any], top: bool) -> str:
         branches = []
         for char in sorted(k for k in node if k != end):
             child = node[char]
