@@ -406,3 +406,8 @@ def redactor_for(
     from `settings`. Every caller builds its redactor here, so all of them mask alike."""
     own = own_secrets(settings) if settings is not None else []
     return Redactor.from_sources(env_values, container_env, own)
+
+
+def trie_pattern(words: Iterable[str], whole_token: bool = False) -> str:
+    """The literal pass's alternation for `words` (see `_trie_pattern`), for its own tests."""
+    return _trie_pattern(words, whole_token)
