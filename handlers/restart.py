@@ -355,31 +355,6 @@ def restart_all(
         return run.finish("all", services, before, wait)
 
 
-def restart(
-    settings: Settings,
-    mode: Mode,
-    services: Sequence[str] = (),
-    *,
-    user: str,
-    source: str,
-    key: str | None = None,
-    wait: float = DEFAULT_WAIT,
-    progress: Progress = no_progress,
-) -> RestartResult:
-    """One of the three ways, by name: apply (the default), services (named ones), all."""
-    if mode == "all":
-        return restart_all(
-            settings, user=user, source=source, key=key, wait=wait, progress=progress
-        )
-    if mode == "services":
-        return restart_services(
-            settings, services, user=user, source=source, key=key, wait=wait, progress=progress
-        )
-    return apply_configuration(
-        settings, user=user, source=source, key=key, wait=wait, progress=progress
-    )
-
-
 # --- restart, then verify --------------------------------------------------------------------
 @dataclass(frozen=True)
 class Verified:
@@ -412,12 +387,23 @@ def restart_and_check(
     check: CheckFn | None = run_check,
     restarted: Callable[[RestartResult], None] | None = None,
 ) -> Verified:
-    """Restart, then run a check that began after it: a restart alone never claims the problem
-    is fixed. `restarted(result)` runs in between (to show the restart while the check runs);
+    """Restart one of the three ways (apply: the default; services: the named ones; all), then
+    run a check that began after it: a restart alone never claims the problem is fixed.
+    `restarted(result)` runs in between (to show the restart while the check runs);
     `check=None` skips the check."""
-    result = restart(
-        settings, mode, services, user=user, source=source, key=key, wait=wait, progress=progress
-    )
+    common: dict[str, Any] = {
+        "user": user,
+        "source": source,
+        "key": key,
+        "wait": wait,
+        "progress": progress,
+    }
+    if mode == "all":
+        result = restart_all(settings, **common)
+    elif mode == "services":
+        result = restart_services(settings, services, **common)
+    else:
+        result = apply_configuration(settings, **common)
     if restarted is not None:
         restarted(result)
     return Verified(result, check(settings) if check is not None else None)

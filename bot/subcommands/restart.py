@@ -18,6 +18,7 @@ from bot.subcommands import (
     ACTION_PREFIX,
     Action,
     Click,
+    ClickFn,
     Context,
     Invocation,
     Registry,
@@ -218,30 +219,20 @@ def run(invocation: Invocation, ctx: Context) -> str:
     )
 
 
-def _click_key(kind: str, click: Click) -> str:
-    return f"{kind}:{click.channel_id}:{click.message_ts or click.request_id}"
+def _on_click(mode: Mode, kind: str) -> ClickFn:
+    """A button that restarts `mode`, once per message it is on."""
 
+    def on_click(click: Click, ctx: Context) -> str:
+        return run_restart(
+            ctx,
+            channel=click.channel_id,
+            thread_ts=click.thread_ts,
+            user_id=click.user_id,
+            mode=mode,
+            key=f"{kind}:{click.channel_id}:{click.message_ts or click.request_id}",
+        )
 
-def on_restart_apply(click: Click, ctx: Context) -> str:
-    return run_restart(
-        ctx,
-        channel=click.channel_id,
-        thread_ts=click.thread_ts,
-        user_id=click.user_id,
-        mode="apply",
-        key=_click_key("restart", click),
-    )
-
-
-def on_restart_all(click: Click, ctx: Context) -> str:
-    return run_restart(
-        ctx,
-        channel=click.channel_id,
-        thread_ts=click.thread_ts,
-        user_id=click.user_id,
-        mode="all",
-        key=_click_key("restart-all", click),
-    )
+    return on_click
 
 
 def restart_button(value: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -259,9 +250,6 @@ def register(registry: Registry) -> None:
             parse=parse,
         )
     )
-    registry.add_action(
-        Action(RESTART_APPLY, mutating=True, run=on_restart_apply, command="restart:apply")
-    )
-    registry.add_action(
-        Action(RESTART_ALL, mutating=True, run=on_restart_all, command="restart:all")
-    )
+    on_apply, on_all = _on_click("apply", "restart"), _on_click("all", "restart-all")
+    registry.add_action(Action(RESTART_APPLY, mutating=True, run=on_apply, command="restart:apply"))
+    registry.add_action(Action(RESTART_ALL, mutating=True, run=on_all, command="restart:all"))

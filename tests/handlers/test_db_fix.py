@@ -39,11 +39,8 @@ def stack(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         ollama_rows=rows,
         client=docker_engine,
     )
-    try:
-        made.up()
-        yield made
-    finally:
-        made.down()
+    with made:
+        yield made.up()
 
 
 @pytest.fixture

@@ -57,11 +57,8 @@ def incident(
 ) -> Iterator[DifyStack]:
     stack = incident_stack(tmp_path_factory.mktemp("incident"), session_ollama, docker_engine)
     SNAPSHOTS[stack.project] = file_snapshot(stack)
-    try:
-        stack.up()
-        yield stack
-    finally:
-        stack.down()
+    with stack:
+        yield stack.up()
 
 
 @pytest.fixture
