@@ -18,7 +18,7 @@ from handlers import db_fix, env_edit
 from handlers.envfile import parse_env_text
 from handlers.fix_model import DbStep, EnvStep, Instruction, OverrideStep, Plan, RowPlan
 from handlers.fix_scene import Scene
-from handlers.override import GATEWAY_NAME, GATEWAY_SERVICES, merge_gateway
+from handlers.override import GATEWAY_NAME, GATEWAY_SERVICES, merge_gateway, missing_gateway
 from handlers.probes.ollama import ollama_host_remedy
 from handlers.project import DB_FIX_SERVICES
 from handlers.redact import Redactor, redactor_for
@@ -184,15 +184,7 @@ def gateway_needed(scene: Scene, report: Report) -> tuple[list[str], str]:
     host.docker.internal and the name does not resolve natively; plus why."""
     if scene.compose is None:
         return [], f"cannot read the compose files ({scene.compose_config_error})"
-    config = scene.compose
-    missing = [
-        s
-        for s in GATEWAY_SERVICES
-        if s in config.services
-        and not any(
-            h.split(":", 1)[0].strip() == GATEWAY_NAME for h in config.services[s].extra_hosts
-        )
-    ]
+    missing = missing_gateway(scene.compose)
     if not missing:
         return [], "already mapped in the compose files"
     dns = report.finding("container.dns")

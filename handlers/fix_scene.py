@@ -24,7 +24,7 @@ from handlers import backup as backups
 from handlers import compose_file, container_exec, dify_db
 from handlers.compose_cli import compose_files
 from handlers.envfile import EnvFile, parse_env_text
-from handlers.override import GATEWAY_NAME, GATEWAY_SERVICES, declared_services, override_path
+from handlers.override import GATEWAY_NAME, declared_services, missing_gateway, override_path
 from handlers.project import MODEL_CALLERS, DifyProject, discover
 from handlers.redact import env_list_to_dict
 from handlers.results import HandlerError
@@ -124,15 +124,6 @@ def _gateway(client: docker.DockerClient, project: DifyProject, timeout: float) 
     return Gateway(None, engine_os=system)
 
 
-def _unmapped(config: compose_file.ComposeConfig) -> bool:
-    """Whether a gateway service the files declare lacks the host-gateway mapping."""
-    return any(
-        not any(h.split(":", 1)[0].strip() == GATEWAY_NAME for h in config.services[s].extra_hosts)
-        for s in GATEWAY_SERVICES
-        if s in config.services
-    )
-
-
 def gather(
     settings: Settings,
     client: docker.DockerClient | None,
@@ -172,7 +163,7 @@ def gather(
         scene = _with_rows(scene, settings, client, rows)
     elif isinstance(rows, dify_db.DbLogin):
         scene = replace(scene, db=rows, rows_error="the Docker engine is not connected")
-    if gateway and client is not None and scene.compose is not None and _unmapped(scene.compose):
+    if gateway and client is not None and scene.compose and missing_gateway(scene.compose):
         scene = replace(scene, gateway=_gateway(client, project, settings.check_timeout))
     return scene
 
