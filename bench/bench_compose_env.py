@@ -17,6 +17,7 @@ Run: scripts/install-test-deps; .venv/bin/python bench/bench_compose_env.py [--r
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import statistics
 import sys
@@ -88,12 +89,12 @@ def main() -> int:
             t0 = time.perf_counter()
             mine = ours(folder)
             cold = time.perf_counter() - t0
-            ours_med, _ = timed(lambda f=folder: ours(f), args.runs_ours)
+            ours_med, _ = timed(functools.partial(ours, folder), args.runs_ours)
             agree = mine == config_environments("v2", folder)
-            v2_plugin, _ = timed(lambda f=folder: run_compose("v2", f), args.runs)
-            v2_bin, _ = timed(lambda f=folder: run_compose("v2-standalone", f), args.runs)
+            v2_plugin, _ = timed(functools.partial(run_compose, "v2", folder), args.runs)
+            v2_bin, _ = timed(functools.partial(run_compose, "v2-standalone", folder), args.runs)
             try:
-                v1, _ = timed(lambda f=folder: run_compose("v1", f), args.runs)
+                v1, _ = timed(functools.partial(run_compose, "v1", folder), args.runs)
                 v1_agree = ours(folder, "v1") == config_environments("v1", folder)
                 v1_text = f"{v1 * 1000:8.0f} ms" + ("" if v1_agree else " (DISAGREES)")
             except ComposeRefused as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
@@ -13,7 +13,10 @@ from bot.render.limits import MAX_FALLBACK, fit, truncate
 from handlers.results import HandlerError
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.audit import Auditor
+    from bot.auth import Authorizer
+    from bot.health import EngineStatus
+    from bot.singleflight import SharedRun
     from bot.subcommands import Registry
     from config.settings import Settings
     from handlers.results import Report
@@ -28,6 +31,18 @@ NOT_IN_CHANNEL = (
 
 def _blocks(blocks: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
     return fit(list(blocks)) if blocks else None
+
+
+class Host(Protocol):
+    """What a context needs from the bot that runs it (bot.runtime.Runtime is one)."""
+
+    settings: Settings
+    client: Any
+    registry: Registry
+    auditor: Auditor
+    checks: SharedRun[Report]
+    authorizer: Authorizer
+    engine: EngineStatus
 
 
 class SlackProgress:
@@ -47,7 +62,7 @@ class SlackContext:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Host,
         *,
         user_id: str,
         channel_id: str,

@@ -13,7 +13,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from bot.audit import Auditor, describe
 from bot.auth import Authorizer, Decision
@@ -34,7 +35,7 @@ from bot.subcommands import (
     load_registry,
 )
 from config.settings import Settings
-from handlers.redact import Redactor
+from handlers.redact import redactor_for
 from handlers.results import HandlerError, Report
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,33 @@ class _Seen:
             return True
 
 
+@dataclass(frozen=True)
+class Request:
+    """A slash command or an app mention, as far as the dispatcher needs it."""
+
+    source: Literal["command", "mention"]
+    text: str  # after the command or the bot's mention
+    user: str
+    channel: str
+    channel_name: str | None = None  # slash commands only
+    thread_ts: str | None = None  # mentions: where to answer
+    response_url: str | None = None  # slash commands only
+    team_id: str | None = None
+
+    @property
+    def help_command(self) -> str:
+        return "/dify-ollama help" if self.source == "command" else "@dify-ollama help"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer to the requester alone, given in the ack path."""
+
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+    busy: bool = False  # the executor refused the job
+
+
 class Runtime:
     def __init__(
         self,
@@ -95,13 +123,10 @@ class Runtime:
         self.registry = registry or load_registry()
         self.executor = BoundedExecutor(settings.worker_threads, max_pending=max_pending)
         self.authorizer = Authorizer(settings.allowed_channels, settings.operators, client)
-        tokens = (settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret)
         self.auditor = Auditor(
             settings.audit_path,
             echo=self._echo_audit if settings.audit_channel else None,
-            redact=Redactor.from_sources(
-                extra=[t.get_secret_value() for t in tokens if t is not None]
-            ).redact,
+            redact=redactor_for(settings).redact,
         )
         check_fn = check or _default_check
         self.checks: SharedRun[Report] = SharedRun(lambda: check_fn(settings))
@@ -111,123 +136,107 @@ class Runtime:
     def shutdown(self, wait: bool = True) -> None:
         self.executor.shutdown(wait=wait)
 
-    # --- ack path: slash commands ---------------------------------------------------------
+    # --- ack path: slash commands and mentions ----------------------------------------------
     def on_command(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """Handle a slash command payload; return the ack body (None: empty ack)."""
-        received = time.monotonic()
-        rid = new_request_id()
-        user = str(body.get("user_id", ""))
-        channel = str(body.get("channel_id", ""))
-        channel_name = body.get("channel_name")
-        base = {"request_id": rid, "user": user, "channel": channel, "source": "command"}
-        try:
-            words = split(str(body.get("text", "")))
-        except UsageError as exc:
-            self._audit(base, "?", (), "usage", received)
-            return {"text": f":warning: {exc}. Try `/dify-ollama help`."}
-        name, args = (words[0].lower(), words[1:]) if words else ("help", ())
-
-        if name in ("help", "-h", "--help"):
-            text, blocks = render_help(self.registry, self.engine.cached())
-            self._audit(base, "help", args, "ok", received)
-            return {"text": text, "blocks": blocks}
-        sub = self.registry.subcommands.get(name)
-        if sub is None:
-            self._audit(base, name, args, "unknown", received)
-            return {"text": render_unknown(name, self.registry)}
-        try:
-            options = sub.parse(args) if sub.parse else None
-        except UsageError as exc:
-            self._audit(base, name, args, "usage", received)
-            return {"text": render_usage(sub, str(exc))}
-
-        decision = self._quick_decision(sub.mutating, user, channel, channel_name)
-        if decision is not None and not decision.allowed:
-            self._audit(base, name, args, "denied", received)
-            return {"text": f":no_entry: {decision.reason}"}
-
-        invocation = Invocation(
-            name=name,
-            args=args,
-            user_id=user,
-            channel_id=channel,
+        request = Request(
             source="command",
+            text=str(body.get("text", "")),
+            user=str(body.get("user_id", "")),
+            channel=str(body.get("channel_id", "")),
+            channel_name=body.get("channel_name"),
             response_url=body.get("response_url"),
             team_id=body.get("team_id"),
-            request_id=rid,
-            received_at=received,
-            options=options,
         )
-        if self.executor.submit(self._job, invocation, sub, decision is None) is None:
-            self._audit(base, name, args, "busy", received)
-            return {"text": BUSY}
-        return None
+        reply = self._dispatch(request, time.monotonic(), new_request_id())
+        if reply is None:
+            return None
+        answer: dict[str, Any] = {"text": reply.text}
+        if reply.blocks is not None:
+            answer["blocks"] = reply.blocks
+        return answer
 
-    # --- ack path: app mentions -----------------------------------------------------------
     def on_mention(self, event: dict[str, Any], event_id: str | None = None) -> None:
         if event_id and not self._seen.first_time(f"event:{event_id}"):
             return  # Slack's retry of a delivery we already took
         received = time.monotonic()
         rid = new_request_id()
-        user = str(event.get("user", ""))
-        channel = str(event.get("channel", ""))
-        # In a thread: answer there. At the top level: open a thread under the mention.
-        thread_ts = event.get("thread_ts") or event.get("ts")
-        base = {"request_id": rid, "user": user, "channel": channel, "source": "mention"}
+        request = Request(
+            source="mention",
+            text=strip_mention(str(event.get("text", ""))),
+            user=str(event.get("user", "")),
+            channel=str(event.get("channel", "")),
+            # In a thread: answer there. At the top level: open a thread under the mention.
+            thread_ts=event.get("thread_ts") or event.get("ts"),
+            team_id=event.get("team"),
+        )
+        reply = self._dispatch(request, received, rid)
+        if reply is None:
+            return
         ctx = SlackContext(
             self,
-            user_id=user,
-            channel_id=channel,
-            thread_ts=thread_ts,
+            user_id=request.user,
+            channel_id=request.channel,
+            thread_ts=request.thread_ts,
             request_id=rid,
             received_at=received,
         )
+        if reply.busy:
+            self._safe(ctx.ephemeral, reply.text)  # rare; a direct call beats dropping it
+        else:
+            self.executor.submit(self._safe, ctx.ephemeral, reply.text, reply.blocks)
 
-        def tell(text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-            self.executor.submit(self._safe, ctx.ephemeral, text, blocks)
-
+    def _dispatch(self, request: Request, received: float, rid: str) -> Reply | None:
+        """Parse, answer help/unknown/usage, authorize what needs no lookup, and queue the
+        subcommand on the executor: the ack path of commands and mentions alike. Returns what
+        to tell the requester now (None: queued, the subcommand answers)."""
+        base = {
+            "request_id": rid,
+            "user": request.user,
+            "channel": request.channel,
+            "source": request.source,
+        }
         try:
-            words = split(strip_mention(str(event.get("text", ""))))
+            words = split(request.text)
         except UsageError as exc:
             self._audit(base, "?", (), "usage", received)
-            tell(f":warning: {exc}. Try `@dify-ollama help`.")
-            return
+            return Reply(f":warning: {exc}. Try `{request.help_command}`.")
         name, args = (words[0].lower(), words[1:]) if words else ("help", ())
         if name in ("help", "-h", "--help"):
             self._audit(base, "help", args, "ok", received)
-            tell(*render_help(self.registry, self.engine.cached()))
-            return
+            return Reply(*render_help(self.registry, self.engine.cached()))
         sub = self.registry.subcommands.get(name)
         if sub is None:
             self._audit(base, name, args, "unknown", received)
-            tell(render_unknown(name, self.registry))
-            return
+            return Reply(render_unknown(name, self.registry))
         try:
             options = sub.parse(args) if sub.parse else None
         except UsageError as exc:
             self._audit(base, name, args, "usage", received)
-            tell(render_usage(sub, str(exc)))
-            return
-        decision = self._quick_decision(sub.mutating, user, channel, None)
+            return Reply(render_usage(sub, str(exc)))
+        decision = self._quick_decision(
+            sub.mutating, request.user, request.channel, request.channel_name
+        )
         if decision is not None and not decision.allowed:
             self._audit(base, name, args, "denied", received)
-            tell(f":no_entry: {decision.reason}")
-            return
+            return Reply(f":no_entry: {decision.reason}")
         invocation = Invocation(
             name=name,
             args=args,
-            user_id=user,
-            channel_id=channel,
-            source="mention",
-            thread_ts=thread_ts,
-            team_id=event.get("team"),
+            user_id=request.user,
+            channel_id=request.channel,
+            source=request.source,
+            thread_ts=request.thread_ts,
+            response_url=request.response_url,
+            team_id=request.team_id,
             request_id=rid,
             received_at=received,
             options=options,
         )
         if self.executor.submit(self._job, invocation, sub, decision is None) is None:
             self._audit(base, name, args, "busy", received)
-            self._safe(ctx.ephemeral, BUSY)  # rare; a direct call beats dropping it silently
+            return Reply(BUSY, busy=True)
+        return None
 
     # --- ack path: buttons ----------------------------------------------------------------
     def on_action(self, body: dict[str, Any], action: dict[str, Any]) -> None:

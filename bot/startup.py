@@ -62,23 +62,30 @@ def check_settings(settings: Settings, mode: Mode | None = None) -> StartupRepor
     chosen: Mode = mode or ("socket" if app_token else "http")
     report = StartupReport(mode=chosen)
 
-    if not bot_token:
-        report.errors.append(
+    tokens = [
+        (
+            "SLACK_BOT_TOKEN",
+            bot_token,
+            "xoxb-",
             "SLACK_BOT_TOKEN is not set: install the app to your workspace and copy its "
-            "Bot User OAuth Token (xoxb-..., OAuth & Permissions) into the bot's environment."
+            "Bot User OAuth Token (xoxb-..., OAuth & Permissions) into the bot's environment.",
         )
-    elif problem := _token_problem("SLACK_BOT_TOKEN", bot_token, "xoxb-"):
-        report.errors.append(problem)
-
+    ]
     if chosen == "socket":
-        if not app_token:
-            report.errors.append(
+        tokens.append(
+            (
+                "SLACK_APP_TOKEN",
+                app_token,
+                "xapp-",
                 "Socket Mode needs SLACK_APP_TOKEN (xapp-..., Basic Information -> App-Level "
-                "Tokens, scope connections:write)."
+                "Tokens, scope connections:write).",
             )
-        elif problem := _token_problem("SLACK_APP_TOKEN", app_token, "xapp-"):
+        )
+    for name, value, prefix, missing in tokens:
+        problem = _token_problem(name, value, prefix) if value else missing
+        if problem:
             report.errors.append(problem)
-    else:
+    if chosen != "socket":
         signing = secret(settings.slack_signing_secret)
         if not signing:
             report.errors.append(

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 
+import cli.commands
 from config.settings import ConfigError, load_settings
 
-# Subcommand modules in cli/commands/, in help order. Each module defines
-# `register(subparsers)`, which adds its parser and sets `func=run(args, settings) -> int`.
-COMMANDS = ("check", "fix_env", "restart", "logs", "serve")
-
 EXIT_USAGE = 2
+
+
+def command_modules() -> list[str]:
+    """Every module in cli/commands/, in name order: each one is a subcommand. Its
+    `register(subparsers)` adds its parser and sets `func=run(args, settings) -> int`."""
+    found = pkgutil.iter_modules(cli.commands.__path__)
+    return [f"cli.commands.{m.name}" for m in sorted(found, key=lambda m: m.name)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,14 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Diagnose and repair a self-hosted Dify talking to Ollama on the same host.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"cli.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"cli.commands.{name}":
-                continue  # not built yet
-            raise
-        module.register(sub)
+    for name in command_modules():
+        register = getattr(importlib.import_module(name), "register", None)
+        if not callable(register):
+            raise ImportError(f"{name} has no register(subparsers) function")
+        register(sub)
     return parser
 
 

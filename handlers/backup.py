@@ -237,6 +237,31 @@ class Backup:
             raise HandlerError(f"backup {self.id}: copy of {saved.path} is damaged (checksum)")
         return data
 
+    def restore(self, saved: SavedFile) -> None:
+        """Put one saved file back byte for byte, with the mode and owner it had; a file the
+        fix created is removed."""
+        data = self.saved_bytes(saved)
+        if data is None:
+            remove_file(Path(saved.target))
+            return
+        exact = None
+        if saved.mode is not None and saved.uid is not None and saved.gid is not None:
+            exact = Ownership(saved.mode, saved.uid, saved.gid)
+        atomic_write(Path(saved.target), data, exact=exact)
+
+    def put_back(self, roles: list[str]) -> list[str]:
+        """Restore the saved files of these roles, last first; what could not be restored."""
+        failed = []
+        for role in reversed(roles):
+            saved = self.file(role)
+            if saved is None:
+                continue
+            try:
+                self.restore(saved)
+            except (HandlerError, OSError) as exc:
+                failed.append(f"{saved.path}: {exc}")
+        return failed
+
     def save_manifest(self) -> None:
         body = json.dumps(self.to_json(), indent=2, sort_keys=True).encode()
         atomic_write(self.dir / MANIFEST, body, like=Ownership(0o600, os.geteuid(), os.getegid()))

@@ -11,7 +11,7 @@ from dataclasses import replace
 from config.settings import Settings
 from handlers.facts import Facts, Skip
 from handlers.probes import PROBES, Probe
-from handlers.redact import Redactor
+from handlers.redact import Redactor, redactor_for
 from handlers.results import Finding, HandlerError, Report, Status
 
 log = logging.getLogger(__name__)
@@ -36,14 +36,7 @@ def _redactor(facts: Facts) -> Redactor:
         values = facts.env().values
     except (Skip, HandlerError):
         values = {}
-    tokens = (
-        facts.settings.slack_bot_token,
-        facts.settings.slack_app_token,
-        facts.settings.slack_signing_secret,
-    )
-    return Redactor.from_sources(
-        values, extra=[t.get_secret_value() for t in tokens if t is not None]
-    )
+    return redactor_for(facts.settings, env_values=values)
 
 
 def _scrub(finding: Finding, redactor: Redactor) -> Finding:

@@ -2,9 +2,8 @@
 
 Only the `base_url` field of an Ollama row's `encrypted_config` JSON changes: the new text is
 the old text with that one string replaced (every other byte kept), checked by parsing both.
-All rows change in ONE transaction (a DO block through `psql` in the db container), and each
-UPDATE is guarded by the row's old text: a row edited since the plan aborts the whole
-transaction, so the database is either entirely old or entirely new.
+Which rows change and into what is decided here, purely; `handlers/dify_db.py` writes them, all
+in one guarded transaction.
 
 Dify caches decrypted credentials in Redis for 24 h; the keys `provider_model_credentials:*`
 and `provider_credentials:*` are deleted with `redis-cli` inside the redis container. Its
@@ -13,17 +12,15 @@ password goes in the exec environment (REDISCLI_AUTH), never on a command line.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import secrets
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import docker
 
 from handlers import container_exec
-from handlers.dify_db import TABLES, psql_argv, read_rows_json
+from handlers.dify_db import CredentialRow, RowUpdate
 from handlers.results import HandlerError
 from handlers.urls import bad_suffix, is_loopback_url, root_of, without_credentials
 
@@ -33,37 +30,8 @@ DEL_BATCH = 200
 
 
 @dataclass(frozen=True)
-class RawRow:
-    """An Ollama credential row with its config text exactly as stored."""
-
-    table: str
-    id: str
-    tenant_id: str
-    provider: str
-    model: str
-    model_type: str
-    config: str  # encrypted_config, verbatim
-
-    @property
-    def config_sha256(self) -> str:
-        return hashlib.sha256(self.config.encode()).hexdigest()
-
-    @property
-    def base_url(self) -> str | None:
-        try:
-            data = json.loads(self.config)
-        except ValueError:
-            return None
-        value = data.get("base_url") if isinstance(data, dict) else None
-        return value if isinstance(value, str) else None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class RowChange:
-    row: RawRow
+    row: CredentialRow
     old_url: str
     new_url: str
     new_config: str
@@ -74,40 +42,8 @@ class RowChange:
             f"base_url {without_credentials(self.old_url)} -> {without_credentials(self.new_url)}"
         )
 
-
-def _exec_psql(
-    client: docker.DockerClient,
-    db_cid: str,
-    argv: list[str],
-    timeout: float,
-    what: str,
-    environment: dict[str, str] | None = None,
-) -> container_exec.ExecResult:
-    res = container_exec.run(client, db_cid, argv, timeout, environment=environment)
-    if res.exit_code is None or res.timed_out:
-        raise HandlerError(f"{what}: psql in the db container did not answer within {timeout:g} s")
-    if res.missing_command:
-        raise HandlerError(f"{what}: the db container has no psql (is it PostgreSQL?)")
-    return res
-
-
-def read_rows(
-    client: docker.DockerClient, db_cid: str, user: str, database: str, timeout: float
-) -> list[RawRow]:
-    """Every Ollama row of both credential tables (where they exist), config text verbatim."""
-    return [
-        RawRow(
-            table=str(data["table"]),
-            id=str(data["id"]),
-            tenant_id=str(data["tenant_id"]),
-            provider=str(data["provider"]),
-            model=str(data["model"]),
-            model_type=str(data["model_type"]),
-            config=data["config"],
-        )
-        for data in read_rows_json(client, db_cid, user, database, timeout)
-        if isinstance(data.get("config"), str)
-    ]
+    def update(self) -> RowUpdate:
+        return RowUpdate(self.row.table, self.row.id, self.row.config or "", self.new_config)
 
 
 def target_url(old_url: str, fix_base_url: str) -> str:
@@ -145,88 +81,18 @@ def rewrite_config(text: str, new_url: str) -> str:
     return new_text
 
 
-def plan_changes(rows: list[RawRow], fix_base_url: str) -> list[RowChange]:
+def plan_changes(rows: Sequence[CredentialRow], fix_base_url: str) -> list[RowChange]:
+    """The rows whose base URL needs fixing, each with its rewritten config (pure)."""
     changes = []
     for row in rows:
-        url = row.base_url
-        if url is None or not needs_fix(url):
+        url = row.stored_url
+        if row.config is None or url is None or not needs_fix(url):
             continue
         new_url = target_url(url, fix_base_url)
         if new_url == url:
             continue
         changes.append(RowChange(row, url, new_url, rewrite_config(row.config, new_url)))
     return changes
-
-
-def _literal(value: str) -> str:
-    """A SQL string literal (standard_conforming_strings is forced on: only quotes double)."""
-    if "\x00" in value:
-        raise HandlerError("a value holds a NUL character; nothing was changed")
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _guarded_updates(updates: list[tuple[str, str, str, str]]) -> str:
-    """One DO block: (table, id, expected old text, new text) per row; any miss aborts all."""
-    if any(table not in TABLES for table, _, _, _ in updates):
-        raise HandlerError("refusing to write a table other than Dify's credential tables")
-    tag = f"$dify_ollama_{secrets.token_hex(6)}$"
-    body = []
-    for table, row_id, old, new in updates:
-        if tag in old or tag in new:
-            raise HandlerError("a value collides with the SQL quoting tag; try again")
-        body.append(
-            f"UPDATE {table} SET encrypted_config = {_literal(new)} "  # noqa: S608 - quoted
-            f"WHERE id::text = {_literal(row_id)} AND encrypted_config = {_literal(old)};\n"
-            "IF NOT FOUND THEN RAISE EXCEPTION 'dify-ollama: row % changed since it was read', "
-            f"{_literal(row_id)}; END IF;"
-        )
-    return f"DO {tag}\nBEGIN\n" + "\n".join(body) + f"\nEND\n{tag};"
-
-
-def write_rows(
-    client: docker.DockerClient,
-    db_cid: str,
-    user: str,
-    database: str,
-    updates: list[tuple[str, str, str, str]],
-    timeout: float,
-    what: str = "rewriting base_url",
-) -> None:
-    """Apply (table, id, old text, new text) updates in one transaction, or none of them."""
-    if not updates:
-        return
-    argv = psql_argv(
-        user,
-        database,
-        "SET standard_conforming_strings = on",
-        _guarded_updates(updates),
-        stop_on_error=True,
-    )
-    res = _exec_psql(client, db_cid, argv, timeout, what)
-    if res.exit_code != 0:
-        message = next(
-            (ln for ln in res.stderr.splitlines() if "ERROR" in ln or "FATAL" in ln),
-            res.stderr.strip()[:200] or f"psql exited {res.exit_code}",
-        )
-        raise HandlerError(f"{what} failed, the transaction was rolled back: {message[:300]}")
-
-
-def apply_changes(
-    client: docker.DockerClient,
-    db_cid: str,
-    user: str,
-    database: str,
-    changes: list[RowChange],
-    timeout: float,
-) -> None:
-    write_rows(
-        client,
-        db_cid,
-        user,
-        database,
-        [(c.row.table, c.row.id, c.row.config, c.new_config) for c in changes],
-        timeout,
-    )
 
 
 # --- Redis ----------------------------------------------------------------------------------
@@ -326,3 +192,11 @@ def purge_instruction(project_name: str, database: int) -> str:
         f"xargs -r redis-cli -n {database} DEL'` (project {project_name}; REDISCLI_AUTH is "
         "set in that container), then restart api, worker and plugin_daemon."
     )
+
+
+def redis_db_number(env_values: Mapping[str, str]) -> int:
+    """The Redis database Dify keeps its cache in (REDIS_DB, default 0)."""
+    try:
+        return int(env_values.get("REDIS_DB") or 0)
+    except ValueError:
+        return 0

@@ -10,6 +10,7 @@ import docker
 from docker.errors import DockerException
 
 from config.settings import Settings
+from handlers.results import HandlerError
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # Pinned so constructing a client never contacts the daemon (docker-py asks for the version
@@ -106,3 +107,13 @@ def ping(
         return client, None, version
     except (DockerException, OSError, Exception) as exc:
         return None, explain(exc, host), ""
+
+
+def connect(settings: Settings) -> docker.DockerClient:
+    """A client that answered a ping; HandlerError saying why and what to do otherwise."""
+    client, problem, _ = ping(settings)
+    if client is None:
+        reason = problem.message if problem else "no answer"
+        remedy = problem.remedy if problem else ""
+        raise HandlerError(f"Docker engine unreachable: {reason}. {remedy}".strip())
+    return client

@@ -17,16 +17,15 @@ from pathlib import Path
 
 from handlers import backup
 from handlers.envfile import is_secret_key, parse_env_text
+from handlers.redact import MASK, Redactor
 from handlers.results import HandlerError
-
-MASK = "********"
+from handlers.urls import hide_credentials
 
 # `  export KEY = value  # comment`: lead, export, key, separator, rest (value + comment).
 _ASSIGN = re.compile(
     r"^(?P<lead>[ \t]*)(?P<export>export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)"
     r"(?P<sep>[ \t]*=[ \t]*)(?P<rest>.*)$"
 )
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/@\s]+)@")
 
 
 def check_value(key: str, value: str) -> None:
@@ -173,8 +172,8 @@ def write_text(path: Path, new_text: str, expected_sha256: str | None) -> Path:
 
 
 # --- preview ------------------------------------------------------------------------------
-def mask_line(line: str, secrets: set[str] | frozenset[str] = frozenset()) -> str:
-    """A .env line with the value of a secret key, known secret values and URL passwords hidden."""
+def mask_line(line: str, redactor: Redactor | None = None) -> str:
+    """A .env line with the value of a secret key hidden, then `mask_text`."""
     match = _ASSIGN.match(line)
     if match and is_secret_key(match.group("key")):
         rest = match.group("rest")
@@ -184,28 +183,27 @@ def mask_line(line: str, secrets: set[str] | frozenset[str] = frozenset()) -> st
         start, end, _ = span
         if end > start:
             line = line[: match.start("rest")] + rest[:start] + MASK + rest[end:]
-    return mask_text(line, secrets)
+    return mask_text(line, redactor)
 
 
-def mask_text(text: str, secrets: set[str] | frozenset[str] = frozenset()) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, MASK)
-    return _URL_USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
+def mask_text(text: str, redactor: Redactor | None = None) -> str:
+    """`text` through the redactor (known secrets, token shapes, secret keys), with every
+    URL's userinfo hidden as well."""
+    return hide_credentials((redactor or Redactor()).redact(text))
 
 
 def masked_diff(
     old_text: str,
     new_text: str,
     label: str,
-    secrets: set[str] | frozenset[str] = frozenset(),
+    redactor: Redactor | None = None,
     old_label: str | None = None,
     context: int = 1,
 ) -> str:
     """A unified diff with every secret value masked (the values of secret-named keys, any
-    known secret value wherever it appears, and passwords inside URLs)."""
-    old_lines = [mask_line(line, secrets) for line in old_text.splitlines()]
-    new_lines = [mask_line(line, secrets) for line in new_text.splitlines()]
+    known secret value wherever it appears, and credentials inside URLs)."""
+    old_lines = [mask_line(line, redactor) for line in old_text.splitlines()]
+    new_lines = [mask_line(line, redactor) for line in new_text.splitlines()]
     diff = difflib.unified_diff(
         old_lines,
         new_lines,

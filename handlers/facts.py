@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import docker
 import httpx
@@ -80,7 +80,7 @@ class Facts:
                 future.set_result(compute())
             except BaseException as exc:
                 future.set_exception(exc)
-        return future.result()
+        return cast(T, future.result())
 
     def budget(self) -> float:
         """Seconds a probe started now may wait: CHECK_TIMEOUT, less if the deadline is near."""
@@ -185,25 +185,16 @@ class Facts:
             env[key] = value
         return env
 
-    def credentials(self) -> list[dify_db.OllamaCredential]:
+    def credentials(self) -> list[dify_db.CredentialRow]:
         project = self.project()
 
-        def compute() -> list[dify_db.OllamaCredential]:
-            service = project.db_service
-            if service is None:
-                db_type = self.env_or_empty().get("DB_TYPE", "postgresql")
-                if db_type not in ("postgresql", "postgres", ""):
-                    raise HandlerError(f"DB_TYPE={db_type}: only PostgreSQL is read")
-                raise HandlerError("no db_postgres (or db) container in the project")
-            cid = self.running(service)
-            # The user and database the running PostgreSQL was started with: on the critical
-            # path of every container probe, and right even when .env changed since.
-            db_env = self.container_env(cid)
-            user = db_env.get("POSTGRES_USER") or self.env_or_empty().get("DB_USERNAME")
-            database = db_env.get("POSTGRES_DB") or self.env_or_empty().get("DB_DATABASE")
-            return dify_db.read_ollama_credentials(
-                self.client(), cid, user or "postgres", database or "dify", self.budget()
-            )
+        def compute() -> list[dify_db.CredentialRow]:
+            env = self.env_or_empty()
+            cid = self.running(dify_db.db_service(project, env))
+            # The login the running PostgreSQL was started with: on the critical path of
+            # every container probe, and right even when .env changed since.
+            where = dify_db.resolve_login(project, env, self.container_env(cid))
+            return dify_db.open_database(self.client(), project, where).read_rows(self.budget())
 
         return self._once("credentials", compute)
 

@@ -1,44 +1,38 @@
 """Applying a saved `fix-env` plan (made by `handlers/fix_plan.py`) exactly as it was shown.
 
-Applying re-reads the files and rows the plan read and refuses when anything changed since the
-preview (the plan holds their checksums), so what is applied is exactly what was shown. Applying
-takes the host's mutation lock, saves a backup of every file and row it will touch, then writes
-`.env`, the compose override and the database (one transaction) and purges Dify's credential
-cache. A failure rolls back what was already written; a killed process leaves each file old or
-new (atomic renames) and the backup in place.
+Applying gathers the files and rows the plan read (`handlers/fix_scene.py`) and `prepare`
+refuses, without touching anything, when one of them changed since the preview (the plan holds
+their checksums): what is applied is exactly what was shown. Then it acts: it takes the host's
+mutation lock, saves a backup of every file and row it will touch, writes `.env`, the compose
+override and the database (one transaction) and purges Dify's credential cache. A failure rolls
+back what was already written; a killed process leaves each file old or new (atomic renames)
+and the backup in place.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker
+
 from config.settings import Settings
 from handlers import backup as backups
-from handlers import db_fix, env_edit
-from handlers.compose_cli import compose_argv, find_compose
-from handlers.envfile import parse_env_text
-from handlers.fix_plan import (
-    DbStep,
-    Plan,
-    Progress,
-    _noop,
-    _running,
-    _Scene,
-    _scene,
-    load_plan,
-    save_plan,
-)
+from handlers import db_fix, dify_db, env_edit
+from handlers.compose_cli import file_validator
+from handlers.engine import connect
+from handlers.fix_cache import purge_after_rows
+from handlers.fix_model import Plan
+from handlers.fix_plan import load_plan, save_plan
+from handlers.fix_scene import Scene, gather
 from handlers.mutation_lock import exclusive
 from handlers.override import merge_gateway
-from handlers.project import DifyProject
-from handlers.restart import Pending, compose_environment, compose_files, record_pending
-from handlers.results import HandlerError
+from handlers.pending import Pending, record_pending
+from handlers.redact import redactor_for
+from handlers.results import HandlerError, Progress, no_progress
 
 
 @dataclass
@@ -62,8 +56,17 @@ class ApplyResult:
         return asdict(self)
 
 
-def _verify_unchanged(path: Path, expected: str | None, what: str) -> bytes | None:
-    data = backups.read_bytes(backups.resolve_target(path))
+# --- decide: what exactly gets written (pure) -------------------------------------------------
+@dataclass(frozen=True)
+class Prepared:
+    """The bytes and rows applying writes, computed before the first write."""
+
+    new_env: bytes | None
+    new_override: bytes | None
+    changes: tuple[db_fix.RowChange, ...]
+
+
+def _unchanged(data: bytes | None, expected: str | None, what: str) -> bytes | None:
     if backups.sha256(data) != expected:
         raise HandlerError(
             f"{what} changed since the plan was shown; nothing was changed (run fix-env again)"
@@ -71,69 +74,58 @@ def _verify_unchanged(path: Path, expected: str | None, what: str) -> bytes | No
     return data
 
 
-def _validate_override(
-    settings: Settings, project: DifyProject, files: tuple[Path, ...], override: Path
-) -> Callable[[Path], None] | None:
-    """A check that Compose accepts the merged files (`config -q`), when Compose exists."""
-    compose = find_compose()
-    if compose is None:
-        return None
-    others = [f for f in files if f.resolve() != backups.resolve_target(override)]
-
-    def validate(tmp: Path) -> None:
-        argv = compose_argv(
-            compose, project.name, str(project.working_dir), tuple(str(f) for f in [*others, tmp])
+def prepare(plan: Plan, scene: Scene) -> Prepared:
+    """What applying `plan` writes, from what `scene` holds; HandlerError (nothing changed)
+    when a file or row the plan read changed since it was shown."""
+    if str(scene.project.working_dir) != plan.dify_dir:
+        raise HandlerError(
+            f"the plan is for {plan.dify_dir} but the Dify project is now in "
+            f"{scene.project.working_dir}; run fix-env again"
         )
-        try:
-            done = subprocess.run(
-                [*argv, "config", "-q"],
-                cwd=project.working_dir,
-                env=compose_environment(settings),
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise HandlerError(f"could not validate the override with compose: {exc}") from None
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["?"]
-            raise HandlerError(
-                f"compose rejects the merged override ({tail[0][:300]}); nothing was changed"
-            )
-
-    return validate
-
-
-def _rollback_files(backup: backups.Backup, written: list[backups.SavedFile]) -> list[str]:
-    """Put back files already written; returns what could not be restored."""
-    failed = []
-    for saved in reversed(written):
-        try:
-            _restore_file(backup, saved)
-        except (HandlerError, OSError) as exc:
-            failed.append(f"{saved.path}: {exc}")
-    return failed
-
-
-def _restore_file(backup: backups.Backup, saved: backups.SavedFile) -> None:
-    data = backup.saved_bytes(saved)
-    if data is None:
-        backups.remove_file(Path(saved.target))
-        return
-    exact = None
-    if saved.mode is not None and saved.uid is not None and saved.gid is not None:
-        exact = backups.Ownership(saved.mode, saved.uid, saved.gid)
-    backups.atomic_write(Path(saved.target), data, exact=exact)
+    new_env: bytes | None = None
+    if plan.env:
+        text = _unchanged(scene.env_bytes, plan.env.base_sha256, ".env")
+        if text is None:
+            template = scene.read(plan.env.template or "")
+            text = _unchanged(template, plan.env.template_sha256, ".env.example") or b""
+        new_text, _ = env_edit.set_values(text.decode("utf-8"), plan.env.values)
+        new_env = new_text.encode("utf-8")
+    scene.required_compose_files()
+    new_override: bytes | None = None
+    if plan.override:
+        path = Path(plan.override.path)
+        old = _unchanged(scene.read(path), plan.override.base_sha256, path.name)
+        change = merge_gateway(
+            old.decode("utf-8") if old is not None else None, plan.override.services, path
+        )
+        if change is None:
+            raise HandlerError(f"{path.name} already has the mapping; run fix-env again")
+        new_override = change.new_text.encode("utf-8")
+    changes: list[db_fix.RowChange] = []
+    if plan.db:
+        if scene.rows_error is not None:
+            raise HandlerError(scene.rows_error)
+        current = {(r.table, r.id): r for r in scene.rows}
+        for planned in plan.db.rows:
+            row = current.get((planned.table, planned.id))
+            if row is None or row.config is None or row.config_sha256 != planned.config_sha256:
+                raise HandlerError(
+                    f"Ollama row {planned.model} ({planned.id}) changed since the plan was shown; "
+                    "nothing was changed (run fix-env again)"
+                )
+            new_config = db_fix.rewrite_config(row.config, planned.new_url)
+            changes.append(db_fix.RowChange(row, planned.old_url, planned.new_url, new_config))
+    return Prepared(new_env, new_override, tuple(changes))
 
 
+# --- act ---------------------------------------------------------------------------------------
 def apply_plan(
     settings: Settings,
     plan_id: str,
     *,
     user: str,
     source: str,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> ApplyResult:
     """Apply a saved plan exactly as shown; at most once (AlreadyDone on a repeat)."""
     start = time.monotonic()
@@ -145,7 +137,10 @@ def apply_plan(
     with exclusive(
         settings.state_path, "fix-env apply", user, source, key=f"apply:{plan.id}"
     ) as rec:
-        result = _apply(settings, plan, user, progress, start)
+        client = connect(settings)
+        scene = gather_for(settings, client, plan)
+        result = apply_to(settings, plan, scene, client, user=user, progress=progress)
+        result.duration_ms = int((time.monotonic() - start) * 1000)
         if rec is not None:
             rec.result = result.to_json()
         plan.state = "applied"
@@ -153,68 +148,36 @@ def apply_plan(
         return result
 
 
-def _apply(
-    settings: Settings, plan: Plan, user: str, progress: Progress, start: float
+def gather_for(settings: Settings, client: docker.DockerClient | None, plan: Plan) -> Scene:
+    """The scene a plan is applied to: the files and rows it read, read again."""
+    login = None
+    if plan.db:
+        login = dify_db.DbLogin(plan.db.service, plan.db.user, plan.db.database)
+    paths = [p for p in (plan.override and plan.override.path, plan.env and plan.env.template) if p]
+    return gather(settings, client, rows=login, also_read=paths, gateway=False)
+
+
+def apply_to(
+    settings: Settings,
+    plan: Plan,
+    scene: Scene,
+    client: docker.DockerClient | None,
+    *,
+    user: str,
+    progress: Progress = no_progress,
 ) -> ApplyResult:
-    scene = _scene(settings)
+    """Apply `plan` to the host `scene` was gathered from (the caller holds the lock): verify,
+    back up, write, purge, record the pending restart. `client` None: no engine, so the plan
+    must not write the database."""
+    start = time.monotonic()
     project = scene.project
-    if str(project.working_dir) != plan.dify_dir:
-        raise HandlerError(
-            f"the plan is for {plan.dify_dir} but the Dify project is now in "
-            f"{project.working_dir}; run fix-env again"
-        )
     progress("checking that nothing changed since the plan was shown")
     # Everything is read and verified before the first write.
-    new_env: bytes | None = None
-    env_like: backups.Ownership | None = None
-    if plan.env:
-        current = _verify_unchanged(scene.env_path, plan.env.base_sha256, ".env")
-        if current is None:
-            template = Path(plan.env.template or "")
-            text = _verify_unchanged(template, plan.env.template_sha256, ".env.example") or b""
-            env_like = backups.Ownership.of(os.stat(template))
-        else:
-            text = current
-        new_text, _ = env_edit.set_values(text.decode("utf-8"), plan.env.values)
-        new_env = new_text.encode("utf-8")
-    new_override: bytes | None = None
-    files = compose_files(project)
-    if plan.override:
-        path = Path(plan.override.path)
-        old = _verify_unchanged(path, plan.override.base_sha256, path.name)
-        change = merge_gateway(
-            old.decode("utf-8") if old is not None else None, plan.override.services, path
-        )
-        if change is None:
-            raise HandlerError(f"{path.name} already has the mapping; run fix-env again")
-        new_override = change.new_text.encode("utf-8")
-    changes: list[db_fix.RowChange] = []
-    db_cid = None
-    if plan.db:
-        db_cid = _running(project, plan.db.service)
-        if db_cid is None:
-            raise HandlerError(f"{plan.db.service} is not running; nothing was changed")
-        current_rows = {
-            (r.table, r.id): r
-            for r in db_fix.read_rows(
-                scene.client, db_cid, plan.db.user, plan.db.database, settings.check_timeout * 2
-            )
-        }
-        for planned in plan.db.rows:
-            row = current_rows.get((planned.table, planned.id))
-            if row is None or row.config_sha256 != planned.config_sha256:
-                raise HandlerError(
-                    f"Ollama row {planned.model} ({planned.id}) changed since the plan was shown; "
-                    "nothing was changed (run fix-env again)"
-                )
-            changes.append(
-                db_fix.RowChange(
-                    row,
-                    planned.old_url,
-                    planned.new_url,
-                    db_fix.rewrite_config(row.config, planned.new_url),
-                )
-            )
+    ready = prepare(plan, scene)
+    files = scene.required_compose_files()
+    env_like = None
+    if plan.env and plan.env.base_sha256 is None:
+        env_like = backups.Ownership.of(os.stat(plan.env.template or ""))
 
     progress("saving a backup of everything that will change")
     roles = []
@@ -222,15 +185,16 @@ def _apply(
         roles.append(("env", scene.env_path))
     if plan.override:
         roles.append(("override", Path(plan.override.path)))
+    db = plan.db
     rows_saved = [
         {
             **c.row.to_json(),
             "new_config": c.new_config,
-            "db_service": plan.db.service if plan.db else None,
-            "db_user": plan.db.user if plan.db else None,
-            "database": plan.db.database if plan.db else None,
+            "db_service": db.service if db else None,
+            "db_user": db.user if db else None,
+            "database": db.database if db else None,
         }
-        for c in changes
+        for c in ready.changes
     ]
     backup = backups.create_backup(
         settings.backup_path,
@@ -242,15 +206,14 @@ def _apply(
         rows=rows_saved,
         plan_id=plan.id,
     )
+    redactor = redactor_for(settings, env_values=scene.env_values)
     changed: list[str] = []
-    written: list[backups.SavedFile] = []
+    written: list[str] = []  # roles of the files already replaced
     try:
-        if plan.env and new_env is not None:
-            saved = backup.file("env")
+        if plan.env and ready.new_env is not None:
             progress(f"writing {scene.env_path}")
-            backups.atomic_write(scene.env_path, new_env, like=env_like)
-            if saved is not None:
-                written.append(saved)
+            backups.atomic_write(scene.env_path, ready.new_env, like=env_like)
+            written.append("env")
             changed.append(
                 f"{scene.env_path}: "
                 + ("created from .env.example" if plan.env.base_sha256 is None else "edited")
@@ -260,35 +223,29 @@ def _apply(
                     else ""
                 )
             )
-        if plan.override and new_override is not None:
+        if plan.override and ready.new_override is not None:
             path = Path(plan.override.path)
-            saved = backup.file("override")
             progress(f"writing {path}")
             # A new override takes the mode and owner of Dify's own compose file.
             backups.atomic_write(
                 path,
-                new_override,
+                ready.new_override,
                 like=backups.Ownership.of(os.stat(files[0])),
-                validate=_validate_override(settings, project, files, path),
+                validate=file_validator(settings, project, files, path),
             )
-            if saved is not None:
-                written.append(saved)
+            written.append("override")
             changed.append(f"{path}: host-gateway for {', '.join(plan.override.services)}")
-        if plan.db and changes and db_cid is not None:
-            progress(f"rewriting {len(changes)} Ollama base URL(s) in one transaction")
-            db_fix.apply_changes(
-                scene.client,
-                db_cid,
-                plan.db.user,
-                plan.db.database,
-                changes,
-                settings.check_timeout * 4,
+        if db and ready.changes:
+            progress(f"rewriting {len(ready.changes)} Ollama base URL(s) in one transaction")
+            database = dify_db.open_database(
+                _engine(client), project, dify_db.DbLogin(db.service, db.user, db.database)
             )
-            changed += [env_edit.mask_text(c.describe(), scene.secrets) for c in changes]
+            database.write_rows([c.update() for c in ready.changes], settings.check_timeout * 4)
+            changed += [env_edit.mask_text(c.describe(), redactor) for c in ready.changes]
     except BaseException as exc:
-        failed = _rollback_files(backup, written)
+        failed = backup.put_back(written)
         backup.mark("failed", notes=[f"apply failed: {exc}", *failed])
-        restored = ", ".join(s.path for s in written) or "nothing had been written yet"
+        restored = ", ".join(f.path for r in written if (f := backup.file(r)) is not None)
         if failed:
             raise HandlerError(
                 f"fix-env failed: {exc}. Rolling back failed for: {'; '.join(failed)}. "
@@ -296,24 +253,30 @@ def _apply(
             ) from None
         if isinstance(exc, HandlerError):
             raise HandlerError(
-                f"fix-env failed: {exc}. Restored: {restored}; nothing is changed."
+                f"fix-env failed: {exc}. Restored: {restored or 'nothing had been written yet'};"
+                " nothing is changed."
             ) from None
         raise
 
     warnings: list[str] = []
-    if plan.db and changes:
-        warnings += _purge(settings, scene, plan.db, progress)
-    backup.mark(
-        "applied",
-        restart_services=list(plan.restart_services),
-        db_changed=bool(changes),
-    )
+    db_changed = bool(ready.changes)
+    if db and db_changed:
+        warnings += purge_after_rows(
+            _engine(client),
+            settings,
+            project,
+            db.redis_service,
+            db.redis_db,
+            scene.env_values,
+            progress,
+        )
+    backup.mark("applied", restart_services=list(plan.restart_services), db_changed=db_changed)
     record_pending(
         settings,
         Pending(
             dify_dir=str(project.working_dir),
             services=list(plan.restart_services),
-            db_changed=bool(changes),
+            db_changed=db_changed,
             backup=backup.id,
         ),
     )
@@ -323,38 +286,13 @@ def _apply(
         backup_dir=str(backup.dir),
         changed=changed,
         restart_services=list(plan.restart_services),
-        db_changed=bool(changes),
+        db_changed=db_changed,
         warnings=warnings,
         duration_ms=int((time.monotonic() - start) * 1000),
     )
 
 
-def _purge(settings: Settings, scene: _Scene, db: DbStep, progress: Progress) -> list[str]:
-    """Purge Dify's credential cache; a failure is a warning (the rows are already right)."""
-    redis_cid = _running(scene.project, db.redis_service) if db.redis_service else None
-    if redis_cid is None:
-        return [db_fix.purge_instruction(scene.project.name, db.redis_db)]
-    # Re-read .env: the password must come from the file as it is now.
-    env = scene.env.values if scene.env else {}
-    try:
-        fresh = backups.read_bytes(backups.resolve_target(scene.env_path))
-        if fresh is not None:
-            env = parse_env_text(fresh.decode("utf-8", "replace")).values
-    except HandlerError:
-        pass
-    progress("deleting Dify's cached credentials in Redis")
-    try:
-        db_fix.purge_cache(
-            scene.client,
-            redis_cid,
-            env.get("REDIS_PASSWORD") or None,
-            settings.check_timeout * 2,
-            database=db.redis_db,
-            username=env.get("REDIS_USERNAME") or None,
-        )
-    except HandlerError as exc:
-        return [
-            f"the database is fixed but Dify's cache was not purged ({exc}). "
-            + db_fix.purge_instruction(scene.project.name, db.redis_db)
-        ]
-    return []
+def _engine(client: docker.DockerClient | None) -> docker.DockerClient:
+    if client is None:
+        raise HandlerError("writing Dify's database needs the Docker engine")
+    return client

@@ -1,4 +1,9 @@
-"""Undoing an applied `fix-env` (see `handlers/fix_apply.py`) from the backup it saved."""
+"""Undoing an applied `fix-env` (see `handlers/fix_apply.py`) from the backup it saved.
+
+Gather (the project, its rows), decide (`row_updates`: which rows go back, refusing when one
+was changed since the fix), act (a safety backup of the current state, the files byte for byte,
+the rows in one transaction, the cache purged, a pending restart recorded).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker
+
 from config.settings import Settings
 from handlers import backup as backups
-from handlers import db_fix
-from handlers.fix_apply import _purge, _restore_file
-from handlers.fix_plan import DbStep, Progress, _noop, _running, _Scene, _scene
+from handlers import db_fix, dify_db
+from handlers.engine import connect
+from handlers.fix_cache import purge_after_rows
+from handlers.fix_scene import Scene, gather
 from handlers.mutation_lock import exclusive
-from handlers.restart import Pending, record_pending
-from handlers.results import HandlerError
+from handlers.pending import Pending, record_pending
+from handlers.project import discover
+from handlers.results import HandlerError, Progress, no_progress
 
 
 @dataclass
@@ -35,24 +44,66 @@ class UndoResult:
         return asdict(self)
 
 
+def saved_login(backup: backups.Backup) -> dify_db.DbLogin | None:
+    """Where the backup's rows were read and written (None: the fix wrote no rows)."""
+    if not backup.rows:
+        return None
+    first = backup.rows[0]
+    return dify_db.DbLogin(
+        str(first.get("db_service")), str(first.get("db_user")), str(first.get("database"))
+    )
+
+
+def row_updates(backup: backups.Backup, scene: Scene) -> list[dify_db.RowUpdate]:
+    """The rows to put back (pure): each row the fix rewrote, from what it wrote to what it
+    found. HandlerError (nothing changed) when a row is gone or was changed after the fix."""
+    if not backup.rows:
+        return []
+    if backup.dify_dir != str(scene.project.working_dir):
+        raise HandlerError(
+            f"backup {backup.id} is for {backup.dify_dir}, the Dify project is now in "
+            f"{scene.project.working_dir}; nothing was changed"
+        )
+    if scene.rows_error is not None:
+        raise HandlerError(scene.rows_error)
+    current = {(r.table, r.id): r for r in scene.rows}
+    updates = []
+    for saved in backup.rows:
+        row = current.get((saved["table"], saved["id"]))
+        if row is None:
+            raise HandlerError(
+                f"Ollama row {saved['model']} ({saved['id']}) no longer exists; nothing was changed"
+            )
+        if row.config == saved["config"]:
+            continue  # never rewritten (e.g. the fix was interrupted before the database)
+        if row.config != saved["new_config"]:
+            raise HandlerError(
+                f"Ollama row {saved['model']} ({saved['id']}) was changed after the fix (in "
+                "Dify's UI?); undo would overwrite that, so nothing was changed"
+            )
+        updates.append(
+            dify_db.RowUpdate(saved["table"], saved["id"], saved["new_config"], saved["config"])
+        )
+    return updates
+
+
 def undo(
     settings: Settings,
     *,
     user: str,
     source: str,
     backup_id: str | None = None,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> UndoResult:
     """Restore the most recent fix-env backup (or `backup_id`): files byte for byte with
     their mode and owner, database rows in one transaction, then purge the cache again."""
-    scene = _scene(settings)
+    client = connect(settings)
     root = settings.backup_path
     if backup_id is None:
-        found = backups.latest_undoable(root, scene.project.working_dir)
+        working_dir = discover(client, settings).working_dir
+        found = backups.latest_undoable(root, working_dir)
         if found is None:
-            raise HandlerError(
-                f"no fix-env backup to undo for {scene.project.working_dir} in {root}"
-            )
+            raise HandlerError(f"no fix-env backup to undo for {working_dir} in {root}")
         backup_id = found.id
     key = f"undo:{backup_id}"
     with exclusive(settings.state_path, "fix-env undo", user, source, key=key) as rec:
@@ -63,130 +114,75 @@ def undo(
             raise HandlerError(
                 f"backup {backup.id} belongs to a fix that was rolled back; nothing to undo"
             )
-        result = _undo(settings, scene, backup, user, progress)
+        scene = gather(settings, client, rows=saved_login(backup), gateway=False)
+        result = undo_to(settings, backup, scene, client, user=user, progress=progress)
         if rec is not None:
             rec.result = result.to_json()
         return result
 
 
-def _undo(
+def undo_to(
     settings: Settings,
-    scene: _Scene,
     backup: backups.Backup,
+    scene: Scene,
+    client: docker.DockerClient | None,
+    *,
     user: str,
-    progress: Progress,
+    progress: Progress = no_progress,
 ) -> UndoResult:
-    updates: list[tuple[str, str, str, str]] = []
-    db_cid = None
-    db_user = database = ""
-    if backup.rows:
-        if backup.dify_dir != str(scene.project.working_dir):
-            raise HandlerError(
-                f"backup {backup.id} is for {backup.dify_dir}, the Dify project is now in "
-                f"{scene.project.working_dir}; nothing was changed"
-            )
-        first = backup.rows[0]
-        db_user, database = str(first.get("db_user")), str(first.get("database"))
-        db_cid = _running(scene.project, first.get("db_service"))
-        if db_cid is None:
-            raise HandlerError(f"{first.get('db_service')} is not running; nothing was changed")
-        current = {
-            (r.table, r.id): r
-            for r in db_fix.read_rows(
-                scene.client, db_cid, db_user, database, settings.check_timeout * 2
-            )
-        }
-        for saved_row in backup.rows:
-            row = current.get((saved_row["table"], saved_row["id"]))
-            if row is None:
-                raise HandlerError(
-                    f"Ollama row {saved_row['model']} ({saved_row['id']}) no longer exists; "
-                    "nothing was changed"
-                )
-            if row.config == saved_row["config"]:
-                continue  # never rewritten (e.g. the fix was interrupted before the database)
-            if row.config != saved_row["new_config"]:
-                raise HandlerError(
-                    f"Ollama row {saved_row['model']} ({saved_row['id']}) was changed after the "
-                    "fix (in Dify's UI?); undo would overwrite that, so nothing was changed"
-                )
-            updates.append(
-                (saved_row["table"], saved_row["id"], saved_row["new_config"], saved_row["config"])
-            )
-
+    """Undo `backup` on the host `scene` was gathered from (the caller holds the lock).
+    `client` None: no engine, so the backup must hold no database rows to put back."""
+    updates = row_updates(backup, scene)
+    project = scene.project
     progress("saving the current state before undoing")
     safety = backups.create_backup(
         settings.backup_path,
-        project=scene.project.name,
-        dify_dir=scene.project.working_dir,
+        project=project.name,
+        dify_dir=project.working_dir,
         user=user,
         operation="pre-undo",
         files=[(f.role, Path(f.path)) for f in backup.files],
-        rows=[{"table": t, "id": i, "config": new} for t, i, new, _ in updates],
+        rows=[{"table": u.table, "id": u.id, "config": u.old} for u in updates],
         prefix="pre-undo-",
     )
     restored: list[str] = []
-    done: list[backups.SavedFile] = []
+    done: list[str] = []  # roles already restored
+    login = saved_login(backup)
     try:
         for saved in backup.files:
             progress(f"restoring {saved.path}")
-            _restore_file(backup, saved)
-            done.append(saved)
+            backup.restore(saved)
+            done.append(saved.role)
             restored.append(
                 saved.path if saved.existed else f"{saved.path} (removed: the fix created it)"
             )
-        if updates and db_cid is not None:
+        if updates and login is not None:
             progress(f"restoring {len(updates)} Ollama row(s) in one transaction")
-            db_fix.write_rows(
-                scene.client,
-                db_cid,
-                db_user,
-                database,
-                updates,
-                settings.check_timeout * 4,
-                what="restoring base_url",
-            )
-            restored.append(f"{len(updates)} Ollama row(s) in {database}")
+            if client is None:
+                raise HandlerError("restoring Dify's database needs the Docker engine")
+            database = dify_db.open_database(client, project, login)
+            database.write_rows(updates, settings.check_timeout * 4, what="restoring base_url")
+            restored.append(f"{len(updates)} Ollama row(s) in {login.database}")
     except BaseException as exc:
         # Put the files back as they were just before this undo.
-        failed = []
-        for saved in reversed(done):
-            copy = safety.file(saved.role)
-            if copy is not None:
-                try:
-                    _restore_file(safety, copy)
-                except (HandlerError, OSError) as err:
-                    failed.append(f"{saved.path}: {err}")
+        failed = safety.put_back(done)
         more = f" Could not put back: {'; '.join(failed)}." if failed else ""
         raise HandlerError(f"undo failed: {exc}; nothing is changed.{more}") from None
     safety.mark("applied")
     warnings: list[str] = []
-    if updates:
-        db_step = DbStep(
-            service=str(backup.rows[0].get("db_service")),
-            user=db_user,
-            database=database,
-            rows=[],
-            redis_service="redis",
-            redis_db=_redis_db(scene),
-            preview="",
+    if updates and client is not None:
+        redis_db = db_fix.redis_db_number(scene.env_values)
+        warnings += purge_after_rows(
+            client, settings, project, "redis", redis_db, scene.env_values, progress
         )
-        warnings += _purge(settings, scene, db_step, progress)
     backup.mark("undone", undone_at=backups.utc_stamp())
     record_pending(
         settings,
         Pending(
-            dify_dir=str(scene.project.working_dir),
+            dify_dir=str(project.working_dir),
             services=list(backup.restart_services),
             db_changed=bool(updates),
             backup=backup.id,
         ),
     )
     return UndoResult(backup.id, restored, list(backup.restart_services), warnings, str(safety.dir))
-
-
-def _redis_db(scene: _Scene) -> int:
-    try:
-        return int((scene.env.values if scene.env else {}).get("REDIS_DB") or 0)
-    except ValueError:
-        return 0

@@ -29,7 +29,7 @@ from config.settings import Settings
 from handlers import engine
 from handlers.envfile import read_env_file
 from handlers.project import DifyProject, discover
-from handlers.redact import Redactor
+from handlers.redact import Redactor, redactor_for
 from handlers.results import HandlerError
 
 DEFAULT_SERVICE = "api"
@@ -312,16 +312,7 @@ def _redactor(
             f"could not read Dify's .env ({exc}); redacting with the container's "
             "environment and the secret patterns only"
         )
-    own = [
-        token.get_secret_value()
-        for token in (
-            settings.slack_bot_token,
-            settings.slack_app_token,
-            settings.slack_signing_secret,
-        )
-        if token is not None
-    ]
-    return Redactor.from_sources(env_values, container_env, own)
+    return redactor_for(settings, env_values=env_values, container_env=container_env)
 
 
 @dataclass

@@ -7,7 +7,11 @@ writes who it is into the file; a refused request is told what runs, who started
 
 Idempotency keys (e.g. `apply:<plan id>`) record the outcome of an operation in
 `<STATE_DIR>/ops/`, so a double click or a retried delivery finds the first run's result
-instead of doing the work twice.
+instead of doing the work twice. `precheck` answers a repeat or a busy host early, `once` keeps
+an operation that does not change the host (posting one plan per report) to one run per key.
+
+Messages name people by their raw id (a Slack user id, or user@host for the CLI); the Slack
+side passes its own `who` to `describe` to turn ids into mentions.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import json
 import os
 import re
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,12 @@ from handlers.results import HandlerError
 LOCK_NAME = "mutation.lock"
 OPS_DIR = "ops"
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,120}$")
+# How a person is named in a message: (user, source) -> text. Handlers use the raw id.
+Who = Callable[[str, str], str]
+
+
+def raw(user: str, source: str) -> str:
+    return user
 
 
 @dataclass(frozen=True)
@@ -43,9 +54,9 @@ class Holder:
     host: str
     key: str | None = None
 
-    def describe(self) -> str:
-        who = f"<@{self.user}>" if self.source == "slack" else self.user
-        return f"`{self.operation}` started by {who} at {self.started_at} (pid {self.pid})"
+    def describe(self, who: Who = raw) -> str:
+        name = who(self.user, self.source)
+        return f"`{self.operation}` started by {name} at {self.started_at} (pid {self.pid})"
 
 
 class Busy(HandlerError):
@@ -53,8 +64,12 @@ class Busy(HandlerError):
 
     def __init__(self, holder: Holder | None) -> None:
         self.holder = holder
-        what = holder.describe() if holder else "an operation whose owner is not recorded yet"
-        super().__init__(f"another change is in progress on this host: {what}; try again after it")
+        super().__init__(self.describe())
+
+    def describe(self, who: Who = raw) -> str:
+        holder = self.holder
+        what = holder.describe(who) if holder else "an operation whose owner is not recorded yet"
+        return f"another change is in progress on this host: {what}; try again after it"
 
 
 class AlreadyDone(HandlerError):
@@ -62,13 +77,15 @@ class AlreadyDone(HandlerError):
 
     def __init__(self, record: dict[str, Any]) -> None:
         self.record = record
+        super().__init__(self.describe())
+
+    def describe(self, who: Who = raw) -> str:
+        record = self.record
         state = record.get("state", "done")
-        who = record.get("user", "?")
-        if record.get("source") == "slack":
-            who = f"<@{who}>"
+        name = who(str(record.get("user", "?")), str(record.get("source", "")))
         when = record.get("finished_at") or record.get("started_at") or "?"
         verb = "is already running" if state == "running" else f"was already {state}"
-        super().__init__(f"`{record.get('operation', '?')}` {verb} (by {who} at {when})")
+        return f"`{record.get('operation', '?')}` {verb} (by {name} at {when})"
 
 
 def _private(path: Path) -> Path:
@@ -245,3 +262,42 @@ def exclusive(
             record.state = "done"
             record.finished_at = utc_stamp()
             ops.put(record)
+
+
+def precheck(state_dir: Path, key: str | None = None) -> None:
+    """AlreadyDone or Busy right away, waiting for nothing and taking nothing, when the keyed
+    operation already ran (or runs) or another change holds the host: the early answer for a
+    double click or a retried delivery, before anything is posted. `exclusive` is the guard."""
+    lock = MutationLock(state_dir)
+    if key is not None:
+        Idempotency(state_dir).check(key, lock)
+    holder = lock.holder()
+    if holder is not None:
+        raise Busy(holder)
+
+
+_CLAIMS = threading.Lock()  # check-and-claim of `once` keys, between threads of this process
+
+
+@contextlib.contextmanager
+def once(state_dir: Path, key: str, operation: str, user: str, source: str) -> Iterator[OpRecord]:
+    """At most one run per key of an operation that changes nothing on the host (posting one
+    fix-env plan per report): AlreadyDone when a run with this key is running or done; a failed
+    one may run again. It takes no host lock, so it serializes nothing else."""
+    ops = Idempotency(state_dir)
+    record = OpRecord(key, operation, user, source)
+    with _CLAIMS:
+        previous = ops.get(key)
+        if previous is not None and previous.get("state") in ("running", "done"):
+            raise AlreadyDone(previous)
+        ops.put(record)
+    try:
+        yield record
+    except BaseException:
+        record.state = "failed"
+        record.finished_at = utc_stamp()
+        ops.put(record)
+        raise
+    record.state = "done"
+    record.finished_at = utc_stamp()
+    ops.put(record)

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from handlers.compose_file import ComposeConfig
 from handlers.results import HandlerError
 
 GATEWAY_NAME = "host.docker.internal"
@@ -152,6 +153,18 @@ def _verify_merge(old_text: str | None, new_text: str, added: list[str], path: P
     for name in added:
         if maps_gateway(new["services"].get(name)) != "host-gateway":
             raise HandlerError(f"merging {path.name} did not add the mapping for {name}")
+
+
+def missing_gateway(config: ComposeConfig) -> list[str]:
+    """The gateway services the compose files declare without a host.docker.internal entry."""
+    return [
+        s
+        for s in GATEWAY_SERVICES
+        if s in config.services
+        and not any(
+            h.split(":", 1)[0].strip() == GATEWAY_NAME for h in config.services[s].extra_hosts
+        )
+    ]
 
 
 def declared_services(files: Iterable[Path]) -> set[str]:

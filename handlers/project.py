@@ -25,6 +25,11 @@ DIFY_MARKERS = frozenset({"api", "worker", "plugin_daemon", "worker_beat"})
 # Services that call Ollama (plugin_daemon first: on 1.x it runs the Ollama plugin).
 MODEL_CALLERS = ("plugin_daemon", "api", "worker")
 DB_SERVICES = ("db_postgres", "db")
+# Services created from Dify's shared environment (x-shared-env): a `.env` change needs them
+# recreated.
+SHARED_ENV_SERVICES = ("api", "worker", "worker_beat", "plugin_daemon")
+# After a database fix these drop whatever they cached in process, even when not recreated.
+DB_FIX_SERVICES = ("api", "worker", "plugin_daemon")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,11 @@ class DifyProject:
 
     def container(self, service: str) -> ContainerInfo | None:
         return self.containers.get(service)
+
+    def running(self, service: str | None) -> str | None:
+        """The id of the service's container when it runs, else None."""
+        info = self.containers.get(service) if service else None
+        return info.id if info is not None and info.state == "running" else None
 
     @property
     def db_service(self) -> str | None:

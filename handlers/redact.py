@@ -20,9 +20,13 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from handlers.envfile import EnvFile, is_secret_key
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 MASK = "[REDACTED]"
 
@@ -90,7 +94,7 @@ def _trie_pattern(words: Iterable[str], whole_token: bool = False) -> str:
     cannot start a secret. `whole_token`: the literal must not touch a letter or digit on
     either side (checked after the first character, to keep that fast start).
     """
-    root: dict[str, dict] = {}
+    root: dict[str, Any] = {}
     end = ""  # key marking "a word ends here" (no real character is empty)
     for word in words:
         node = root
@@ -98,7 +102,7 @@ def _trie_pattern(words: Iterable[str], whole_token: bool = False) -> str:
             node = node.setdefault(char, {})
         node[end] = {}
 
-    def emit(node: dict[str, dict], top: bool) -> str:
+    def emit(node: dict[str, Any], top: bool) -> str:
         branches = []
         for char in sorted(k for k in node if k != end):
             child = node[char]
@@ -382,3 +386,28 @@ def _key_value_span(match: re.Match[str]) -> tuple[int, int] | None:
     ):
         return None
     return match.span(group)
+
+
+# --- the one way to build a Redactor ------------------------------------------------------------
+def own_secrets(settings: Settings) -> list[str]:
+    """The bot's own tokens: they must never reach Slack, a log or the terminal either."""
+    tokens = (settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret)
+    return [token.get_secret_value() for token in tokens if token is not None]
+
+
+def redactor_for(
+    settings: Settings | None = None,
+    *,
+    env_values: Mapping[str, str] | None = None,
+    container_env: Mapping[str, str] | Iterable[str] | None = None,
+) -> Redactor:
+    """A Redactor for everything that leaves the host: the secrets in Dify's `.env` values and
+    a container's environment (dict or Docker's ["KEY=value"] list), plus the bot's own tokens
+    from `settings`. Every caller builds its redactor here, so all of them mask alike."""
+    own = own_secrets(settings) if settings is not None else []
+    return Redactor.from_sources(env_values, container_env, own)
+
+
+def trie_pattern(words: Iterable[str], whole_token: bool = False) -> str:
+    """The literal pass's alternation for `words` (see `_trie_pattern`), for its own tests."""
+    return _trie_pattern(words, whole_token)

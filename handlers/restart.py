@@ -6,163 +6,34 @@ container's environment and extra_hosts are fixed when it is created. So the def
 named in the override: Compose recreates the ones whose configuration hash changed and leaves
 the others (and db, redis) alone. Services that must drop an in-process cache after a database
 fix, but whose configuration did not change, are then restarted. `--all` is the seed's
-`down` + `up -d`. Every path ends with a bounded wait for running/healthy containers.
+`down` + `up -d`. Every path ends with a bounded wait for running/healthy containers, and
+`restart_and_check` adds the fresh check that says whether the problem is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import docker
 
 from config.settings import Settings
-from handlers import compose_file, engine
-from handlers.backup import Ownership, atomic_write, utc_stamp
-from handlers.compose_cli import ComposeCommand, compose_argv, find_compose
-from handlers.envfile import read_env_file
+from handlers import engine
+from handlers.check import run_check
+from handlers.compose_cli import ComposeTarget, run_compose, target
 from handlers.mutation_lock import exclusive
-from handlers.override import declared_services, named_services, override_path
-from handlers.project import DifyProject, discover
-from handlers.results import HandlerError
+from handlers.override import named_services, override_path
+from handlers.pending import clear_pending, read_pending
+from handlers.project import DB_FIX_SERVICES, SHARED_ENV_SERVICES, discover
+from handlers.results import HandlerError, Progress, Report, no_progress
 
-SHARED_ENV_SERVICES = ("api", "worker", "worker_beat", "plugin_daemon")
-# After a database fix these drop whatever they cached in process, even when not recreated.
-DB_FIX_SERVICES = ("api", "worker", "plugin_daemon")
 DEFAULT_WAIT = 120.0
-COMPOSE_TIMEOUT = 300.0
-PENDING_FILE = "pending-restart.json"
-# What the compose CLI may inherit from the bot's environment. Compose gives the caller's
-# environment precedence over `.env`: anything else (OPENAI_API_BASE, COMPOSE_PROFILES, DB_*)
-# set where the bot runs would silently override Dify's configuration.
-_PASS_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TMPDIR",
-    "XDG_RUNTIME_DIR",
-    "DOCKER_CONFIG",
-    "DOCKER_CONTEXT",
-    "DOCKER_CERT_PATH",
-    "DOCKER_TLS_VERIFY",
-)
 
-Progress = Callable[[str], None]
-
-
-def _noop(_: str) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class ComposeTarget:
-    compose: ComposeCommand
-    project: DifyProject
-    files: tuple[Path, ...]
-    env_file: Path | None  # only when `.env` is not in the project folder
-    environment: dict[str, str]
-    secrets: frozenset[str] = frozenset()
-
-    def argv(self, *args: str) -> list[str]:
-        head = compose_argv(
-            self.compose,
-            self.project.name,
-            str(self.project.working_dir),
-            tuple(str(f) for f in self.files),
-        )
-        if self.env_file is not None:
-            head += ["--env-file", str(self.env_file)]
-        return [*head, *args]
-
-    def shown(self, *args: str) -> str:
-        """The command as a person would type it in the Dify folder."""
-        return " ".join([self.compose.label, "-p", self.project.name, *args])
-
-    @property
-    def declared(self) -> set[str]:
-        return declared_services(self.files)
-
-
-def compose_files(project: DifyProject) -> tuple[Path, ...]:
-    """The files the project was created from, plus the override Compose would load itself."""
-    files = compose_file.effective_files(project.config_files, project.working_dir)
-    if not files:
-        raise HandlerError(
-            f"no compose file in {project.working_dir}: point DIFY_DIR at Dify's docker folder"
-        )
-    return files
-
-
-def compose_environment(settings: Settings) -> dict[str, str]:
-    env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env["DOCKER_HOST"] = engine.docker_host(settings)
-    return env
-
-
-def connect(settings: Settings) -> docker.DockerClient:
-    client, problem, _ = engine.ping(settings)
-    if client is None:
-        reason = problem.message if problem else "no answer"
-        remedy = problem.remedy if problem else ""
-        raise HandlerError(f"Docker engine unreachable: {reason}. {remedy}".strip())
-    return client
-
-
-def target(settings: Settings, client: docker.DockerClient) -> ComposeTarget:
-    """Everything a compose call needs; HandlerError (nothing changed) when something lacks."""
-    compose = find_compose()
-    if compose is None:
-        raise HandlerError(
-            "neither `docker compose` nor `docker-compose` is installed: install the Compose "
-            "plugin (`apt-get install docker-compose-plugin`); nothing was changed"
-        )
-    project = discover(client, settings)
-    files = compose_files(project)
-    env_file = None
-    if project.env_path.parent.resolve() != project.working_dir.resolve():
-        env_file = project.env_path
-    secrets: frozenset[str] = frozenset()
-    with contextlib.suppress(HandlerError):
-        secrets = frozenset(read_env_file(project.env_path).secret_values())
-    return ComposeTarget(compose, project, files, env_file, compose_environment(settings), secrets)
-
-
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "[REDACTED]")
-    return text
-
-
-def run_compose(tgt: ComposeTarget, *args: str, timeout: float = COMPOSE_TIMEOUT) -> str:
-    argv = tgt.argv(*args)
-    try:
-        done = subprocess.run(
-            argv,
-            cwd=tgt.project.working_dir,
-            env=tgt.environment,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise HandlerError(f"`{tgt.shown(*args)}` did not finish within {timeout:g} s") from None
-    except OSError as exc:
-        raise HandlerError(f"cannot run {tgt.compose.label}: {exc.strerror or exc}") from None
-    output = _scrub((done.stdout or "") + (done.stderr or ""), tgt.secrets)
-    if done.returncode != 0:
-        tail = " | ".join(line.strip() for line in output.strip().splitlines()[-4:])
-        raise HandlerError(f"`{tgt.shown(*args)}` failed (exit {done.returncode}): {tail[:600]}")
-    return output
+Mode = Literal["apply", "services", "all"]
+CheckFn = Callable[[Settings], Report]
 
 
 # --- state of the containers -----------------------------------------------------------------
@@ -200,7 +71,7 @@ def wait_ready(
     settings: Settings,
     services: Sequence[str],
     timeout: float,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> tuple[dict[str, ServiceState], list[str]]:
     """Poll until every service runs (and is healthy where it has a healthcheck).
 
@@ -302,63 +173,6 @@ def _outcomes(
     return tuple(out)
 
 
-# --- pending restarts (written by fix-env, read by restart) ----------------------------------
-@dataclass
-class Pending:
-    dify_dir: str
-    services: list[str] = field(default_factory=list)
-    db_changed: bool = False
-    backup: str | None = None
-    at: str = field(default_factory=utc_stamp)
-
-
-def _pending_path(settings: Settings) -> Path:
-    return settings.state_path / PENDING_FILE
-
-
-def read_pending(settings: Settings, dify_dir: Path) -> Pending | None:
-    try:
-        data = json.loads(_pending_path(settings).read_text())
-    except (OSError, ValueError):
-        return None
-    entry = data.get(str(dify_dir)) if isinstance(data, dict) else None
-    return Pending(**entry) if isinstance(entry, dict) else None
-
-
-def _write_pending(settings: Settings, data: dict[str, Any]) -> None:
-    path = _pending_path(settings)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    atomic_write(
-        path,
-        json.dumps(data, indent=2, sort_keys=True).encode(),
-        like=Ownership(0o600, os.geteuid(), os.getegid()),
-    )
-
-
-def record_pending(settings: Settings, pending: Pending) -> None:
-    """Remember what a fix changed so the next `restart` applies it (merging earlier ones)."""
-    try:
-        data = json.loads(_pending_path(settings).read_text())
-    except (OSError, ValueError):
-        data = {}
-    old = data.get(pending.dify_dir) or {}
-    services = list(dict.fromkeys([*old.get("services", []), *pending.services]))
-    data[pending.dify_dir] = asdict(pending) | {
-        "services": services,
-        "db_changed": bool(old.get("db_changed")) or pending.db_changed,
-    }
-    _write_pending(settings, data)
-
-
-def clear_pending(settings: Settings, dify_dir: Path) -> None:
-    try:
-        data = json.loads(_pending_path(settings).read_text())
-    except (OSError, ValueError):
-        return
-    if isinstance(data, dict) and data.pop(str(dify_dir), None) is not None:
-        _write_pending(settings, data)
-
-
 # --- the three ways to restart ----------------------------------------------------------------
 def affected_services(tgt: ComposeTarget, extra: Iterable[str] = ()) -> list[str]:
     """Services sharing Dify's environment and those the override names, that the project
@@ -371,25 +185,78 @@ def affected_services(tgt: ComposeTarget, extra: Iterable[str] = ()) -> list[str
     return list(dict.fromkeys(wanted))
 
 
-def _up_then_restart(
-    client: docker.DockerClient,
+@dataclass
+class _Run:
+    """One restart under the host's lock: the engine, the compose target, what was run."""
+
+    client: docker.DockerClient
+    settings: Settings
+    tgt: ComposeTarget
+    progress: Progress
+    start: float
+    commands: list[str]
+
+    def compose(self, *args: str) -> None:
+        run_compose(self.tgt, *args)
+        self.commands.append(self.tgt.shown(*args))
+
+    def snapshot(self) -> dict[str, ServiceState]:
+        return snapshot(self.client, self.settings)
+
+    def finish(
+        self,
+        mode: Mode,
+        services: Sequence[str],
+        before: dict[str, ServiceState],
+        wait: float,
+        restarted: Iterable[str] = (),
+        notes: Sequence[str] = (),
+    ) -> RestartResult:
+        after, pending = wait_ready(self.client, self.settings, services, wait, self.progress)
+        if mode != "services" and not pending:
+            clear_pending(self.settings, self.tgt.project.working_dir)
+        return RestartResult(
+            mode=mode,
+            project=self.tgt.project.name,
+            services=tuple(services),
+            outcomes=_outcomes(services, before, after, set(restarted)),
+            commands=tuple(self.commands),
+            not_ready=tuple(pending),
+            duration_ms=int((time.monotonic() - self.start) * 1000),
+            notes=tuple(notes),
+        )
+
+
+@contextlib.contextmanager
+def _locked(
     settings: Settings,
-    tgt: ComposeTarget,
+    operation: str,
+    user: str,
+    source: str,
+    key: str | None,
+    progress: Progress,
+) -> Iterator[_Run]:
+    """The engine, then the host's mutation lock, then the compose target (read under the
+    lock: an override a fix just wrote counts)."""
+    start = time.monotonic()
+    client = engine.connect(settings)
+    with exclusive(settings.state_path, operation, user, source, key):
+        yield _Run(client, settings, target(settings, client), progress, start, [])
+
+
+def _up_then_restart(
+    run: _Run,
+    mode: Mode,
     services: list[str],
     must_restart: set[str],
-    mode: str,
     wait: float,
-    progress: Progress,
-    start: float,
     notes: Sequence[str] = (),
 ) -> RestartResult:
-    before = snapshot(client, settings)
-    commands = []
+    before = run.snapshot()
     up_args = ("up", "-d", "--no-deps", *services)
-    progress(f"applying configuration: `{tgt.shown(*up_args)}`")
-    run_compose(tgt, *up_args)
-    commands.append(tgt.shown(*up_args))
-    middle = snapshot(client, settings)
+    run.progress(f"applying configuration: `{run.tgt.shown(*up_args)}`")
+    run.compose(*up_args)
+    middle = run.snapshot()
     # Services Compose did not recreate still run the old process: restart those that must
     # drop in-process state (after a database fix, or because they were named).
     stale = [
@@ -401,22 +268,10 @@ def _up_then_restart(
         and before[s].container_id == middle[s].container_id
     ]
     if stale:
-        args = ("restart", *stale)
-        progress(f"restarting (configuration unchanged): {', '.join(stale)}")
-        run_compose(tgt, *args)
-        commands.append(tgt.shown(*args))
-    progress(f"waiting for {', '.join(services)} to be running/healthy (at most {wait:g} s)")
-    after, pending = wait_ready(client, settings, services, wait, progress)
-    return RestartResult(
-        mode=mode,
-        project=tgt.project.name,
-        services=tuple(services),
-        outcomes=_outcomes(services, before, after, set(stale)),
-        commands=tuple(commands),
-        not_ready=tuple(pending),
-        duration_ms=int((time.monotonic() - start) * 1000),
-        notes=tuple(notes),
-    )
+        run.progress(f"restarting (configuration unchanged): {', '.join(stale)}")
+        run.compose("restart", *stale)
+    run.progress(f"waiting for {', '.join(services)} to be running/healthy (at most {wait:g} s)")
+    return run.finish(mode, services, before, wait, stale, notes)
 
 
 def apply_configuration(
@@ -427,13 +282,12 @@ def apply_configuration(
     extra_restart: Iterable[str] = (),
     key: str | None = None,
     wait: float = DEFAULT_WAIT,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> RestartResult:
     """The default `restart`: recreate what changed, restart what must drop caches."""
-    start = time.monotonic()
-    client = connect(settings)
-    with exclusive(settings.state_path, "restart (apply configuration)", user, source, key):
-        tgt = target(settings, client)  # under the lock: an override a fix just wrote counts
+    operation = "restart (apply configuration)"
+    with _locked(settings, operation, user, source, key, progress) as run:
+        tgt = run.tgt
         # Read under the lock: a fix being applied right now adds to it.
         pending = read_pending(settings, tgt.project.working_dir)
         must = set(extra_restart)
@@ -450,12 +304,7 @@ def apply_configuration(
                 f"none of {', '.join(SHARED_ENV_SERVICES)} is declared in {tgt.files[0].name}: "
                 "is DIFY_DIR Dify's docker folder?"
             )
-        result = _up_then_restart(
-            client, settings, tgt, services, must, "apply", wait, progress, start, notes
-        )
-        if result.ready:
-            clear_pending(settings, tgt.project.working_dir)
-        return result
+        return _up_then_restart(run, "apply", services, must, wait, notes)
 
 
 def validate_services(tgt: ComposeTarget, services: Sequence[str]) -> list[str]:
@@ -477,18 +326,13 @@ def restart_services(
     source: str,
     key: str | None = None,
     wait: float = DEFAULT_WAIT,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> RestartResult:
     """`restart SERVICE...`: apply their configuration and restart each of them."""
-    start = time.monotonic()
-    client = connect(settings)
-    label = " ".join(services)[:100]
-    with exclusive(settings.state_path, f"restart {label}", user, source, key):
-        tgt = target(settings, client)
-        names = validate_services(tgt, services)
-        return _up_then_restart(
-            client, settings, tgt, names, set(names), "services", wait, progress, start
-        )
+    operation = f"restart {' '.join(services)[:100]}"
+    with _locked(settings, operation, user, source, key, progress) as run:
+        names = validate_services(run.tgt, services)
+        return _up_then_restart(run, "services", names, set(names), wait)
 
 
 def restart_all(
@@ -498,31 +342,68 @@ def restart_all(
     source: str,
     key: str | None = None,
     wait: float = DEFAULT_WAIT,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> RestartResult:
     """`restart --all`: the seed's `down` + `up -d` (every container recreated, db included)."""
-    start = time.monotonic()
-    client = connect(settings)
-    with exclusive(settings.state_path, "restart --all (down + up -d)", user, source, key):
-        tgt = target(settings, client)
-        before = snapshot(client, settings)
-        commands = []
-        progress(f"stopping the whole stack: `{tgt.shown('down')}`")
-        run_compose(tgt, "down")
-        commands.append(tgt.shown("down"))
-        progress(f"starting it again: `{tgt.shown('up', '-d')}`")
-        run_compose(tgt, "up", "-d")
-        commands.append(tgt.shown("up", "-d"))
-        services = sorted(snapshot(client, settings)) or sorted(before)
-        after, pending = wait_ready(client, settings, services, wait, progress)
-        if not pending:
-            clear_pending(settings, tgt.project.working_dir)
-        return RestartResult(
-            mode="all",
-            project=tgt.project.name,
-            services=tuple(services),
-            outcomes=_outcomes(services, before, after, set()),
-            commands=tuple(commands),
-            not_ready=tuple(pending),
-            duration_ms=int((time.monotonic() - start) * 1000),
-        )
+    with _locked(settings, "restart --all (down + up -d)", user, source, key, progress) as run:
+        before = run.snapshot()
+        progress(f"stopping the whole stack: `{run.tgt.shown('down')}`")
+        run.compose("down")
+        progress(f"starting it again: `{run.tgt.shown('up', '-d')}`")
+        run.compose("up", "-d")
+        services = sorted(run.snapshot()) or sorted(before)
+        return run.finish("all", services, before, wait)
+
+
+# --- restart, then verify --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verified:
+    """A restart and the fresh check after it (None when no check was asked for)."""
+
+    restart: RestartResult
+    report: Report | None
+
+    @property
+    def exit_code(self) -> int:
+        code = 0 if self.restart.ready else 1
+        return max(code, self.report.exit_code) if self.report is not None else code
+
+    @property
+    def healthy(self) -> bool:
+        """Every service ready and a check that found no failure."""
+        return self.restart.ready and self.report is not None and self.report.exit_code == 0
+
+
+def restart_and_check(
+    settings: Settings,
+    mode: Mode = "apply",
+    services: Sequence[str] = (),
+    *,
+    user: str,
+    source: str,
+    key: str | None = None,
+    wait: float = DEFAULT_WAIT,
+    progress: Progress = no_progress,
+    check: CheckFn | None = run_check,
+    restarted: Callable[[RestartResult], None] | None = None,
+) -> Verified:
+    """Restart one of the three ways (apply: the default; services: the named ones; all), then
+    run a check that began after it: a restart alone never claims the problem is fixed.
+    `restarted(result)` runs in between (to show the restart while the check runs);
+    `check=None` skips the check."""
+    common: dict[str, Any] = {
+        "user": user,
+        "source": source,
+        "key": key,
+        "wait": wait,
+        "progress": progress,
+    }
+    if mode == "all":
+        result = restart_all(settings, **common)
+    elif mode == "services":
+        result = restart_services(settings, services, **common)
+    else:
+        result = apply_configuration(settings, **common)
+    if restarted is not None:
+        restarted(result)
+    return Verified(result, check(settings) if check is not None else None)

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
+
+# A long operation tells how it goes, one short line at a time (the CLI prints them, Slack
+# edits one message with them).
+Progress = Callable[[str], None]
+
+
+def no_progress(_: str) -> None:
+    """A Progress that shows nothing."""
+    return None
 
 
 class Status(StrEnum):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit, urlunsplit
+
+from handlers.redact import MASK
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 DEFAULT_DIFY_OLLAMA_URL = "http://host.docker.internal:11434"
@@ -66,4 +69,14 @@ def without_credentials(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, "[REDACTED]@" + host, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, MASK + "@" + host, parts.path, parts.query, parts.fragment))
+
+
+# `scheme://userinfo@`: bounded repeats, so a long word without `://` costs linear time.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,30}://)[^/@\s]{1,512}@")
+
+
+def hide_credentials(text: str) -> str:
+    """`text` with the whole userinfo of every URL in it (user and password) masked, as
+    `without_credentials` does for one URL: for previews of files and rows."""
+    return _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)

@@ -105,12 +105,8 @@ def healthy_stack(
     Tests that change it must use `restore_healthy_stack` (or call `.restore()` themselves).
     """
     url = session_ollama.container_url()
-    stack = healthy_stack_of(tmp_path_factory.mktemp("healthy"), url, client=docker_engine)
-    try:
-        stack.up()
-        yield stack
-    finally:
-        stack.down()
+    with healthy_stack_of(tmp_path_factory.mktemp("healthy"), url, client=docker_engine) as stack:
+        yield stack.up()
 
 
 @pytest.fixture

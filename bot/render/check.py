@@ -154,17 +154,3 @@ def render_report(
     if problems:
         text += ": " + "; ".join(f.summary for f in problems[:5])
     return Rendered(text=truncate(text, MAX_FALLBACK), blocks=blocks, degraded=degraded)
-
-
-def render_text(report: Report) -> str:
-    """The whole report as plain text (the attachment when the message had to leave things out)."""
-    out = [verdict(report).split(" ", 1)[1], ""]
-    for finding in sorted(report.findings, key=lambda f: _ORDER[f.status]):
-        out.append(f"[{finding.status.value.upper()}] {finding.summary}  ({finding.id})")
-        if finding.detail:
-            out.extend(f"    {line}" for line in finding.detail.splitlines())
-        if finding.remedy:
-            out.append(f"    fix: {finding.remedy}")
-    ctx = ", ".join(f"{k}={v}" for k, v in report.context.items())
-    out.extend(["", f"{ctx} duration={report.duration_ms} ms".strip()])
-    return "\n".join(out) + "\n"

@@ -2,9 +2,10 @@
 
 A subcommand module `bot/subcommands/<name>.py` exposes `register(registry: Registry) -> None`
 and calls `registry.add_subcommand(...)` (and `add_action(...)` / `add_finding_button(...)` for
-buttons). The dispatcher in bot/runtime.py never changes when a subcommand is added: it parses
-the text, authorizes, acks, audits and runs `Subcommand.run(invocation, ctx)` on the bot's own
-bounded executor. docs/bot-extension.md is the guide; this file is the contract.
+buttons); `load_registry` finds every module of this package, nothing lists them. The
+dispatcher in bot/runtime.py never changes when a subcommand is added: it parses the text,
+authorizes, acks, audits and runs `Subcommand.run(invocation, ctx)` on the bot's own bounded
+executor. docs/bot-extension.md is the guide; this file is the contract.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -264,48 +266,18 @@ def button(
     return element
 
 
-# Built-in subcommands, then the ones other modules provide. A module listed in OPTIONAL that
-# does not exist yet gets a placeholder replying "not available yet".
-BUILTIN = ("help", "check")
-OPTIONAL = {"logs": "logs", "fix-env": "fix_env", "restart": "restart"}
+def load_registry() -> Registry:
+    """Every module in this package (bot/subcommands/*.py, in name order) registers itself.
 
-
-def load_registry(extra: Sequence[str] = ()) -> Registry:
-    """Import every subcommand module and let it register itself.
-
-    `extra` names more modules under bot.subcommands (tests use it to plug a module in).
+    A module without `register(registry)`, or one that fails to import, is an error: the bot
+    does not start with a subcommand silently missing.
     """
     registry = Registry()
-    for module_name in (*BUILTIN, *extra):
-        _register_module(registry, f"{__name__}.{module_name}")
-    for name, module_name in OPTIONAL.items():
-        full = f"{__name__}.{module_name}"
-        try:
-            _register_module(registry, full)
-        except ModuleNotFoundError as exc:
-            if exc.name != full:  # the module exists but one of its imports is missing: a bug
-                raise
-            registry.add_subcommand(_placeholder(name))
+    package = importlib.import_module(__name__)
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        full_name = f"{__name__}.{module.name}"
+        register = getattr(importlib.import_module(full_name), "register", None)
+        if not callable(register):
+            raise ImportError(f"{full_name} has no register(registry) function")
+        register(registry)
     return registry
-
-
-def _register_module(registry: Registry, full_name: str) -> None:
-    module = importlib.import_module(full_name)
-    register = getattr(module, "register", None)
-    if register is None:
-        raise ImportError(f"{full_name} has no register(registry) function")
-    register(registry)
-
-
-def _placeholder(name: str) -> Subcommand:
-    def run(invocation: Invocation, ctx: Context) -> str:
-        ctx.ephemeral(f"`{name}` is not available yet in this version of the bot.")
-        return "unavailable"
-
-    return Subcommand(
-        name=name,
-        usage=name,
-        summary="(not available yet)",
-        mutating=False,
-        run=run,
-    )

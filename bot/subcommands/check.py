@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from bot.render.check import render_report, render_text
+from bot.render.check import render_report
 from bot.subcommands import Context, Invocation, Registry, Subcommand, UsageError
+from handlers.report_text import render_text
 
 log = logging.getLogger(__name__)
 

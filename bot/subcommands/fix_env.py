@@ -11,7 +11,6 @@ at most once (idempotency keys), whatever the number of clicks or retried delive
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from bot.render.limits import (
@@ -25,6 +24,7 @@ from bot.render.limits import (
     split_lines,
     truncate,
 )
+from bot.render.people import error_text, mention, recorded_user
 from bot.subcommands import (
     ACTION_PREFIX,
     Action,
@@ -37,7 +37,7 @@ from bot.subcommands import (
     button,
 )
 from bot.subcommands.restart import refused_early, restart_button
-from handlers.mutation_lock import AlreadyDone, Busy, Idempotency, OpRecord
+from handlers.mutation_lock import AlreadyDone, Busy, once
 from handlers.results import Finding, HandlerError, Report
 
 FIX = ACTION_PREFIX + "fix-env:fix"
@@ -46,7 +46,6 @@ CANCEL = ACTION_PREFIX + "fix-env:cancel"
 UNDO = ACTION_PREFIX + "fix-env:undo"
 USAGE = "fix-env | fix-env undo"
 log = logging.getLogger(__name__)
-_FIX_CLICKS = threading.Lock()  # one plan per report even for clicks handled in parallel
 # Blocks kept for the plan's steps; the rest of a long plan goes into a snippet in the thread.
 MAX_PLAN_BLOCKS = 40
 
@@ -187,7 +186,7 @@ def _post_plan(ctx: Context, channel: str, thread_ts: str | None, user_id: str) 
     )
     report = ctx.check()
     plan = fix_plan.make_plan(ctx.settings, report)
-    text, blocks = render_plan(plan, f"<@{user_id}>")
+    text, blocks = render_plan(plan, mention(user_id))
     progress.update(text, blocks)
     if progress.ts is None:
         return "planned"
@@ -218,15 +217,11 @@ def _offer_undo(ctx: Context, invocation: Invocation) -> str:
         return "nothing"
     text = (
         f":leftwards_arrow_with_hook: Undo the fix-env applied at {found.created_at} by "
-        f"{_who(found.user)}? It restores .env, the compose override and the database rows "
-        "from its backup."
+        f"{recorded_user(found.user)}? It restores .env, the compose override and the database "
+        "rows from its backup."
     )
     ctx.reply(text, [section(text), actions([_undo_button(found.id)])])
     return "confirm-asked"
-
-
-def _who(user: str) -> str:
-    return f"<@{user}>" if user[:1] in ("U", "W") and "@" not in user else f"`{user}`"
 
 
 # --- buttons ----------------------------------------------------------------------------------
@@ -243,27 +238,15 @@ def fix_button(finding: Finding, report: Report) -> dict[str, Any] | None:
 def on_fix(click: Click, ctx: Context) -> str:
     # One plan per report message, however many times Fix is clicked (a failed attempt, e.g.
     # with the engine down, may be retried).
-    state = ctx.settings.state_path
     key = f"fixplan:{click.channel_id}:{click.message_ts or click.request_id}"
-    ops = Idempotency(state)
-    record = OpRecord(key, "fix-env plan", click.user_id, "slack")
-    with _FIX_CLICKS:
-        previous = ops.get(key)
-        if previous is not None and previous.get("state") in ("running", "done"):
-            ctx.ephemeral(
-                ":information_source: The fix-env plan for this report is already in its thread."
-            )
-            return "duplicate"
-        ops.put(record)
     try:
-        outcome = _post_plan(ctx, click.channel_id, click.thread_ts, click.user_id)
-    except BaseException:
-        record.state = "failed"
-        ops.put(record)
-        raise
-    record.state = "done"
-    ops.put(record)
-    return outcome
+        with once(ctx.settings.state_path, key, "fix-env plan", click.user_id, "slack"):
+            return _post_plan(ctx, click.channel_id, click.thread_ts, click.user_id)
+    except AlreadyDone:
+        ctx.ephemeral(
+            ":information_source: The fix-env plan for this report is already in its thread."
+        )
+        return "duplicate"
 
 
 def on_apply(click: Click, ctx: Context) -> str:
@@ -276,7 +259,7 @@ def on_apply(click: Click, ctx: Context) -> str:
         return "cancelled"
     if refused_early(ctx, f"apply:{plan.id}"):
         return "duplicate"
-    asked = f"<@{click.user_id}>"
+    asked = mention(click.user_id)
     message_ts = click.message_ts
 
     def progress(line: str) -> None:
@@ -289,7 +272,7 @@ def on_apply(click: Click, ctx: Context) -> str:
             ctx.settings, plan.id, user=click.user_id, source="slack", progress=progress
         )
     except (AlreadyDone, Busy) as exc:
-        ctx.ephemeral(f":information_source: {exc}")
+        ctx.ephemeral(f":information_source: {error_text(exc)}")
         return "duplicate" if isinstance(exc, AlreadyDone) else "busy"
     except HandlerError as exc:
         if message_ts is not None:
@@ -323,7 +306,7 @@ def on_cancel(click: Click, ctx: Context) -> str:
         return plan.state
     if click.message_ts is not None:
         text, blocks = render_plan(
-            plan, f"<@{click.user_id}>", f":no_entry_sign: Cancelled by <@{click.user_id}>."
+            plan, mention(click.user_id), f":no_entry_sign: Cancelled by <@{click.user_id}>."
         )
         ctx.update(click.channel_id, click.message_ts, text, blocks)
     return "cancelled"
@@ -349,8 +332,8 @@ def on_undo(click: Click, ctx: Context) -> str:
         result = fix_undo.undo(
             ctx.settings, user=click.user_id, source="slack", backup_id=backup_id, progress=progress
         )
-    except (AlreadyDone, Busy, HandlerError) as exc:
-        text = f":x: Undo did not run: {exc}"
+    except HandlerError as exc:  # Busy and AlreadyDone included
+        text = f":x: Undo did not run: {error_text(exc)}"
         ctx.update(click.channel_id, live_ts, text, [section(escape(text))])
         return "failed"
     lines = "\n".join(f"• {escape(line)}" for line in result.lines())

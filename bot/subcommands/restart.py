@@ -8,16 +8,17 @@ restart never claims the problem is fixed, the re-check says whether it is. `res
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.render.check import render_report
 from bot.render.limits import actions, code_block, context, escape, section
+from bot.render.people import error_text, mention
 from bot.subcommands import (
     ACTION_PREFIX,
     Action,
     Click,
+    ClickFn,
     Context,
     Invocation,
     Registry,
@@ -25,8 +26,11 @@ from bot.subcommands import (
     UsageError,
     button,
 )
-from handlers.mutation_lock import AlreadyDone, Busy, Idempotency, MutationLock
+from handlers.mutation_lock import AlreadyDone, Busy, precheck
 from handlers.results import HandlerError
+
+if TYPE_CHECKING:
+    from handlers.restart import Mode, RestartResult
 
 RESTART_APPLY = ACTION_PREFIX + "restart:apply"
 RESTART_ALL = ACTION_PREFIX + "restart:all"
@@ -87,14 +91,13 @@ def run_restart(
     channel: str,
     thread_ts: str | None,
     user_id: str,
-    mode: str,
+    mode: Mode,
     services: tuple[str, ...] = (),
     key: str | None = None,
 ) -> str:
     """Restart (apply | services | all), edit progress in place, then post a fresh check in
     the thread. Returns the audit outcome."""
-    from handlers import restart
-    from handlers.check import run_check
+    from handlers.restart import restart_and_check
 
     if refused_early(ctx, key):
         return "duplicate"
@@ -103,21 +106,44 @@ def run_restart(
         "services": f"Restarting {', '.join(services)}",
         "all": "Restarting the whole stack (down + up -d)",
     }[mode]
-    live = _Live(ctx, channel, thread_ts, f":arrows_counterclockwise: {what}… (by <@{user_id}>)")
+    live = _Live(
+        ctx, channel, thread_ts, f":arrows_counterclockwise: {what}… (by {mention(user_id)})"
+    )
     thread = thread_ts or live.ts
-    common: dict[str, Any] = {"user": user_id, "source": "slack", "key": key, "progress": live}
-    call: Callable[[], restart.RestartResult]
-    if mode == "all":
-        call = lambda: restart.restart_all(ctx.settings, **common)  # noqa: E731
-    elif mode == "services":
-        call = lambda: restart.restart_services(ctx.settings, services, **common)  # noqa: E731
-    else:
-        call = lambda: restart.apply_configuration(ctx.settings, **common)  # noqa: E731
+
+    def restarted(result: RestartResult) -> None:
+        # Shown while the check that follows runs.
+        icon = ":white_check_mark:" if result.ready else ":warning:"
+        summary = (
+            f"{icon} {what}: done in {result.duration_ms / 1000:.1f} s (by {mention(user_id)})"
+            if result.ready
+            else f"{icon} {what}: not ready in time: {', '.join(result.not_ready)}"
+        )
+        code = code_block("\n".join(result.lines()), 2900)
+        live.done(summary, [section(escape(summary)), section(code)])
+        ctx.audit(
+            "restart:done",
+            mode=mode,
+            recreated=list(result.recreated),
+            restarted=list(result.restarted),
+            not_ready=list(result.not_ready),
+        )
+
     try:
-        result = call()
+        verified = restart_and_check(
+            ctx.settings,
+            mode,
+            services,
+            user=user_id,
+            source="slack",
+            key=key,
+            progress=live,
+            restarted=restarted,
+        )
     except (AlreadyDone, Busy) as exc:
+        message = error_text(exc)
         live.done(
-            f":information_source: {exc}", [section(f":information_source: {escape(str(exc))}")]
+            f":information_source: {message}", [section(f":information_source: {escape(message)}")]
         )
         return "busy" if isinstance(exc, Busy) else "duplicate"
     except HandlerError as exc:
@@ -125,26 +151,11 @@ def run_restart(
         live.done(text, [section(escape(text))])
         ctx.audit("restart:failed", mode=mode, error=str(exc)[:300])
         return "failed"
-    icon = ":white_check_mark:" if result.ready else ":warning:"
-    summary = (
-        f"{icon} {what}: done in {result.duration_ms / 1000:.1f} s (by <@{user_id}>)"
-        if result.ready
-        else f"{icon} {what}: not ready in time: {', '.join(result.not_ready)}"
-    )
-    live.done(
-        summary, [section(escape(summary)), section(code_block("\n".join(result.lines()), 2900))]
-    )
-    ctx.audit(
-        "restart:done",
-        mode=mode,
-        recreated=list(result.recreated),
-        restarted=list(result.restarted),
-        not_ready=list(result.not_ready),
-    )
-    report = run_check(ctx.settings)  # fresh, never a check that began before the restart
+    report = verified.report
+    assert report is not None  # restart_and_check checks unless told not to
     rendered = render_report(
         report,
-        requested_by=f"<@{user_id}>",
+        requested_by=mention(user_id),
         finding_buttons=ctx.registry.finding_buttons,
         notes=["_Re-check after the restart._"],
     )
@@ -154,23 +165,17 @@ def run_restart(
         else ":x: Still failing after the restart: see the findings below."
     )
     ctx.post(channel, f"{verdict} {rendered.text}", [section(verdict), *rendered.blocks], thread)
-    return "ok" if report.exit_code == 0 and result.ready else "still-failing"
+    return "ok" if verified.healthy else "still-failing"
 
 
 def refused_early(ctx: Context, key: str | None) -> bool:
     """Tell a double click, a retried delivery or a request during another change what is
     going on (only to the user who clicked) before posting anything. The real guard is the
     lock and the idempotency record inside the handler; this only avoids noise."""
-    state = ctx.settings.state_path
-    lock = MutationLock(state)
     try:
-        if key is not None:
-            Idempotency(state).check(key, lock)
-        holder = lock.holder()
-        if holder is not None:
-            raise Busy(holder)
+        precheck(ctx.settings.state_path, key)
     except (AlreadyDone, Busy) as exc:
-        ctx.ephemeral(f":information_source: {exc}")
+        ctx.ephemeral(f":information_source: {error_text(exc)}")
         return True
     return False
 
@@ -214,30 +219,20 @@ def run(invocation: Invocation, ctx: Context) -> str:
     )
 
 
-def _click_key(kind: str, click: Click) -> str:
-    return f"{kind}:{click.channel_id}:{click.message_ts or click.request_id}"
+def _on_click(mode: Mode, kind: str) -> ClickFn:
+    """A button that restarts `mode`, once per message it is on."""
 
+    def on_click(click: Click, ctx: Context) -> str:
+        return run_restart(
+            ctx,
+            channel=click.channel_id,
+            thread_ts=click.thread_ts,
+            user_id=click.user_id,
+            mode=mode,
+            key=f"{kind}:{click.channel_id}:{click.message_ts or click.request_id}",
+        )
 
-def on_restart_apply(click: Click, ctx: Context) -> str:
-    return run_restart(
-        ctx,
-        channel=click.channel_id,
-        thread_ts=click.thread_ts,
-        user_id=click.user_id,
-        mode="apply",
-        key=_click_key("restart", click),
-    )
-
-
-def on_restart_all(click: Click, ctx: Context) -> str:
-    return run_restart(
-        ctx,
-        channel=click.channel_id,
-        thread_ts=click.thread_ts,
-        user_id=click.user_id,
-        mode="all",
-        key=_click_key("restart-all", click),
-    )
+    return on_click
 
 
 def restart_button(value: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -255,9 +250,6 @@ def register(registry: Registry) -> None:
             parse=parse,
         )
     )
-    registry.add_action(
-        Action(RESTART_APPLY, mutating=True, run=on_restart_apply, command="restart:apply")
-    )
-    registry.add_action(
-        Action(RESTART_ALL, mutating=True, run=on_restart_all, command="restart:all")
-    )
+    on_apply, on_all = _on_click("apply", "restart"), _on_click("all", "restart-all")
+    registry.add_action(Action(RESTART_APPLY, mutating=True, run=on_apply, command="restart:apply"))
+    registry.add_action(Action(RESTART_ALL, mutating=True, run=on_all, command="restart:all"))

@@ -1,1 +1,1 @@
-"""One module per subcommand, each with `register(subparsers)`; see cli.main.COMMANDS."""
+"""One module per subcommand, each with `register(subparsers)`; cli.main finds them all."""

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from cli.output import print_report
 from config.settings import Settings
 
 
@@ -40,7 +41,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        from cli.render import render_text
-
-        print(render_text(report, color=sys.stdout.isatty()), end="")
+        print_report(report)
     return report.exit_code

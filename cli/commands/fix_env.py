@@ -6,12 +6,13 @@ Without flags it prints the plan (a diff with secret values masked) and changes 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import socket
 import sys
 from typing import Any
 
+from cli.commands.restart import restart_and_report
+from cli.identity import who
+from cli.output import progress
 from config.settings import Settings
 from handlers.results import HandlerError
 
@@ -45,14 +46,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def who() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
 def _fail(message: str) -> int:
     print(f"dify-ollama fix-env: {message}", file=sys.stderr)
     return 1
@@ -68,14 +61,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.undo:
             backup_id = None if args.undo == "latest" else args.undo
             result = fix_undo.undo(
-                settings, user=who(), source="cli", backup_id=backup_id, progress=_progress(args)
+                settings,
+                user=who(),
+                source="cli",
+                backup_id=backup_id,
+                progress=progress(args.json),
             )
             if args.json:
                 print(json.dumps(result.to_json(), indent=2))
             else:
                 print(f"Undone fix-env backup {result.backup_id}:")
                 print("\n".join(f"  {line}" for line in result.lines()))
-            return _then_restart(args, settings) if args.restart else _hint_restart(args)
+            return _then(args, settings)
 
         from handlers.check import run_check
 
@@ -93,34 +90,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if not plan.has_changes:
             return 0 if not plan.unfixed else 1
         applied = fix_apply.apply_plan(
-            settings, plan.id, user=who(), source="cli", progress=_progress(args)
+            settings, plan.id, user=who(), source="cli", progress=progress(args.json)
         )
         if args.json:
             print(json.dumps({"plan": plan.to_json(), "applied": applied.to_json()}, indent=2))
         else:
             print("\nApplied:")
             print("\n".join(f"  {line}" for line in applied.lines()))
-        return _then_restart(args, settings) if args.restart else _hint_restart(args)
+        return _then(args, settings)
     except HandlerError as exc:
         return _fail(str(exc))
 
 
-def _progress(args: argparse.Namespace) -> Any:
-    if args.json:
-        return lambda _text: None
-    return lambda text: print(f"  ... {text}", flush=True)
-
-
-def _hint_restart(args: argparse.Namespace) -> int:
+def _then(args: argparse.Namespace, settings: Settings) -> int:
+    """After an apply or an undo: restart and verify (--restart), or say that it is needed."""
+    if args.restart:
+        return restart_and_report(settings, json_output=args.json)
     if not args.json:
         print(
             "\nThe running containers still have the old configuration: run "
             "`dify-ollama restart` to recreate the affected services and verify."
         )
     return 0
-
-
-def _then_restart(args: argparse.Namespace, settings: Settings) -> int:
-    from cli.commands.restart import apply_and_verify
-
-    return apply_and_verify(settings, json_output=args.json)

@@ -9,13 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+from cli.identity import who
+from cli.output import print_report, progress
 from config.settings import Settings
 from handlers.results import HandlerError
 
+if TYPE_CHECKING:  # the handlers load when the command runs: `check` starts faster without them
+    from handlers.restart import Mode, RestartResult
+
 EXIT_USAGE = 2
+DEFAULT_WAIT = 120.0  # handlers.restart.DEFAULT_WAIT, without importing it at start-up
 
 
 def register(subparsers: Any) -> None:
@@ -41,25 +47,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--wait",
         type=float,
-        default=120.0,
+        default=DEFAULT_WAIT,
         metavar="SECONDS",
-        help="how long to wait for running/healthy containers (default 120)",
+        help=f"how long to wait for running/healthy containers (default {DEFAULT_WAIT:g})",
     )
     parser.add_argument("--no-check", action="store_true", help="skip the check afterwards")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
 
-def _progress(json_output: bool) -> Callable[[str], None]:
-    if json_output:
-        return lambda _text: None
-    return lambda text: print(f"  ... {text}", flush=True)
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from cli.commands.fix_env import who
-    from handlers import restart
-
     if args.wait <= 0 or args.wait > 3600:
         print("dify-ollama restart: --wait must be within 1..3600 seconds", file=sys.stderr)
         return EXIT_USAGE
@@ -75,63 +72,59 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    progress = _progress(args.json)
-    try:
-        if args.all:
-            result = restart.restart_all(
-                settings, user=who(), source="cli", wait=args.wait, progress=progress
-            )
-        elif args.services:
-            result = restart.restart_services(
-                settings,
-                args.services,
-                user=who(),
-                source="cli",
-                wait=args.wait,
-                progress=progress,
-            )
-        else:
-            result = restart.apply_configuration(
-                settings, user=who(), source="cli", wait=args.wait, progress=progress
-            )
-    except HandlerError as exc:
-        print(f"dify-ollama restart: {exc}", file=sys.stderr)
-        return 1
-    return _report(result, settings, check=not args.no_check, json_output=args.json)
+    mode: Mode = "all" if args.all else "services" if args.services else "apply"
+    return restart_and_report(
+        settings,
+        mode,
+        args.services,
+        wait=args.wait,
+        check=not args.no_check,
+        json_output=args.json,
+    )
 
 
-def _report(result: Any, settings: Settings, *, check: bool, json_output: bool) -> int:
-    data: dict[str, Any] = {"restart": result.to_json()}
-    if not json_output:
-        print("Restart:")
-        print("\n".join(f"  {line}" for line in result.lines()))
-    code = 0 if result.ready else 1
-    if check:
-        from handlers.check import run_check
+def restart_and_report(
+    settings: Settings,
+    mode: Mode = "apply",
+    services: Sequence[str] = (),
+    *,
+    wait: float = DEFAULT_WAIT,
+    check: bool = True,
+    json_output: bool = False,
+) -> int:
+    """Restart, print the result as soon as it is known, then the fresh check (or all of it as
+    JSON at the end); the exit code covers both. Also `fix-env --yes --restart`."""
 
-        report = run_check(settings)
-        data["check"] = report.to_json()
+    from handlers.check import run_check
+    from handlers.restart import restart_and_check
+
+    def restarted(result: RestartResult) -> None:
         if not json_output:
-            from cli.render import render_text
-
-            print()
-            print(render_text(report, color=sys.stdout.isatty()), end="")
-        code = max(code, report.exit_code)
-    if json_output:
-        print(json.dumps(data, indent=2))
-    return code
-
-
-def apply_and_verify(settings: Settings, json_output: bool = False) -> int:
-    """`restart` (apply configuration) plus the fresh check, for `fix-env --yes --restart`."""
-    from cli.commands.fix_env import who
-    from handlers import restart
+            print("Restart:")
+            print("\n".join(f"  {line}" for line in result.lines()))
 
     try:
-        result = restart.apply_configuration(
-            settings, user=who(), source="cli", progress=_progress(json_output)
+        verified = restart_and_check(
+            settings,
+            mode,
+            services,
+            user=who(),
+            source="cli",
+            wait=wait,
+            progress=progress(json_output),
+            check=run_check if check else None,
+            restarted=restarted,
         )
     except HandlerError as exc:
         print(f"dify-ollama restart: {exc}", file=sys.stderr)
         return 1
-    return _report(result, settings, check=True, json_output=json_output)
+    report = verified.report
+    if json_output:
+        data: dict[str, Any] = {"restart": verified.restart.to_json()}
+        if report is not None:
+            data["check"] = report.to_json()
+        print(json.dumps(data, indent=2))
+    elif report is not None:
+        print()
+        print_report(report)
+    return verified.exit_code

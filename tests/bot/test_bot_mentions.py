@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.subcommands import Subcommand, load_registry
+from bot.subcommands import Invocation, Subcommand, load_registry
 
 
 def _echo_registry(seen):
@@ -17,7 +17,7 @@ def _echo_registry(seen):
 
 
 def test_mention_in_a_thread_answers_in_that_thread(run_bot):
-    seen = []
+    seen: list[Invocation] = []
     bot = run_bot(registry=_echo_registry(seen))
     response = bot.mention(
         "<@UBOT0001> echo worker 200", ts="1700000100.000200", thread_ts="1700000100.000100"
@@ -31,7 +31,7 @@ def test_mention_in_a_thread_answers_in_that_thread(run_bot):
 
 
 def test_top_level_mention_opens_a_thread_under_itself(run_bot):
-    seen = []
+    seen: list[Invocation] = []
     bot = run_bot(registry=_echo_registry(seen))
     bot.mention("<@UBOT0001|dify-ollama> echo hi", ts="1700000100.000300")
     post = bot.slack.wait_for("chat.postMessage")[0].params
@@ -62,7 +62,7 @@ def test_mention_help_unknown_and_usage_are_ephemeral_in_the_thread(run_bot):
 
 
 def test_retried_event_delivery_runs_once(run_bot):
-    seen = []
+    seen: list[Invocation] = []
     bot = run_bot(registry=_echo_registry(seen))
     bot.mention("<@UBOT0001> echo once", event_id="EvSame")
     bot.mention("<@UBOT0001> echo once", event_id="EvSame")

@@ -20,7 +20,8 @@ def test_oversized_report_is_posted_and_the_full_report_uploaded(run_bot):
     complete = bot.slack.wait_for("files.completeUploadExternal")[0].params
     assert complete["channel_id"] == "COPS" and complete["thread_ts"] == update["ts"]
     uploaded = bot.slack.wait_for("upload")[0].raw.decode()
-    assert uploaded.count("[FAIL]") + uploaded.count("[WARN]") == 120
+    lines = uploaded.splitlines()  # the terminal's report: one line per finding
+    assert sum(line.startswith(("  FAIL  problem.", "  WARN  problem.")) for line in lines) == 120
     assert bot.wait_audit(1)[0]["outcome"] == "fail"
 
 

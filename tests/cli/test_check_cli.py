@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.render import render_text
+from handlers.report_text import render_text
 from handlers.results import Finding, Report, Status
 from tests.rig.cli_process import run_cli
 

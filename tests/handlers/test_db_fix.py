@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from handlers import container_exec, db_fix
+from handlers.dify_db import PostgresInContainer
 from handlers.results import HandlerError
 from tests.rig.stack import DifyStack, OllamaRow, cache_keys_for
 
@@ -38,11 +39,8 @@ def stack(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         ollama_rows=rows,
         client=docker_engine,
     )
-    try:
-        made.up()
-        yield made
-    finally:
-        made.down()
+    with made:
+        yield made.up()
 
 
 @pytest.fixture
@@ -53,13 +51,13 @@ def fresh(stack: DifyStack) -> Iterator[DifyStack]:
     stack.seed_redis_keys()
 
 
-def _db(stack: DifyStack) -> tuple[Any, str]:
-    return stack.client, stack.container("db_postgres").id
+def _db(stack: DifyStack) -> PostgresInContainer:
+    return PostgresInContainer(stack.client, stack.container("db_postgres").id, "postgres", "dify")
 
 
 def test_rows_are_read_verbatim_and_only_base_url_changes(fresh: DifyStack) -> None:
-    client, db = _db(fresh)
-    rows = db_fix.read_rows(client, db, "postgres", "dify", 10)
+    db = _db(fresh)
+    rows = db.read_rows(10)
     stored = {r["id"]: r["encrypted_config"] for r in fresh.rows()}
     assert {r.id: r.config for r in rows} == stored  # text exactly as stored
     changes = db_fix.plan_changes(rows, NEW)
@@ -70,7 +68,7 @@ def test_rows_are_read_verbatim_and_only_base_url_changes(fresh: DifyStack) -> N
         # another host chosen on purpose keeps its host; only the path the plugin breaks on goes
         "phi3": ("http://ollama.lan:11434/v1/", "http://ollama.lan:11434"),
     }
-    db_fix.apply_changes(client, db, "postgres", "dify", changes, 10)
+    db.write_rows([c.update() for c in changes], 10)
     after = {r["id"]: r for r in fresh.rows()}
     for change in changes:
         old_text = stored[change.row.id]
@@ -84,8 +82,8 @@ def test_rows_are_read_verbatim_and_only_base_url_changes(fresh: DifyStack) -> N
 
 
 def test_one_stale_row_aborts_the_whole_transaction(fresh: DifyStack) -> None:
-    client, db = _db(fresh)
-    changes = db_fix.plan_changes(db_fix.read_rows(client, db, "postgres", "dify", 10), NEW)
+    db = _db(fresh)
+    changes = db_fix.plan_changes(db.read_rows(10), NEW)
     assert len(changes) == 3
     victim = changes[-1].row
     fresh.psql(
@@ -94,7 +92,7 @@ def test_one_stale_row_aborts_the_whole_transaction(fresh: DifyStack) -> None:
     )
     before = fresh.rows()
     with pytest.raises(HandlerError, match=r"rolled back: .*changed since it was read"):
-        db_fix.apply_changes(client, db, "postgres", "dify", changes, 10)
+        db.write_rows([c.update() for c in changes], 10)
     assert fresh.rows() == before  # the first two updates were undone with it
 
 
@@ -134,16 +132,3 @@ def test_no_usable_password_is_a_clear_error(fresh: DifyStack) -> None:
         db_fix.purge_cache(fresh.client, redis, "wrong-password", 10, username="nobody")
     assert "wrong-password" not in str(err.value)
     assert len(fresh.redis_keys()) > 1
-
-
-def test_config_rewrite_refuses_ambiguous_or_missing_base_url() -> None:
-    with pytest.raises(HandlerError):
-        db_fix.rewrite_config('{"mode": "chat"}', NEW)
-    with pytest.raises(HandlerError):
-        db_fix.rewrite_config("not json", NEW)
-    text = '{"base_url":"http://127.0.0.1:11434","x":{"base_url":"keep"}}'
-    with pytest.raises(HandlerError, match="more than once"):
-        db_fix.rewrite_config(text, NEW)
-    assert db_fix.rewrite_config('{"a": 1, "base_url": "http://x"}', NEW) == (
-        '{"a": 1, "base_url": "http://host.docker.internal:11434"}'
-    )

@@ -17,6 +17,7 @@ import pytest
 
 from handlers import backup, env_edit
 from handlers.envfile import parse_env_text
+from handlers.redact import MASK, redactor_for
 from handlers.results import HandlerError
 from tests.rig.read_only import read_only
 from tests.rig.stack import REFERENCE_DIR
@@ -112,12 +113,12 @@ def test_masked_diff_hides_secret_keys_known_values_and_url_passwords() -> None:
         "OPENAI_API_BASE=http://user:pw@127.0.0.1:11434/v1\n"
     )
     new, _ = env_edit.set_values(old, {"OPENAI_API_BASE": NEW})
-    secrets = parse_env_text(old).secret_values()
-    diff = env_edit.masked_diff(old, new, ".env", secrets, context=5)
+    redactor = redactor_for(env_values=parse_env_text(old).values)
+    diff = env_edit.masked_diff(old, new, ".env", redactor, context=5)
     for secret in ("sk-verysecret1", "hunter22hunter", "user:pw"):
         assert secret not in diff
     assert f"+OPENAI_API_BASE={NEW}" in diff
-    assert "SECRET_KEY=********" in diff and "redis://********@redis" in diff
+    assert f"SECRET_KEY={MASK}" in diff and f"redis://{MASK}@redis" in diff
 
 
 # --- the durable write ------------------------------------------------------------------------

@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from handlers import backup as backups
-from handlers import db_fix, fix_apply, fix_plan, fix_undo, restart
+from handlers import dify_db, fix_apply, fix_plan, fix_undo, restart
 from handlers.check import run_check
 from handlers.mutation_lock import AlreadyDone, MutationLock
-from handlers.results import Finding, HandlerError, Report, Status
+from handlers.results import HandlerError
 from tests.rig.fake_ollama import FakeOllama
 from tests.rig.incident import (
     EMBED_ID,
@@ -43,16 +43,22 @@ pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def file_snapshot(stack: DifyStack) -> dict[Path, bytes | None]:
+    files = (stack.env_path, stack.dir / ".env.example", stack.compose_path, stack.override_path)
+    return {p: (p.read_bytes() if p.exists() else None) for p in files}
+
+
+SNAPSHOTS: dict[str, dict[Path, bytes | None]] = {}  # project -> its files as first written
+
+
 @pytest.fixture(scope="module")
 def incident(
     docker_engine: Any, session_ollama: FakeOllama, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DifyStack]:
     stack = incident_stack(tmp_path_factory.mktemp("incident"), session_ollama, docker_engine)
-    try:
-        stack.up()
-        yield stack
-    finally:
-        stack.down()
+    SNAPSHOTS[stack.project] = file_snapshot(stack)
+    with stack:
+        yield stack.up()
 
 
 @pytest.fixture
@@ -64,7 +70,7 @@ def broken(incident: DifyStack) -> Iterator[DifyStack]:
 
 def light_reset(stack: DifyStack) -> None:
     """Files, rows and cache back to the incident, containers untouched (fast)."""
-    for path, content in stack._snapshot.items():
+    for path, content in SNAPSHOTS[stack.project].items():
         if content is None:
             path.unlink(missing_ok=True)
         else:
@@ -132,58 +138,6 @@ def test_incident_fix_restart_verified_then_undone_byte_identical(
         fix_undo.undo(settings, user="UALICE", source="slack")
 
 
-def test_existing_override_is_merged_and_undo_restores_it(
-    broken: DifyStack, session_ollama: FakeOllama, tmp_path: Path
-) -> None:
-    mine = (
-        "# local tweaks, keep\n"
-        "services:\n"
-        "  api:\n"
-        "    environment:\n"
-        "      LOG_LEVEL: DEBUG\n"
-        "  nginx:\n"
-        "    restart: unless-stopped\n"
-    )
-    broken.override_path.write_text(mine)
-    settings = fix_settings(broken, session_ollama, tmp_path / "state")
-    plan = fix_plan.make_plan(settings, run_check(settings))
-    assert plan.override is not None and plan.override.base_sha256 is not None
-    assert "comments" in " ".join(plan.override.notes)
-    fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
-    merged = yaml.safe_load(broken.override_path.read_text())
-    assert merged["services"]["api"]["environment"] == {"LOG_LEVEL": "DEBUG"}
-    assert merged["services"]["nginx"] == {"restart": "unless-stopped"}
-    for service in ("api", "worker", "worker_beat", "plugin_daemon"):
-        assert "host.docker.internal:host-gateway" in merged["services"][service]["extra_hosts"]
-    fix_undo.undo(settings, user="me", source="cli")
-    assert broken.override_path.read_text() == mine
-
-
-def test_missing_env_is_created_from_the_example_and_undo_removes_it(
-    broken: DifyStack, session_ollama: FakeOllama, tmp_path: Path
-) -> None:
-    broken.env_path.unlink()
-    (broken.dir / ".env.example").chmod(0o640)
-    settings = fix_settings(broken, session_ollama, tmp_path / "state")
-    report = run_check(settings)
-    env_finding = report.finding("env.file")
-    assert env_finding is not None and env_finding.fixable
-    plan = fix_plan.make_plan(settings, report)
-    assert plan.env is not None and plan.env.base_sha256 is None
-    assert "-OPENAI_API_BASE=https://api.openai.com/v1" in plan.env.preview
-    fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
-    example = (broken.dir / ".env.example").read_text()
-    created = broken.env_path.read_text()
-    assert created == example.replace(
-        "OPENAI_API_BASE=https://api.openai.com/v1\n",
-        f"OPENAI_API_BASE={session_ollama.container_url()}/v1\n",
-    )
-    assert stat.S_IMODE(broken.env_path.stat().st_mode) == 0o640
-    fix_undo.undo(settings, user="me", source="cli")
-    assert not broken.env_path.exists()
-    (broken.dir / ".env.example").chmod(0o644)
-
-
 def test_fix_database_false_prints_web_ui_steps_and_leaves_rows(
     broken: DifyStack, session_ollama: FakeOllama, tmp_path: Path
 ) -> None:
@@ -247,7 +201,7 @@ def test_database_failure_after_file_writes_rolls_everything_back(
         broken.stop("db_postgres", timeout=1)  # the database goes away mid-apply
         raise HandlerError("psql in the db container did not answer within 12 s")
 
-    monkeypatch.setattr(db_fix, "apply_changes", db_down)
+    monkeypatch.setattr(dify_db.PostgresInContainer, "write_rows", db_down)
     with pytest.raises(HandlerError) as err:
         fix_apply.apply_plan(settings, plan.id, user="me", source="cli")
     message = str(err.value)
@@ -361,21 +315,6 @@ def test_apply_killed_at_random_points_leaves_old_or_new_and_a_backup(
     finally:
         light_reset(stack)
     assert outcomes  # which mix of outcomes depends on timing; each one was checked above
-
-
-def test_ollama_bound_to_loopback_gets_the_per_os_instruction(
-    incident: DifyStack, session_ollama: FakeOllama, tmp_path: Path
-) -> None:
-    settings = fix_settings(incident, session_ollama, tmp_path / "state")
-    report = run_check(settings)
-    bind = Finding("ollama.bind", Status.FAIL, "Ollama listens only on loopback (127.0.0.1:11434)")
-    report = Report(
-        tuple(bind if f.id == "ollama.bind" else f for f in report.findings), 1, report.context
-    )
-    plan = fix_plan.make_plan(settings, report)
-    [step] = [i for i in plan.instructions if i.finding == "ollama.bind"]
-    assert "OLLAMA_HOST=0.0.0.0:11434" in step.text and "systemctl edit ollama" in step.text
-    assert "By hand" in plan.render() and "ollama.bind" not in " ".join(plan.unfixed)
 
 
 def test_mapping_already_in_the_files_only_needs_a_recreate(

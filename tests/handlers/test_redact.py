@@ -14,9 +14,9 @@ from handlers.envfile import read_env_file
 from handlers.redact import (
     MASK,
     Redactor,
-    _trie_pattern,
     env_list_to_dict,
     secret_values,
+    trie_pattern,
 )
 from tests.rig.stack import REFERENCE_DIR
 
@@ -175,7 +175,7 @@ def test_counts() -> None:
 def test_trie_matches_like_a_naive_alternation() -> None:
     rng = random.Random(7)
     words = {"".join(rng.choices("ab1-.", k=rng.randint(3, 9))) for _ in range(300)}
-    trie = re.compile(_trie_pattern(words))
+    trie = re.compile(trie_pattern(words))
     naive = re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)))
     for _ in range(300):
         text = "".join(rng.choices("ab1-.x ", k=60))

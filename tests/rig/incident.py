@@ -32,17 +32,23 @@ def incident_rows(ollama: FakeOllama, release: str = "1.13.3") -> list[OllamaRow
     rel = release_of(release)
     if rel.name != "1.13.3":
         return _layout_incident_rows(ollama, rel.name)
+    return incident_rows_at(ollama.port, ollama.container_url())
+
+
+def incident_rows_at(port: int, container_url: str) -> list[OllamaRow]:
+    """The 1.13.3 `incident_rows` for an Ollama on `port`, reached from containers at
+    `container_url`."""
     return [
-        OllamaRow(base_url=f"http://127.0.0.1:{ollama.port}", id=LLM_ID),
+        OllamaRow(base_url=f"http://127.0.0.1:{port}", id=LLM_ID),
         OllamaRow(
-            base_url=f"{ollama.container_url()}/v1",
+            base_url=f"{container_url}/v1",
             id=EMBED_ID,
             model_type="text-embedding",
             table="provider_models",
             config={"note": 'a "quoted" \\ value é'},
         ),
         OllamaRow(
-            base_url=ollama.container_url(),
+            base_url=container_url,
             id=OK_ID,
             model_type="rerank",
             credential_name="good one",

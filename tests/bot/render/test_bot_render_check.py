@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from bot.render.check import render_report, render_text
+from bot.render.check import render_report
 from bot.subcommands import ACTION_PREFIX, button
+from handlers.report_text import render_text
 from handlers.results import Finding, Report, Status
 from tests.bot.conftest import sample_report
 from tests.bot.fakes.slack_api import block_problems
@@ -85,6 +86,10 @@ def test_broken_button_maker_does_not_cost_the_report():
 
 
 def test_render_text_has_everything():
+    """The attachment is the terminal's report: every finding, its status, evidence, remedy."""
     text = render_text(sample_report(problems=3, passed=2))
-    assert text.count("[FAIL]") == 2 and text.count("[WARN]") == 1 and text.count("[OK]") == 2
-    assert "fix: Set the base URL" in text
+    lines = text.splitlines()
+    assert sum(line.startswith("  FAIL  problem.") for line in lines) == 2
+    assert sum(line.startswith("  WARN  problem.") for line in lines) == 1
+    assert sum(line.startswith("  ok    ok.") for line in lines) == 2
+    assert text.count("remedy   Set the base URL") == 3 and text.count("evidence ") == 3

@@ -1,4 +1,5 @@
-"""Rendering a check report for a terminal."""
+"""A check Report as plain text: what `dify-ollama check` prints, and the full report the Slack
+app attaches when its message had to leave findings out. One renderer for both."""
 
 from __future__ import annotations
 
