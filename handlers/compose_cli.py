@@ -1,14 +1,12 @@
-"""Running Compose for the Dify project: which Compose is installed (v2 plugin or v1 binary),
-the files and `.env` the next `compose up` reads, the environment it may inherit, and the call
+"""Running Compose for the Dify project (which Compose is installed: compose_binary.py): the
+files and `.env` the next `compose up` reads, the environment it may inherit, and the call
 itself, never through a shell. Every compose invocation of the product goes through here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ import docker
 
 from config.settings import Settings
 from handlers import compose_file, engine
+from handlers.compose_binary import ComposeCommand, compose_argv, find_compose
 from handlers.envfile import read_env_file
 from handlers.override import declared_services
 from handlers.project import DifyProject, discover
@@ -41,78 +40,6 @@ PASS_ENV = (
     "DOCKER_CERT_PATH",
     "DOCKER_TLS_VERIFY",
 )
-
-
-@dataclass(frozen=True)
-class ComposeCommand:
-    argv: tuple[str, ...]  # ("docker", "compose") or ("docker-compose",)
-    version: str
-
-    @property
-    def label(self) -> str:
-        return " ".join(self.argv)
-
-    @property
-    def is_v1(self) -> bool:
-        return self.argv == ("docker-compose",)
-
-
-def _version(argv: tuple[str, ...], timeout: float) -> str | None:
-    if shutil.which(argv[0]) is None:
-        return None
-    try:
-        done = subprocess.run(
-            [*argv, "version", "--short"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    out = done.stdout.strip()
-    return out.splitlines()[0] if done.returncode == 0 and out else None
-
-
-PLUGIN_DIRS = (
-    "~/.docker/cli-plugins",
-    "/usr/local/lib/docker/cli-plugins",
-    "/usr/local/libexec/docker/cli-plugins",
-    "/usr/lib/docker/cli-plugins",
-    "/usr/libexec/docker/cli-plugins",
-)
-
-
-def detect_compose() -> ComposeCommand | None:
-    """Which Compose is installed, by looking at the files only (no subprocess: `check` must
-    stay fast, and Compose v1 alone takes half a second to print its version)."""
-    if shutil.which("docker"):
-        for folder in PLUGIN_DIRS:
-            if (Path(folder).expanduser() / "docker-compose").exists():
-                return ComposeCommand(("docker", "compose"), "v2")
-    if shutil.which("docker-compose"):
-        return ComposeCommand(("docker-compose",), "v1")
-    return None
-
-
-@functools.lru_cache(maxsize=1)
-def find_compose(timeout: float = 5.0) -> ComposeCommand | None:
-    """Compose v2 (`docker compose`) when present, else v1 (`docker-compose`), else None."""
-    for argv in (("docker", "compose"), ("docker-compose",)):
-        version = _version(argv, timeout)
-        if version:
-            return ComposeCommand(argv, version)
-    return None
-
-
-def compose_argv(
-    compose: ComposeCommand, project: str, working_dir: str, files: tuple[str, ...] = ()
-) -> list[str]:
-    """The fixed head of every compose call: explicit project name, folder and files."""
-    argv = [*compose.argv, "--project-name", project, "--project-directory", working_dir]
-    for file in files:
-        argv += ["--file", file]
-    return argv
 
 
 def compose_files(project: DifyProject) -> tuple[Path, ...]:

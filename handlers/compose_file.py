@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from handlers import compose_dotenv
+from handlers.compose_binary import detect_compose
 from handlers.compose_interpolation import (
     InterpolationError,
     Lookup,
@@ -126,8 +127,6 @@ def read_project_environment(
 def installed_flavour() -> str:
     """Which Compose would run the next `up` here: v2 when a `docker compose` plugin is
     installed, else v1 when only `docker-compose` 1.x is, else v2 (what Dify documents)."""
-    from handlers.compose_cli import detect_compose  # files only, no subprocess
-
     found = detect_compose()
     return "v1" if found is not None and found.is_v1 else "v2"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers import container_exec
-from handlers.compose_cli import detect_compose
+from handlers.compose_binary import detect_compose
 from handlers.engine import docker_host
 from handlers.facts import Facts, Skip
 from handlers.parallel import parallel_map

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from handlers import compose_cli, fix_apply, fix_plan, restart
+from handlers import compose_binary, fix_apply, fix_plan, restart
 from handlers.check import run_check
 from handlers.mutation_lock import Busy
 from handlers.pending import read_pending
@@ -138,13 +138,13 @@ def test_missing_compose_is_a_clear_error_and_changes_nothing(
     set_env(stack, "OPENAI_API_BASE", f"{session_ollama.container_url()}/v1/")
     before = container_ids(stack)
     monkeypatch.setenv("PATH", str(tmp_path))  # neither docker nor docker-compose on it
-    compose_cli.find_compose.cache_clear()
+    compose_binary.find_compose.cache_clear()
     try:
         with pytest.raises(HandlerError, match="neither `docker compose` nor `docker-compose`"):
             restart.apply_configuration(settings, user="me", source="cli")
     finally:
         monkeypatch.undo()
-        compose_cli.find_compose.cache_clear()
+        compose_binary.find_compose.cache_clear()
     assert container_ids(stack) == before
 
 
