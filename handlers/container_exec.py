@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import docker
 
+from handlers import timeline
+
 NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory", "not found")
 
 
@@ -56,6 +58,19 @@ def run(
     bound_inside: bool = True,
 ) -> ExecResult:
     """Run argv in the container; never blocks longer than `timeout` + 1 s."""
+    with timeline.span(f"exec {argv[0]} @{container_id[:12]}"):
+        return _run(client, container_id, argv, timeout, environment, user, bound_inside)
+
+
+def _run(
+    client: docker.DockerClient,
+    container_id: str,
+    argv: list[str],
+    timeout: float,
+    environment: dict[str, str] | None,
+    user: str,
+    bound_inside: bool,
+) -> ExecResult:
     # GNU timeout takes fractions; busybox truncates them, which only makes it stricter.
     command = ["timeout", f"{max(1.0, timeout):.1f}", *argv] if bound_inside else list(argv)
     box: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=1)
@@ -82,11 +97,11 @@ def run(
         text = str(exc)
         if bound_inside and any(m in text.lower() for m in NOT_FOUND_MARKERS) and "timeout" in text:
             # An image without `timeout` (rare): rely on the caller's deadline alone.
-            return run(client, container_id, argv, timeout, environment, user, bound_inside=False)
+            return _run(client, container_id, argv, timeout, environment, user, False)
         return ExecResult(127 if "not found" in text.lower() else 1, "", text, elapsed)
     result = ExecResult(code, _decode(out), _decode(err), elapsed)
     if bound_inside and result.missing_command and "timeout" in result.stderr.split(":")[0]:
-        return run(client, container_id, argv, timeout, environment, user, bound_inside=False)
+        return _run(client, container_id, argv, timeout, environment, user, False)
     return result
 
 
@@ -253,6 +268,11 @@ def find_tools(client: docker.DockerClient, container_id: str) -> frozenset[str]
     """
     if container_id in _FOUND_CACHE:
         return _FOUND_CACHE[container_id]
+    with timeline.span(f"stat tools @{container_id[:12]}"):
+        return _find_tools(client, container_id)
+
+
+def _find_tools(client: docker.DockerClient, container_id: str) -> frozenset[str] | None:
     found = set()
     for tool in TOOLS:
         for folder in BIN_DIRS:
@@ -272,8 +292,9 @@ def read_file(
 ) -> str | None:
     """A small file of the container, through the engine's archive API (no exec)."""
     try:
-        stream, _ = client.api.get_archive(container_id, path)
-        data = b"".join(stream)
+        with timeline.span(f"read {path} @{container_id[:12]}"):
+            stream, _ = client.api.get_archive(container_id, path)
+            data = b"".join(stream)
     except Exception:  # any engine error: the caller falls back to an exec
         return None
     try:

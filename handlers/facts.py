@@ -16,7 +16,7 @@ import docker
 import httpx
 
 from config.settings import Settings
-from handlers import compose_file, container_exec, dify_db, engine
+from handlers import compose_file, container_exec, dify_db, engine, timeline
 from handlers.envfile import EnvFile, read_env_file
 from handlers.project import DifyProject, discover
 from handlers.results import HandlerError
@@ -34,6 +34,11 @@ T = TypeVar("T")
 # margins leave the CLI's own start-up inside the promised CHECK_TIMEOUT + 1 s.
 DEADLINE_MARGIN = 0.6
 EXEC_MARGIN = 0.45
+
+
+def short_ids(text: str) -> str:
+    """Container ids in a fact's key cut to Docker's 12 characters (for span names)."""
+    return ":".join(p[:12] if len(p) == 64 else p for p in text.split(":"))
 
 
 class Skip(Exception):
@@ -67,6 +72,7 @@ class Facts:
         self.hostname = socket.gethostname()
         self._lock = threading.Lock()
         self._memo: dict[str, Future[Any]] = {}
+        self._spans: dict[str, int | None] = {}
 
     def _once(self, key: str, compute: Callable[[], T]) -> T:
         with self._lock:
@@ -75,11 +81,20 @@ class Facts:
             if future is None:
                 future = Future()
                 self._memo[key] = future
+        name = short_ids(key)
         if owner:
-            try:
-                future.set_result(compute())
-            except BaseException as exc:
-                future.set_exception(exc)
+            with timeline.span(f"fact {name}") as index:
+                with self._lock:
+                    self._spans[key] = index
+                try:
+                    future.set_result(compute())
+                except BaseException as exc:
+                    future.set_exception(exc)
+        elif not future.done():
+            with self._lock:
+                computing = self._spans.get(key)
+            with timeline.span(f"wait {name}", waits=computing):
+                return cast(T, future.result())
         return cast(T, future.result())
 
     def budget(self) -> float:
@@ -229,13 +244,16 @@ class Facts:
             base = self.settings.ollama_url.rstrip("/")
             try:
                 with self._http() as http:
-                    version = http.get(f"{base}/api/version", timeout=self.budget())
+                    with timeline.span("http GET /api/version"):
+                        version = http.get(f"{base}/api/version", timeout=self.budget())
                     if version.status_code != 200:
                         return OllamaAnswer(
                             False, None, f"GET /api/version answered HTTP {version.status_code}"
                         )
-                    tags = http.get(f"{base}/api/tags", timeout=self.budget())
-                    loaded = http.get(f"{base}/api/ps", timeout=self.budget())
+                    with timeline.span("http GET /api/tags"):
+                        tags = http.get(f"{base}/api/tags", timeout=self.budget())
+                    with timeline.span("http GET /api/ps"):
+                        loaded = http.get(f"{base}/api/ps", timeout=self.budget())
             except httpx.TimeoutException:
                 return OllamaAnswer(False, None, f"no answer within {self.timeout:g} s (hung)")
             except httpx.ConnectError as exc:

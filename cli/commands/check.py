@@ -27,6 +27,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from handlers.check import run_check
     from handlers.probes import FINDING_IDS
+    from handlers.timeline import process_start
 
     only = tuple(part.strip() for part in args.only.split(",") if part.strip())
     unknown = [i for i in only if i not in FINDING_IDS]
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    report = run_check(settings, only)
+    report = run_check(settings, only, since=process_start())
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:

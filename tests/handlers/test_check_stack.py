@@ -97,6 +97,14 @@ def test_cli_json_on_healthy_stack(healthy_stack: DifyStack, session_ollama: Fak
     assert data["status"] in ("ok", "warn")
     assert {"id", "status", "summary", "detail", "remedy"} <= set(data["findings"][0])
     assert isinstance(data["duration_ms"], int)
+    # where the time went: each finding's own duration, the start-up, and the spans
+    assert all(
+        isinstance(f["duration_ms"], int) and f["duration_ms"] >= 0 for f in data["findings"]
+    )
+    assert 0 < data["timing"]["before_first_probe_ms"] < 60_000
+    names = [s["name"] for s in data["timing"]["spans"]]
+    assert "probe container.reach" in names and any(n.startswith("exec ") for n in names)
+    assert any(n.endswith("@api") for n in names), names  # container ids named by service
     env_text = healthy_stack.env_path.read_text()
     for line in env_text.splitlines():
         key, _, value = line.partition("=")
