@@ -42,43 +42,47 @@ CHECK_TIMEOUT = 3.0
 
 
 def timed(
-    argv: list[str], env: dict[str, str] | None = None, cap: float = CAP
+    argv: list[str], env: dict[str, str] | None = None, cap: float = CAP, cwd: Path | None = None
 ) -> tuple[float, int, str]:
     start = time.monotonic()
     try:
-        proc = subprocess.run(argv, capture_output=True, env=env, timeout=cap, check=False)
+        proc = subprocess.run(argv, capture_output=True, env=env, timeout=cap, check=False, cwd=cwd)
         code, out = proc.returncode, proc.stdout.decode("utf-8", "replace")
     except subprocess.TimeoutExpired:
         code, out = -1, ""
     return time.monotonic() - start, code, out
 
 
-def cli_env(stack: DifyStack, ollama: FakeOllama) -> dict[str, str]:
+def cli_env(stack: DifyStack, ollama: FakeOllama, code: Path = ROOT) -> dict[str, str]:
     return dict(
         os.environ,
         DIFY_COMPOSE_PROJECT=stack.project,
         OLLAMA_URL=ollama.url,
         CHECK_TIMEOUT=str(CHECK_TIMEOUT),
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=str(code),
     )
 
 
 def check_once(
-    stack: DifyStack, ollama: FakeOllama, *args: str
+    stack: DifyStack, ollama: FakeOllama, *args: str, code: Path = ROOT
 ) -> tuple[float, int, dict[str, Any]]:
-    """One `dify-ollama check --json` as a fresh process: wall time, exit code, report."""
-    seconds, code, out = timed(
-        [sys.executable, "-m", "cli.main", "check", "--json", *args], env=cli_env(stack, ollama)
+    """One `dify-ollama check --json` as a fresh process (of the source tree `code`): wall
+    time, exit code, report."""
+    seconds, code_, out = timed(
+        [sys.executable, "-m", "cli.main", "check", "--json", *args],
+        env=cli_env(stack, ollama, code),
+        cwd=code,  # `python -m` puts the working directory first on sys.path
     )
     try:
         report = json.loads(out)
     except ValueError:
         report = {}
-    return seconds, code, report
+    return seconds, code_, report
 
 
-def help_once() -> float:
-    return timed([sys.executable, "-m", "cli.main", "--help"], env=dict(os.environ))[0]
+def help_once(code: Path = ROOT) -> float:
+    env = dict(os.environ, PYTHONPATH=str(code))
+    return timed([sys.executable, "-m", "cli.main", "--help"], env=env, cwd=code)[0]
 
 
 def literal_steps(stack: DifyStack, ollama: FakeOllama) -> list[list[str]]:
@@ -200,6 +204,12 @@ def print_critical_path(report: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="an older source tree (e.g. `git archive <commit> | tar -x -C DIR`): its --help "
+        "and check are measured in the same run, interleaved, as the 'before' figures",
+    )
     args = parser.parse_args()
     runs = max(3, min(args.runs, 50))
     if not os.environ.get("DOCKER_HOST"):
@@ -218,9 +228,14 @@ def main() -> int:
             full: list[float] = []
             lit_list = literal_steps(stack, ollama)
             full_list = full_steps(stack, ollama)
-            for _ in range(runs):  # interleaved: a burst of load hits both sides alike
+            before_helps: list[float] = []
+            before_checks: list[float] = []
+            for _ in range(runs):  # interleaved: a burst of load hits every side alike
                 healthy.append(check_once(stack, ollama))
                 literal.append(manual_once(lit_list)[0])
+                if args.before:
+                    before_helps.append(help_once(args.before))
+                    before_checks.append(check_once(stack, ollama, code=args.before)[0])
             for _ in range(3):
                 full.append(manual_once(full_list)[0])
             ollama.set_mode("hung")
@@ -256,6 +271,13 @@ def main() -> int:
         f"the same {len(report_ids(median_run))} facts by hand ({len(full_list)} commands):   "
         f"{spread(full)}  (ratio {h / m:.2f}x)"
     )
+    if before_checks:
+        b = statistics.median(before_checks)
+        print(f"before ({args.before}): --help {spread(before_helps)}")
+        print(f"before: healthy check, fresh process:    {spread(before_checks)}")
+        print(
+            f"  ratio before / field notes' procedure: {b / lit:.2f}x; after / before {h / b:.2f}x"
+        )
     print(
         f"hung Ollama check (worst of 3):          {hh:.2f} s  "
         f"(target <= {CHECK_TIMEOUT + 1:.1f} s: {'met' if hh <= CHECK_TIMEOUT + 1 else 'MISSED'})"

@@ -12,7 +12,6 @@ import sys
 from collections.abc import Sequence
 
 import cli.commands
-from config.settings import ConfigError, load_settings
 
 EXIT_USAGE = 2
 
@@ -41,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # After parsing: `--help` and usage errors never pay for loading the configuration.
+    from config.settings import ConfigError, load_settings
+
     try:
         settings = load_settings()
     except ConfigError as exc:

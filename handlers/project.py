@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import docker
+from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings
 from handlers.results import HandlerError
+
+if TYPE_CHECKING:
+    import docker
 
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"
@@ -30,6 +31,11 @@ DB_SERVICES = ("db_postgres", "db")
 SHARED_ENV_SERVICES = ("api", "worker", "worker_beat", "plugin_daemon")
 # After a database fix these drop whatever they cached in process, even when not recreated.
 DB_FIX_SERVICES = ("api", "worker", "plugin_daemon")
+# Each service's own health endpoint, as seen inside its container.
+HEALTH_URLS = {
+    "api": "http://localhost:5001/health",
+    "plugin_daemon": "http://localhost:5002/health/check",
+}
 
 
 @dataclass(frozen=True)
