@@ -11,6 +11,7 @@ from typing import Any
 
 from config.settings import Settings
 from handlers import timeline
+from handlers.engine_cache import EngineCache
 from handlers.facts import Facts, Skip
 from handlers.probes import PROBES, Probe
 from handlers.project import DifyProject
@@ -52,17 +53,22 @@ def _scrub(finding: Finding, redactor: Redactor) -> Finding:
 
 
 def run_check(
-    settings: Settings, only: tuple[str, ...] = (), *, since: float | None = None
+    settings: Settings,
+    only: tuple[str, ...] = (),
+    *,
+    since: float | None = None,
+    cache: EngineCache | None = None,
 ) -> Report:
     """Run the probes (all, or the ids in `only`) and return the report within the deadline.
 
     `since` (a time.monotonic() value: the process start, the Slack request) is where the
-    report's `before_first_probe_ms` counts from.
+    report's `before_first_probe_ms` counts from. `cache`: what a long-running process keeps
+    between checks (handlers/engine_cache.py).
     """
     start = time.monotonic()
     spans = timeline.Timeline(start)
     with timeline.recording(spans):
-        facts = Facts(settings)
+        facts = Facts(settings, cache)
         found, durations = _run_probes(facts, only)
     probes = [fid for fid, _ in PROBES if not only or fid in only]
     deadline = facts.deadline
@@ -88,7 +94,7 @@ def run_check(
         tuple(findings),
         int((time.monotonic() - start) * 1000),
         context,
-        _timing(spans, since, project),
+        _timing(spans, since, project, redactor),
     )
 
 
@@ -126,9 +132,10 @@ def _run_probes(facts: Facts, only: tuple[str, ...]) -> tuple[dict[str, Finding]
 
 
 def _timing(
-    spans: timeline.Timeline, since: float | None, project: DifyProject | None
+    spans: timeline.Timeline, since: float | None, project: DifyProject | None, redactor: Redactor
 ) -> dict[str, Any]:
-    """The report's timing: spans with container ids named by their service."""
+    """The report's timing: spans with container ids named by their service, and redacted
+    like every finding (a span may name a URL, and a URL may carry a password)."""
     names = {}
     if project is not None:
         names = {info.id[:12]: service for service, info in project.containers.items()}
@@ -136,7 +143,7 @@ def _timing(
     def rename(name: str) -> str:
         for short, service in names.items():
             name = name.replace(short, service)
-        return name
+        return redactor.redact(name)
 
     first = spans.first_start("probe ")
     before = None

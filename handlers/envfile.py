@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from dotenv import dotenv_values
 
 from handlers.results import HandlerError
 
@@ -137,18 +136,27 @@ def public_placeholders(env_path: Path) -> frozenset[str]:
         text = example.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return BUILTIN_PLACEHOLDERS
+    from dotenv import dotenv_values  # here: `--help` of the commands need not pay for it
+
     values = dotenv_values(stream=io.StringIO(text), interpolate=False)
     return BUILTIN_PLACEHOLDERS | {v for v in values.values() if v and len(v) < PLACEHOLDER_MAX}
 
 
 def parse_env_text(text: str, path: Path = Path(".env")) -> EnvFile:
+    from dotenv import dotenv_values
+
     raw = dotenv_values(stream=io.StringIO(text), interpolate=False)
     values = {k: (v if v is not None else "") for k, v in raw.items()}
     return EnvFile(path, values, text)
 
 
-def read_env_file(path: Path) -> EnvFile:
-    """Read `.env`; a missing or unreadable file is a HandlerError saying which and why."""
+# A keeper of parses by the bytes parsed: memo(kind, data, parse) -> parse() or a kept copy.
+ParseMemo = Callable[[str, bytes, Callable[[], EnvFile]], EnvFile]
+
+
+def read_env_file(path: Path, memo: ParseMemo | None = None) -> EnvFile:
+    """Read `.env`; a missing or unreadable file is a HandlerError saying which and why.
+    `memo` (a long-running process's) may hand back the parse of the very same bytes."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -160,4 +168,6 @@ def read_env_file(path: Path) -> EnvFile:
     except OSError as exc:
         raise HandlerError(f"{path} could not be read: {exc.strerror or exc}") from None
     text = data.decode("utf-8", errors="replace")
+    if memo is not None:
+        return memo(f"env:{path}", data, lambda: parse_env_text(text, path))
     return parse_env_text(text, path)

@@ -92,7 +92,7 @@ def env_file(facts: Facts) -> Finding:
     path = project.env_path
     example = path.parent / ".env.example"
     try:
-        env = read_env_file(path)
+        env = facts.env_file()
     except HandlerError as exc:
         missing = not path.exists() and not path.is_symlink()
         return Finding(

@@ -7,13 +7,10 @@ from handlers.compose_binary import detect_compose
 from handlers.engine import docker_host
 from handlers.facts import Facts, Skip
 from handlers.parallel import parallel_map
+from handlers.project import HEALTH_URLS
 from handlers.results import Finding, Status
 
 CORE_SERVICES = ("api", "worker", "plugin_daemon")
-HEALTH_URLS = {
-    "api": "http://localhost:5001/health",
-    "plugin_daemon": "http://localhost:5002/health/check",
-}
 
 
 def docker_engine(facts: Facts) -> Finding:
@@ -123,7 +120,7 @@ def dify_containers(facts: Facts) -> Finding:
 
 def dify_health(facts: Facts) -> Finding:
     project = facts.project()
-    client = facts.client()
+    facts.client()  # no engine: Skip, even when DIFY_DIR found the project
     lines, bad = [], []
     targets = []
     for service, url in HEALTH_URLS.items():
@@ -136,7 +133,8 @@ def dify_health(facts: Facts) -> Finding:
             bad.append(service)
 
     def get(target: tuple[str, str, str]) -> container_exec.HttpProbe:
-        return container_exec.http_get(client, target[2], target[1], facts.budget())
+        service, url, cid = target
+        return facts.http_in(service, cid, url)
 
     for (service, url, _), probe in zip(targets, parallel_map(get, targets), strict=True):
         if probe.ok:

@@ -9,7 +9,7 @@ import pytest
 
 from handlers.report_text import render_text
 from handlers.results import Finding, Report, Status
-from tests.rig.cli_process import run_cli
+from tests.rig.cli_process import run_cli, run_python
 
 
 def test_unknown_subcommand_is_usage_error() -> None:
@@ -91,3 +91,22 @@ def test_text_report_lists_evidence_and_remedy() -> None:
 def test_exit_code_zero_unless_failure(status: Status) -> None:
     assert Report((Finding("x", status, "s"),), 1).exit_code == 0
     assert Report((Finding("x", Status.FAIL, "s"),), 1).exit_code == 1
+
+
+LOADED = (
+    "import sys\n"
+    "from cli.main import main\n"
+    "main(sys.argv[1:])\n"
+    "heavy = ('slack_sdk', 'slack_bolt', 'gunicorn', 'pydantic', 'pydantic_settings', 'yaml')\n"
+    "print('LOADED', ','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+)
+
+
+@pytest.mark.parametrize("only", ["", "docker.engine,ollama.host,host.resources"])
+def test_check_imports_only_what_it_uses(tmp_path: Path, only: str) -> None:
+    """`check` loads neither Slack, gunicorn nor pydantic (issue 12); PyYAML only when the
+    compose files are read (env.drift, with a project found), so not here."""
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/none.sock", "OLLAMA_URL": "http://127.0.0.1:9"}
+    args = ["-c", LOADED, "check", "--json", *(["--only", only] if only else [])]
+    proc = run_python(*args, env=env)
+    assert proc.stdout.rstrip().endswith("LOADED"), proc.stdout[-300:] + proc.stderr[-300:]
