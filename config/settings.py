@@ -183,6 +183,7 @@ class Settings:
     dify_compose_project: str | None = None
     ollama_url: str = field(default="http://127.0.0.1:11434", metadata=URL)
     check_timeout: float = field(default=3.0, metadata=_bounds(0, 120, above=True))
+    chat_timeout: float = field(default=60.0, metadata=_bounds(0, 900, above=True))
     docker_host: str | None = None
 
     # Repairs (fix-env)

@@ -13,7 +13,8 @@ from config.settings import Settings
 from handlers import timeline
 from handlers.engine_cache import EngineCache
 from handlers.facts import Facts, Skip
-from handlers.probes import PROBES, Probe
+from handlers.probes import ON_REQUEST, PROBES, Probe
+from handlers.probes.chat import CHAT_MODES
 from handlers.project import DifyProject
 from handlers.redact import Redactor, redactor_for
 from handlers.results import Finding, HandlerError, Report, Status
@@ -58,20 +59,35 @@ def run_check(
     *,
     since: float | None = None,
     cache: EngineCache | None = None,
+    chat: str = "off",
 ) -> Report:
     """Run the probes (all, or the ids in `only`) and return the report within the deadline.
 
     `since` (a time.monotonic() value: the process start, the Slack request) is where the
     report's `before_first_probe_ms` counts from. `cache`: what a long-running process keeps
-    between checks (handlers/engine_cache.py).
+    between checks (handlers/engine_cache.py). `chat`: "on" adds dify.chat (as naming it in
+    `only` does), "if-loaded" adds it when its model is loaded already; with it, the report
+    may take CHAT_TIMEOUT (its own deadline) instead of CHECK_TIMEOUT.
     """
+    if chat not in CHAT_MODES:
+        raise ValueError(f"chat must be one of {CHAT_MODES}")
+    if "dify.chat" in only and chat == "off":
+        chat = "on"
     start = time.monotonic()
     spans = timeline.Timeline(start)
+    wanted = [
+        (fid, probe)
+        for fid, probe in PROBES
+        if (fid in only if only else fid not in ON_REQUEST or chat != "off")
+    ]
     with timeline.recording(spans):
-        facts = Facts(settings, cache)
-        found, durations = _run_probes(facts, only)
-    probes = [fid for fid, _ in PROBES if not only or fid in only]
-    deadline = facts.deadline
+        facts = Facts(settings, cache, chat)
+        deadline = facts.deadline
+        if chat != "off" and any(fid == "dify.chat" for fid, _ in wanted):
+            deadline = max(deadline, start + settings.chat_timeout + 1.5)
+        found, durations = _run_probes(facts, wanted, deadline)
+    facts.close()
+    probes = [fid for fid, _ in wanted]
     redactor = _redactor(facts)
     findings = []
     for finding_id in probes:
@@ -98,9 +114,10 @@ def run_check(
     )
 
 
-def _run_probes(facts: Facts, only: tuple[str, ...]) -> tuple[dict[str, Finding], dict[str, int]]:
+def _run_probes(
+    facts: Facts, probes: list[tuple[str, Probe]], deadline: float
+) -> tuple[dict[str, Finding], dict[str, int]]:
     """Every probe in its own thread; what answered before the deadline, and how long each took."""
-    probes = [(fid, probe) for fid, probe in PROBES if not only or fid in only]
     results: queue.Queue[tuple[str, Finding, int]] = queue.Queue()
 
     def run(finding_id: str, probe: Probe) -> None:
@@ -119,7 +136,7 @@ def _run_probes(facts: Facts, only: tuple[str, ...]) -> tuple[dict[str, Finding]
     found: dict[str, Finding] = {}
     durations: dict[str, int] = {}
     while len(found) < len(probes):
-        remaining = facts.deadline - time.monotonic()
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         try:
@@ -150,3 +167,9 @@ def _timing(
     if since is not None and first is not None:
         before = max(0, round((first - since) * 1000))
     return {"before_first_probe_ms": before, "spans": spans.to_json(rename)}
+
+
+def verification_check(settings: Settings) -> Report:
+    """The check after fix-env/restart: every probe, and the chat test when the model is loaded
+    already (the finding says which happened: a chat would load it otherwise)."""
+    return run_check(settings, chat="if-loaded")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from handlers.facts import Facts
-from handlers.probes import config, host, network, ollama, stack
+from handlers.probes import chat, config, errors, host, models, network, ollama, plugin, stack
 from handlers.results import Finding
 
 Probe = Callable[[Facts], Finding]
@@ -27,6 +27,14 @@ PROBES: tuple[tuple[str, Probe], ...] = (
     ("dify.web", host.dify_web),
     ("host.resources", host.host_resources),
     ("dify.secrets", config.dify_secrets),
+    ("dify.plugin", plugin.dify_plugin),
+    ("ollama.capabilities", models.ollama_capabilities),
+    ("dify.timeouts", models.dify_timeouts),
+    ("dify.errors", errors.dify_errors),
+    ("dify.chat", chat.dify_chat),
 )
 
 FINDING_IDS = tuple(finding_id for finding_id, _ in PROBES)
+# Run only when asked for (`check --chat`, `--only dify.chat`, the check after a restart when
+# the model is loaded): a chat loads the model, which a diagnosis must not do unasked.
+ON_REQUEST = frozenset({"dify.chat"})

@@ -27,8 +27,7 @@ def dify_web(facts: Facts) -> Finding:
         return Finding("dify.web", Status.WARN, f"EXPOSE_NGINX_PORT={port!r} is not a port number")
     url = f"http://127.0.0.1:{port}/"
     try:
-        with httpx.Client(timeout=facts.budget(), trust_env=False) as http:
-            response = http.get(url)
+        response = facts.http().get(url, timeout=facts.budget())
     except httpx.TimeoutException:
         return Finding(
             "dify.web",
@@ -70,6 +69,11 @@ def _meminfo() -> dict[str, int]:
     except OSError:
         pass
     return values
+
+
+def available_memory() -> int:
+    """MemAvailable in bytes (0 when unknown)."""
+    return _meminfo().get("MemAvailable", 0)
 
 
 def host_resources(facts: Facts) -> Finding:
