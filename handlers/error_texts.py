@@ -1,6 +1,12 @@
 """The error texts Dify, its Ollama plugin and plugin_daemon log when a model call fails, each
 linked to the finding that explains it (langgenius/dify issues; the team's field notes,
-"Failures users report most after plain connectivity").
+"Failures users report most after plain connectivity"). plugin_daemon's own wording, from
+langgenius/dify-plugin-daemon (commit bdb5642): "plugin runtime not found"
+(internal/core/control_panel/exec.go), "no available node, " + the cause
+(internal/server/middleware.go), "plugin verification has been enabled, and the plugin you want
+to install has a bad signature" (internal/service/plugin_decoder.go), "failed to init
+environment" (internal/core/control_panel/launcher_local.go; older releases: "init environment
+failed").
 
 Matching is by lower-case substrings (linear in the line), plus one bounded regular expression
 for "expected N dimensions, not M"; lines are already cut to a bounded length before this.
@@ -52,7 +58,11 @@ KNOWN: tuple[ErrorText, ...] = (
         "dify.plugin",
         ("bad signature", "plugin verification has been enabled"),
     ),
-    ErrorText("init environment failed", "dify.plugin", ("init environment failed",)),
+    ErrorText(
+        "init environment failed",
+        "dify.plugin",
+        ("init environment failed", "failed to init environment"),
+    ),
     ErrorText("plugin runtime not found", "dify.plugin", ("plugin runtime not found",)),
     ErrorText(
         "no available node, plugin not found",

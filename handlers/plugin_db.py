@@ -2,11 +2,15 @@
 
 Not Dify's metadata database (handlers/dify_db.py) but its neighbour in the same server:
 DB_PLUGIN_DATABASE (default `dify_plugin`), which plugin_daemon receives as DB_DATABASE.
-Tables as langgenius/dify-plugin-daemon's GORM models name them (internal/types/models):
-`plugin_installations` (tenant_id, plugin_id "author/name", plugin_unique_identifier
-"author/name:version@checksum", runtime_type), `plugins` (the installed packages) and
-`plugin_declarations` (their manifests). Read only: PostgreSQL through `psql` in a read-only
-transaction, MySQL through `mysql` with a read-only session, as Dify's rows are read.
+Tables as langgenius/dify-plugin-daemon's GORM models name them, checked against its source
+(commit bdb5642, Aug 2026; AutoMigrate in internal/db/init.go, default GORM naming):
+`plugin_installations` (internal/types/models/installation.go: tenant_id uuid, plugin_id
+"author/name", plugin_unique_identifier "author/name:version@checksum", runtime_type),
+`plugins` (plugin.go `Plugin`: the installed packages, by plugin_unique_identifier) and
+`plugin_declarations` (plugin.go `PluginDeclaration`: their manifests, by
+plugin_unique_identifier). Only these columns are read. Read only: PostgreSQL through
+`psql` in a read-only transaction, MySQL through `mysql` with a read-only session, as
+Dify's rows are read.
 """
 
 from __future__ import annotations

@@ -47,6 +47,8 @@ def runtime_troubles(lines: Sequence[str]) -> list[RuntimeTrouble]:
         if at >= 0 and "failed" not in low:
             current = line[at + len("init environment for plugin ") :].split()[0][:200]
             continue
+        # "init environment failed" (older daemons), "failed to init environment" (newer:
+        # launcher_local.go joins it after the cause, so it may end a line of its own)
         if "init environment" in low and "failed" in low:
             kind = "download" if any(w in low for w in DOWNLOAD_WORDS) else "init"
         elif "bad signature" in low or "plugin verification has been enabled" in low:
@@ -64,11 +66,26 @@ def _ours(trouble: RuntimeTrouble) -> bool:
     return not trouble.plugin or trouble.plugin.startswith(OLLAMA_PLUGIN + ":")
 
 
+# (.env name, the names plugin_daemon reads it by): compose hands PLUGIN_PYTHON_ENV_INIT_TIMEOUT
+# to the daemon as PYTHON_ENV_INIT_TIMEOUT (docker-compose.yaml; the daemon's
+# internal/types/app/config.go reads PYTHON_ENV_INIT_TIMEOUT, PIP_MIRROR_URL).
+_OFFLINE_KEYS = (
+    ("PIP_MIRROR_URL", ("PIP_MIRROR_URL",)),
+    (
+        "PLUGIN_PYTHON_ENV_INIT_TIMEOUT",
+        ("PYTHON_ENV_INIT_TIMEOUT", "PLUGIN_PYTHON_ENV_INIT_TIMEOUT"),
+    ),  # noqa: E501
+    ("HTTP_PROXY", ("HTTP_PROXY", "http_proxy")),
+    ("HTTPS_PROXY", ("HTTPS_PROXY", "https_proxy")),
+)
+
+
 def _offline_settings(env: Mapping[str, str]) -> str:
+    """What the running daemon has for the settings an offline install needs."""
     parts = []
-    for key in ("PIP_MIRROR_URL", "PLUGIN_PYTHON_ENV_INIT_TIMEOUT", "HTTP_PROXY", "HTTPS_PROXY"):
-        value = env.get(key) or env.get(key.lower())
-        parts.append(f"{key}={without_credentials(value) if value else 'unset'}")
+    for shown, names in _OFFLINE_KEYS:
+        value = next((env[n] for n in names if env.get(n)), None)
+        parts.append(f"{shown}={without_credentials(value) if value else 'unset'}")
     return ", ".join(parts)
 
 

@@ -78,6 +78,33 @@ def test_plugin_offline_install_names_the_settings() -> None:
     assert "s3cret" not in found.remedy and "mirror.local" in found.remedy
 
 
+def test_plugin_newer_daemon_wording_and_its_own_variable_names() -> None:
+    """Newer daemons log the cause, then "failed to init environment" (launcher_local.go);
+    compose hands PLUGIN_PYTHON_ENV_INIT_TIMEOUT to the daemon as PYTHON_ENV_INIT_TIMEOUT."""
+    found = plugin_verdict(
+        [
+            f"[INFO]init environment for plugin {OLLAMA_UID}",
+            "[ERROR]failed to install dependencies: connection timed out",
+            "failed to init environment",
+        ],
+        env={"PYTHON_ENV_INIT_TIMEOUT": "640", "https_proxy": "http://u:pw@proxy:3128"},
+    )
+    assert found.status is Status.FAIL and "package download" not in found.summary
+    assert "init environment failed" in found.summary
+    hit = error_texts.classify("failed to init environment")
+    assert hit is not None and hit[0].finding == "dify.plugin"
+    offline = plugin_verdict(
+        [
+            f"[INFO]init environment for plugin {OLLAMA_UID}",
+            "[ERROR]init environment failed: pip install timed out",
+        ],
+        env={"PYTHON_ENV_INIT_TIMEOUT": "640", "https_proxy": "http://u:pw@proxy:3128"},
+    )
+    assert "PLUGIN_PYTHON_ENV_INIT_TIMEOUT=640" in offline.remedy
+    assert "HTTPS_PROXY=http://[REDACTED]@proxy:3128" in offline.remedy
+    assert "u:pw" not in offline.remedy
+
+
 def test_plugin_signature_rejected() -> None:
     found = plugin_verdict(
         [

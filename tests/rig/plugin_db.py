@@ -1,13 +1,17 @@
 """plugin_daemon's own database, as the look-alike stacks hold it.
 
-Tables as langgenius/dify-plugin-daemon declares them (internal/types/models: GORM models
-`Plugin`, `PluginInstallation`, `PluginDeclaration`, `AIModelInstallation`; GORM's default
-names, snake_case plural): `plugins` (one row per installed package, `refers` counting the
-tenants), `plugin_installations` (one row per tenant and plugin: `plugin_id` "author/name",
-`plugin_unique_identifier` "author/name:version@checksum", `runtime_type`), `plugin_declarations`
-(the manifest, JSON) and `ai_model_installations` (the model providers a tenant got from it).
-The database is DB_PLUGIN_DATABASE (default `dify_plugin`) in the same PostgreSQL (or MySQL)
-server as Dify's own.
+Tables and columns as langgenius/dify-plugin-daemon declares them, checked against its source
+at commit bdb5642 (Aug 2026): internal/types/models/plugin.go (`Plugin`, `PluginDeclaration`),
+installation.go (`PluginInstallation`), model.go (`AIModelInstallation`), base.go (`Model`:
+id uuid, created_at, updated_at), created by GORM's AutoMigrate in internal/db/init.go with
+GORM's default names (snake_case, plural): `plugins` (one row per installed package, `refers`
+counting the tenants, `install_type`, `manifest_type`, `remote_declaration`, `source`),
+`plugin_installations` (one row per tenant and plugin: `plugin_id` "author/name",
+`plugin_unique_identifier` "author/name:version@checksum", `runtime_type`, `source`, `meta`),
+`plugin_declarations` (the manifest, JSON) and `ai_model_installations` (the model providers a
+tenant got from it). The database is DB_PLUGIN_DATABASE (default `dify_plugin`) in the same
+PostgreSQL (or MySQL) server as Dify's own. Only the columns the product reads must match;
+the rest are here so the rows look like the daemon's.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ def plugin_schema_sql(dialect: str = "postgresql") -> str:
             f"CREATE TABLE plugins (id {uid} PRIMARY KEY, {stamps}, "
             "plugin_unique_identifier varchar(255), plugin_id varchar(255), "
             "refers integer DEFAULT 0, install_type varchar(127), manifest_type varchar(127), "
-            f"declaration {text_t});",
+            f"remote_declaration {text_t}, source varchar(63) DEFAULT '');",
             f"CREATE TABLE plugin_installations (id {uid} PRIMARY KEY, {stamps}, "
             f"tenant_id {uid}, plugin_id varchar(255), plugin_unique_identifier varchar(255), "
             "runtime_type varchar(127), endpoints_setups integer, endpoints_active integer, "
@@ -98,9 +102,9 @@ def plugin_rows_sql(installs: Iterable[PluginInstall]) -> str:
         )
         out.append(
             "INSERT INTO plugins (id, plugin_unique_identifier, plugin_id, refers, install_type, "
-            f"manifest_type, declaration) VALUES ({_q(str(uuid.uuid4()))}, {_q(identifier)}, "
-            f"{_q(first.plugin_id)}, {len(users)}, {_q(first.runtime_type)}, 'plugin', "
-            f"{_q(declaration)});"
+            f"manifest_type, remote_declaration, source) VALUES ({_q(str(uuid.uuid4()))}, "
+            f"{_q(identifier)}, {_q(first.plugin_id)}, {len(users)}, {_q(first.runtime_type)}, "
+            f"'plugin', '{{}}', {_q(first.source)});"
         )
         out.append(
             "INSERT INTO plugin_declarations (id, plugin_unique_identifier, plugin_id, "
