@@ -103,8 +103,11 @@ def render_report(
     requested_by: str | None = None,
     finding_buttons: Sequence[ButtonFn] = (),
     notes: Sequence[str] = (),
+    report_buttons: Sequence[dict[str, Any]] = (),
     max_blocks: int = MAX_BLOCKS,
 ) -> Rendered:
+    """`report_buttons`: one row of buttons about the whole report (e.g. "Chat test"), kept
+    above the context line."""
     findings = sorted(report.findings, key=lambda f: _ORDER[f.status])
     problems = [f for f in findings if f.status in (Status.FAIL, Status.WARN)]
     passed = [f for f in findings if f.status not in (Status.FAIL, Status.WARN)]
@@ -112,7 +115,7 @@ def render_report(
     blocks: list[dict[str, Any]] = [header(verdict(report))]
     degraded = False
 
-    budget = max_blocks - _RESERVED
+    budget = max_blocks - _RESERVED - (1 if report_buttons else 0)
     shown = 0
     for finding in problems:
         buttons = _buttons(finding, report, finding_buttons)
@@ -145,6 +148,8 @@ def render_report(
     if not report.findings:
         blocks.append(section("_No findings: nothing was checked._"))
 
+    if report_buttons:
+        blocks.append(actions(list(report_buttons)[:MAX_ACTIONS]))
     blocks.append(_context_line(report, requested_by, notes))
     if len(blocks) > max_blocks:  # cannot happen with the budget above; never fail anyway
         degraded = True
@@ -154,3 +159,13 @@ def render_report(
     if problems:
         text += ": " + "; ".join(f.summary for f in problems[:5])
     return Rendered(text=truncate(text, MAX_FALLBACK), blocks=blocks, degraded=degraded)
+
+
+def render_finding(finding: Finding, title: str, requested_by: str | None = None) -> Rendered:
+    """One finding on its own (a button's answer, e.g. the chat test): its line, evidence and
+    remedy, and who asked."""
+    text = f"{title}: {finding.summary}"
+    blocks = [section(_problem_text(finding))]
+    who = f"asked by {requested_by} · " if requested_by else ""
+    blocks.append(context(f"{who}{finding.duration_ms / 1000:.1f} s"))
+    return Rendered(text=truncate(text, MAX_FALLBACK), blocks=blocks, degraded=False)
