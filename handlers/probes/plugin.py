@@ -4,12 +4,14 @@ its runtime came up in plugin_daemon (its database, its recent log, its environm
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from handlers import runtime_facts
 from handlers.facts import Facts, Skip
 from handlers.plugin_db import OLLAMA_PLUGIN, Installation
 from handlers.results import Finding, HandlerError, Status
+from handlers.timeline import in_context
 from handlers.urls import without_credentials
 
 RECREATE = "then recreate plugin_daemon (`dify-ollama restart plugin_daemon` recreates it when "
@@ -74,7 +76,7 @@ _OFFLINE_KEYS = (
     (
         "PLUGIN_PYTHON_ENV_INIT_TIMEOUT",
         ("PYTHON_ENV_INIT_TIMEOUT", "PLUGIN_PYTHON_ENV_INIT_TIMEOUT"),
-    ),  # noqa: E501
+    ),
     ("HTTP_PROXY", ("HTTP_PROXY", "http_proxy")),
     ("HTTPS_PROXY", ("HTTPS_PROXY", "https_proxy")),
 )
@@ -215,13 +217,17 @@ def dify_plugin(facts: Facts) -> Finding:
             "Dify 0.x has no plugins: api and worker call Ollama themselves",
         )
     cid = facts.running("plugin_daemon")
-    try:
-        rows = facts.credentials()
-    except HandlerError as exc:
-        raise Skip(f"needs dify.base_url ({exc})") from None
+    # plugin_daemon's database and log do not depend on Dify's rows: read all three at once
+    # (one after the other, the second psql doubled this probe's time and led the check).
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe-plugin") as pool:
+        state_job = pool.submit(in_context(runtime_facts.plugin_state), facts)
+        log_job = pool.submit(in_context(runtime_facts.recent_log), facts, "plugin_daemon")
+        try:
+            rows = facts.credentials()
+        except HandlerError as exc:
+            raise Skip(f"needs dify.base_url ({exc})") from None
+        state, log = state_job.result(), log_job.result()
     tenants = sorted({r.tenant_id for r in rows if r.provider == runtime_facts.OLLAMA_PROVIDER_1X})
-    state = runtime_facts.plugin_state(facts)
-    log = runtime_facts.recent_log(facts, "plugin_daemon")
     return verdict(
         tenants,
         state.installations,
