@@ -7,7 +7,11 @@ the fake at the wire (tests/rig/fake_ollama.py)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -330,3 +334,26 @@ def test_hung_ollama_bound_holds_with_the_new_probes(
     for fid in ("ollama.capabilities", "dify.timeouts"):
         assert finding(report, fid).status is Status.SKIP
     assert finding(report, "dify.plugin").status is Status.OK  # does not need Ollama
+
+
+def test_cli_check_chat_flag(healthy_stack: DifyStack, session_ollama: FakeOllama):
+    """`dify-ollama check --chat` adds dify.chat to the whole report; without it, no chat."""
+    env = dict(
+        os.environ,
+        DIFY_COMPOSE_PROJECT=healthy_stack.project,
+        OLLAMA_URL=session_ollama.url,
+        CHECK_TIMEOUT="3",
+        CHAT_TIMEOUT="20",
+    )
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-m", "cli.main", "check", "--json", "--chat"]
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env=env, timeout=60, check=False, cwd=root
+    )
+    assert proc.returncode == 0, proc.stderr
+    ids = {f["id"]: f for f in json.loads(proc.stdout)["findings"]}
+    assert ids["dify.chat"]["status"] == "ok" and len(ids) == 21
+    plain = subprocess.run(
+        argv[:-1], capture_output=True, text=True, env=env, timeout=60, check=False, cwd=root
+    )
+    assert "dify.chat" not in {f["id"] for f in json.loads(plain.stdout)["findings"]}
