@@ -131,6 +131,20 @@ def verdict(
             "on a connected machine and use Install from local package file.",
             service="plugin_daemon",
         )
+    unpacked = [t for t in tenants if t in by_tenant and not by_tenant[t].package]
+    if db_error is None and unpacked:
+        return Finding(
+            "dify.plugin",
+            Status.FAIL,
+            f"the Ollama plugin installed for {len(unpacked)} workspace(s) refers to a package "
+            "plugin_daemon does not have",
+            detail="; ".join(lines)
+            + " (plugin_installations names a plugin_unique_identifier with no row in plugins: "
+            "the daemon cannot start it; Dify shows: plugin not found)",
+            remedy="Reinstall the plugin in those workspaces (Dify -> Plugins -> Ollama -> "
+            "Remove, then install it again from the Marketplace or a local .difypkg).",
+            service="plugin_daemon",
+        )
     kinds = {t.kind for t in ours}
     if "signature" in kinds:
         return Finding(

@@ -69,6 +69,13 @@ def test_plugin_missing(restore_healthy_stack: DifyStack, session_ollama: FakeOl
     assert "Marketplace" in found.remedy and found.service == "plugin_daemon"
 
 
+def test_plugin_package_row_missing(restore_healthy_stack: DifyStack, session_ollama: FakeOllama):
+    stack = restore_healthy_stack
+    stack.plugin_sql("DELETE FROM plugins;")
+    found = finding(check(stack, session_ollama, "dify.plugin"), "dify.plugin")
+    assert found.status is Status.FAIL and "refers to a package" in found.summary, found
+
+
 def test_plugin_runtime_failed_and_not_found(
     restore_healthy_stack: DifyStack, session_ollama: FakeOllama
 ):

@@ -105,6 +105,13 @@ def test_plugin_newer_daemon_wording_and_its_own_variable_names() -> None:
     assert "u:pw" not in offline.remedy
 
 
+def test_plugin_installation_without_its_package() -> None:
+    lost = Installation(TENANT, OLLAMA_UID, "local", False, True)
+    found = plugin_verdict(installs=[lost])
+    assert found.status is Status.FAIL and "refers to a package" in found.summary
+    assert "package row missing" in found.detail and "Reinstall" in found.remedy
+
+
 def test_plugin_signature_rejected() -> None:
     found = plugin_verdict(
         [
