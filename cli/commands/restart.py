@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,21 @@ from config.settings import Settings
 from handlers.results import HandlerError
 
 EXIT_USAGE = 2
+MIN_WAIT, MAX_WAIT = 1.0, 3600.0
+
+
+def parse_wait(text: str | float) -> float:
+    """--wait: seconds, a finite number within MIN_WAIT..MAX_WAIT. `nan` compares false with
+    every bound (it would never time out, holding the lock), `inf`/`1e309` never end either."""
+    try:
+        seconds = float(text)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"--wait takes a number of seconds (got {str(text)[:40]!r})") from None
+    if not math.isfinite(seconds) or not MIN_WAIT <= seconds <= MAX_WAIT:
+        raise ValueError(
+            f"--wait must be within {MIN_WAIT:g}..{MAX_WAIT:g} seconds (got {str(text)[:40]!r})"
+        )
+    return seconds
 
 
 def register(subparsers: Any) -> None:
@@ -40,10 +56,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--wait",
-        type=float,
-        default=120.0,
+        default="120",
         metavar="SECONDS",
-        help="how long to wait for running/healthy containers (default 120)",
+        help=f"how long to wait for running/healthy containers ({MIN_WAIT:g}..{MAX_WAIT:g}, "
+        "default 120)",
     )
     parser.add_argument("--no-check", action="store_true", help="skip the check afterwards")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -60,8 +76,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from cli.commands.fix_env import who
     from handlers import restart
 
-    if args.wait <= 0 or args.wait > 3600:
-        print("dify-ollama restart: --wait must be within 1..3600 seconds", file=sys.stderr)
+    try:
+        wait = parse_wait(args.wait)
+    except ValueError as exc:
+        print(f"dify-ollama restart: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.all and args.services:
         print("dify-ollama restart: --all takes no service names", file=sys.stderr)
@@ -79,7 +97,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.all:
             result = restart.restart_all(
-                settings, user=who(), source="cli", wait=args.wait, progress=progress
+                settings, user=who(), source="cli", wait=wait, progress=progress
             )
         elif args.services:
             result = restart.restart_services(
@@ -87,12 +105,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 args.services,
                 user=who(),
                 source="cli",
-                wait=args.wait,
+                wait=wait,
                 progress=progress,
             )
         else:
             result = restart.apply_configuration(
-                settings, user=who(), source="cli", wait=args.wait, progress=progress
+                settings, user=who(), source="cli", wait=wait, progress=progress
             )
     except HandlerError as exc:
         print(f"dify-ollama restart: {exc}", file=sys.stderr)
