@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from handlers.envfile import parse_env_text
+from handlers.envfile import parse_env_bytes
 from handlers.results import HandlerError
 
 try:  # the C loader is ~10x faster on Dify's 77 kB file; fall back where libyaml is absent
@@ -112,7 +112,7 @@ def load_compose(files: tuple[Path, ...], dotenv: Mapping[str, str]) -> ComposeC
         env: dict[str, str] = {}
         for env_path in entry["env_files"]:
             try:
-                env.update(parse_env_text(env_path.read_text(encoding="utf-8"), env_path).values)
+                env.update(parse_env_bytes(env_path.read_bytes(), env_path).values)
             except OSError:
                 continue  # a missing optional env_file; drift then just cannot judge those keys
         for key, raw in entry["environment"].items():

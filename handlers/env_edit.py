@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handlers import backup
-from handlers.envfile import is_secret_key, parse_env_text
+from handlers.envfile import encode_for_writing, is_secret_key, parse_env_text
 from handlers.results import HandlerError
 
 MASK = "********"
@@ -169,7 +169,9 @@ def write_text(path: Path, new_text: str, expected_sha256: str | None) -> Path:
         raise HandlerError(
             f"{path} changed since the plan was made; nothing was written (run fix-env again)"
         )
-    return backup.atomic_write(path, new_text.encode("utf-8"))
+    # surrogateescape: bytes of the file that are not UTF-8 (read with decode_for_editing)
+    # are written back exactly as they were.
+    return backup.atomic_write(path, encode_for_writing(new_text))
 
 
 # --- preview ------------------------------------------------------------------------------
