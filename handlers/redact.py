@@ -206,6 +206,20 @@ def secret_values(
     return secret_values_of(values, env_path, min_length)
 
 
+def environment_secrets(
+    envs: Iterable[Mapping[str, str] | Iterable[str]], env_path: Path | None = None
+) -> set[str]:
+    """The known secrets of several environments (containers' Config.Env, as Docker's
+    ["KEY=value"] lists or as dicts), for a scrubber that must hide whatever any container
+    holds: a proxy password quoted back by curl, a DSN in an error. Pass the result as
+    `Redactor.from_sources(..., extra=...)`."""
+    found: set[str] = set()
+    for env in envs:
+        values = dict(env) if isinstance(env, Mapping) else env_list_to_dict(env)
+        found |= secret_values(values, env_path=env_path)
+    return found
+
+
 def env_list_to_dict(env: Iterable[str] | None) -> dict[str, str]:
     """Docker's Config.Env (["KEY=value", ...]) as a dict; the last assignment wins."""
     result: dict[str, str] = {}
