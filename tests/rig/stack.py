@@ -11,6 +11,7 @@ shortens healthcheck intervals and strips what Compose v1.29.2 rejects. `.env` i
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -399,13 +400,37 @@ class OfflineDns:
 
 
 def bridge_gateway(client: docker.DockerClient) -> str | None:
-    """The host's address on the engine's default bridge (what host-gateway maps to)."""
+    """The host's address on the engine's default bridge (what host-gateway maps to).
+
+    dockerd 20.10 leaves `Gateway` out of the default bridge's IPAM config when it adopts a
+    bridge that already has an address (a second start, or `--bridge NAME`): then the address
+    is the bridge interface's own, read from the host, else the subnet's first host.
+    """
     try:
-        for cfg in client.networks.get("bridge").attrs["IPAM"]["Config"] or []:
-            if cfg.get("Gateway"):
-                return str(cfg["Gateway"])
+        attrs = client.networks.get("bridge").attrs
     except docker.errors.DockerException:
         return None
+    configs = (attrs.get("IPAM") or {}).get("Config") or []
+    for cfg in configs:
+        if cfg.get("Gateway"):
+            return str(cfg["Gateway"])
+    device = (attrs.get("Options") or {}).get("com.docker.network.bridge.name")
+    if device and shutil.which("ip"):
+        done = subprocess.run(
+            ["ip", "-4", "-o", "addr", "show", "dev", device],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        for line in done.stdout.splitlines():
+            fields = line.split()
+            if "inet" in fields:
+                return fields[fields.index("inet") + 1].split("/", 1)[0]
+    for cfg in configs:
+        if cfg.get("Subnet"):
+            network = ipaddress.ip_network(str(cfg["Subnet"]), strict=False)
+            return str(next(network.hosts()))
     return None
 
 
