@@ -7,24 +7,22 @@ whoever can type into Dify: a chat prompt is attacker-controlled input). The pas
 1. literal secrets: the values of secret-looking keys in Dify's `.env` and in the container's
    environment (plus URL-embedded passwords and the bot's own tokens) in several forms (as is,
    percent-encoded, JSON-escaped, base64 at any alignment, hex), as one alternation built as a
-   prefix trie, so the longest secret wins at any position; a match glued to other word
-   characters takes the whole word with it (a known secret is the middle of a longer token);
-2. shapes: credentials inside URLs, Slack tokens and webhooks, Authorization / Cookie headers,
-   `Bearer <token>`, common API-key formats, JWTs, PEM and PGP private key blocks;
-3. `key=value` / `"key": "value"` pairs whose key looks secret (the `.env` rule, compiled into
-   the expression itself).
+   prefix trie, so the longest secret wins at any position;
+2. shapes, all in one expression: credentials inside URLs, Slack tokens and webhooks,
+   Authorization / Cookie headers, `Bearer <token>`, common API-key formats, JWTs; PEM and PGP
+   private key blocks by a bounded search per block;
+3. `key=value` / `"key": "value"` pairs whose key looks secret: the `.env` rule compiled into
+   the expression itself, so no Python runs for a key that is not secret.
 
-Passes 2 and 3 are `re.sub` with a template, so a text dense with candidates costs no Python
-per match. Each pass replaces what it masks with one HOLE character (a Unicode noncharacter,
-which the input cannot smuggle in: it is replaced first), later passes treat a HOLE as part of a
-token or value, and a final pass turns each run of HOLEs into one `[REDACTED]`: overlapping or
-adjacent secrets become one mask, and no pass can hide a secret from another.
+Every pass finds spans of the original text; the spans are merged before anything is replaced,
+so overlapping secrets are masked as one and no pass can hide a secret from another.
 
 Linear time by construction: every repeat is bounded or cannot backtrack (its character class
-excludes what follows it, or it is possessive), every lookbehind has a fixed width, every
-expression starts with a literal character (the engine skips impossible starts in C), and an
-attempt that scans far either matches (and consumes what it scanned) or cannot start again
-inside what it scanned. bench/bench_redact.py measures it on pathological inputs.
+excludes what follows it, or it is possessive), every lookbehind has a fixed width and is
+checked after a literal, every expression starts with a literal character (the engine skips
+impossible starts in C, and tries one group of alternatives, not all, where one may start),
+and an attempt that scans far either matches (and consumes what it scanned) or cannot start
+again inside what it scanned. bench/bench_redact.py measures it on pathological inputs.
 
 Every redacted value becomes `[REDACTED]`; what identifies the value (the key, the URL's user,
 the auth scheme) stays, because that is what an on-call engineer needs to read the log.
@@ -428,11 +426,6 @@ def log_key_is_secret(key: str) -> bool:
 
 
 # --- putting it together ----------------------------------------------------------------------
-# A literal match glued to word characters takes the word with it: the known secret is then a
-# part of a longer token (a key whose start is known, a base64 text), whose rest is secret too.
-_GLUE = re.compile(r"[A-Za-z0-9_-]{0,256}")
-
-
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Sorted, overlapping or touching spans joined."""
     spans.sort()
@@ -498,21 +491,13 @@ class Redactor:
     # --- the passes ---------------------------------------------------------------------------
     def _literal_spans(self, text: str) -> list[tuple[int, int]]:
         """Where known secrets are, overlapping ones included (each start is searched again one
-        character after the last: a Python step per match, and matches are rare), each widened
-        to the word it is glued into."""
+        character after the last: a Python step per match, and matches are rare)."""
         found: list[tuple[int, int]] = []
         for literal in self._literal_res:
             match = literal.search(text)
             while match is not None:
-                start, end = match.span()
-                behind = text[max(0, start - 256) : start][::-1]
-                found.append(
-                    (
-                        start - _GLUE.match(behind).end(),  # type: ignore[union-attr]
-                        _GLUE.match(text, end).end(),  # type: ignore[union-attr]
-                    )
-                )
-                match = literal.search(text, start + 1)
+                found.append(match.span())
+                match = literal.search(text, match.start() + 1)
         return found
 
     def spans(self, text: str) -> list[tuple[int, int]]:
@@ -537,7 +522,7 @@ class Redactor:
         if len(found) == 1 and found[0] is not None and len(found[0]) > 0:
             only = found[0]
             # One pass found everything; its spans are sorted and disjoint unless they came
-            # from the literal pass (overlapping starts, glue).
+            # from the literal pass (overlapping starts).
             if all(a[1] < b[0] for a, b in itertools.pairwise(only)):
                 return only
         return _merge([span for spans in found for span in spans])
