@@ -21,9 +21,10 @@ from handlers.results import HandlerError
 
 MASK = "********"
 
-# `  export KEY = value  # comment`: lead, export, key, separator, rest (value + comment).
+# `  export KEY = value  # comment`: lead, export, key, separator, rest (value + comment). The
+# lead of the first line may hold a byte order mark, which is not part of the key.
 _ASSIGN = re.compile(
-    r"^(?P<lead>[ \t]*)(?P<export>export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)"
+    r"^(?P<lead>\ufeff?[ \t]*)(?P<export>export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)"
     r"(?P<sep>[ \t]*=[ \t]*)(?P<rest>.*)$"
 )
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/@\s]+)@")

@@ -260,7 +260,9 @@ def undecodable_lines(data: bytes) -> tuple[int, ...]:
 
 
 def parse_env_text(text: str, path: Path | None = None) -> EnvFile:
-    raw = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    # A UTF-8 byte order mark (Windows editors write one) is not part of the first key: Compose
+    # reads the file as utf-8-sig (v1) and drops it (v2).
+    raw = dotenv_values(stream=io.StringIO(text.removeprefix("\ufeff")), interpolate=False)
     values = {k: (v if v is not None else "") for k, v in raw.items()}
     return EnvFile(path, values, text)
 
