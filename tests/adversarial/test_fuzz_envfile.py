@@ -136,14 +136,8 @@ def test_editing_one_key_changes_only_its_line(
     if edits:
         assert len(before) == len(after), (text, edited)
         assert len(changed) == 1
-        assert (
-            before[changed[0]]
-            .decode("utf-8", "replace")
-            .lstrip()
-            .removeprefix("export ")
-            .lstrip()
-            .startswith(key)
-        )
+        line = before[changed[0]].decode("utf-8", "replace").lstrip("\ufeff \t")
+        assert line.removeprefix("export").lstrip().startswith(key), (line, key)
     values = parse_env_text(edited).values
     assert values[key] == new
     assert {k: v for k, v in values.items() if k not in (key, "JUNK")} == {
