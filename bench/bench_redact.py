@@ -32,8 +32,9 @@ import string
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -122,10 +123,26 @@ def cases() -> dict[str, str]:
     }
 
 
-def _best(fn: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
-    """(best wall seconds, CPU seconds of that run, last result)."""
+T = TypeVar("T")
+
+
+@dataclass
+class Row:
+    case: str
+    mb: float
+    whole_ms_per_mb: float
+    whole_cpu_ms_per_mb: float
+    lines_ms_per_mb: float
+    lines_cpu_ms_per_mb: float
+    replace_ms_per_mb: float
+    v0: dict[str, Any]
+    leaked: list[str]
+
+
+def _best(fn: Callable[[], T], runs: int) -> tuple[float, float, T]:
+    """(best wall seconds, CPU seconds of that run, last result), after one warm-up run."""
     best = (float("inf"), 0.0)
-    result = None
+    result = fn()
     for _ in range(runs):
         wall, cpu = time.perf_counter(), time.process_time()
         result = fn()
@@ -177,56 +194,62 @@ def main() -> int:
             text = text.replace(value, "[REDACTED]")
         return text
 
-    rows = []
+    rows: list[Row] = []
     for name, text in cases().items():
         size = len(text.encode("utf-8", "surrogatepass")) / MB
         planted = text + "\n" + " ".join(CANARIES.values())
-        whole_wall, whole_cpu, out = _best(lambda t=planted: ours.redact(t), args.runs)
         lines = planted.split("\n")
-        lines_wall, lines_cpu, out_lines = _best(
-            lambda ls=lines: [line for line, _ in ours.redact_lines(ls)], args.runs
-        )
+
+        def whole(t: str = planted) -> str:
+            return ours.redact(t)
+
+        def by_line(ls: list[str] = lines) -> list[str]:
+            return [line for line, _ in ours.redact_lines(ls)]
+
+        def replaced(t: str = planted) -> str:
+            return replace_loop(t)
+
+        whole_wall, whole_cpu, out = _best(whole, args.runs)
+        lines_wall, lines_cpu, out_lines = _best(by_line, args.runs)
         leaked = [c for c in CANARIES.values() if c in out or any(c in x for x in out_lines)]
-        replace_wall, _, _ = _best(lambda t=planted: replace_loop(t), args.runs)
-        rows.append(
-            {
-                "case": name,
-                "mb": round(size, 3),
-                "whole_ms_per_mb": 1000 * whole_wall / size,
-                "whole_cpu_ms_per_mb": 1000 * whole_cpu / size,
-                "lines_ms_per_mb": 1000 * lines_wall / size,
-                "lines_cpu_ms_per_mb": 1000 * lines_cpu / size,
-                "replace_ms_per_mb": 1000 * replace_wall / size,
-                "v0": _v0(old, text, args.v0_budget),
-                "leaked": leaked,
-            }
+        replace_wall, _, _ = _best(replaced, args.runs)
+        row = Row(
+            case=name,
+            mb=round(size, 3),
+            whole_ms_per_mb=1000 * whole_wall / size,
+            whole_cpu_ms_per_mb=1000 * whole_cpu / size,
+            lines_ms_per_mb=1000 * lines_wall / size,
+            lines_cpu_ms_per_mb=1000 * lines_cpu / size,
+            replace_ms_per_mb=1000 * replace_wall / size,
+            v0=_v0(old, text, args.v0_budget),
+            leaked=leaked,
         )
-        row = rows[-1]
+        rows.append(row)
         if not args.json:
-            old_row = row["v0"]
+            old_row = row.v0
             old_text = (
                 f"{old_row['ms_per_mb']:9.0f}"
                 + ("" if old_row["complete"] else f" @{old_row['chars'] // 1000} kB")
                 + (f" x{old_row['per_char_growth']:.0f}" if old_row["per_char_growth"] > 3 else "")
             )
             print(
-                f"{name[:44]:44} {row['whole_ms_per_mb']:7.1f} {row['lines_ms_per_mb']:7.1f} "
-                f"{row['replace_ms_per_mb']:7.1f} {old_text}"
+                f"{name[:44]:44} {row.whole_ms_per_mb:7.1f} {row.lines_ms_per_mb:7.1f} "
+                f"{row.replace_ms_per_mb:7.1f} {old_text}"
                 + ("  LEAK " + ",".join(leaked) if leaked else ""),
                 flush=True,
             )
-    worst = max(rows, key=lambda r: max(r["whole_ms_per_mb"], r["lines_ms_per_mb"]))
-    worst_ms = max(worst["whole_ms_per_mb"], worst["lines_ms_per_mb"])
+    worst = max(rows, key=lambda r: max(r.whole_ms_per_mb, r.lines_ms_per_mb))
+    worst_ms = max(worst.whole_ms_per_mb, worst.lines_ms_per_mb)
     summary = {
         "literals": len(literals),
         "cases": len(rows),
-        "worst_case": worst["case"],
+        "worst_case": worst.case,
         "worst_ms_per_mb": round(worst_ms, 1),
         "target_ms_per_mb": TARGET_MS_PER_MB,
-        "pass": worst_ms < TARGET_MS_PER_MB and not any(r["leaked"] for r in rows),
+        "pass": worst_ms < TARGET_MS_PER_MB and not any(r.leaked for r in rows),
     }
     if args.json:
-        print(json.dumps({"rows": rows, "summary": summary}, indent=2))
+        print(json.dumps({"rows": [asdict(r) for r in rows], "summary": summary}, indent=2))
     else:
         print(
             f"\ncolumns: ms/MB of ours (whole text), ours (line by line), str.replace over "

@@ -37,6 +37,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from handlers.envfile import (
@@ -134,7 +135,7 @@ def _trie_pattern(words: Iterable[str], whole_token: bool = False) -> str:
     letter or digit on either side (checked after the literal start, to keep it fast).
     The work at one position is bounded by the length of the longest literal.
     """
-    root: dict[str, dict] = {}
+    root: dict[str, Any] = {}
     end = ""  # key marking "a word ends here" (no real character is empty)
     for word in words:
         node = root
@@ -142,7 +143,7 @@ def _trie_pattern(words: Iterable[str], whole_token: bool = False) -> str:
             node = node.setdefault(char, {})
         node[end] = {}
 
-    def emit(node: dict[str, dict], top: bool) -> str:
+    def emit(node: dict[str, Any], top: bool) -> str:
         branches = []
         for char in sorted((k for k in node if k != end), key=_by_frequency):
             child = node[char]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers import env_edit
+from handlers import backup, env_edit
 from handlers.check import run_check
 from handlers.compose_file import load_compose
 from handlers.envfile import (
@@ -43,7 +43,7 @@ def test_editing_another_line_keeps_the_bytes_exactly(tmp_path: Path) -> None:
     assert data == RAW.replace(b"http://127.0.0.1:11434/v1", b"http://host.docker.internal:1/v1")
     path = tmp_path / ".env"
     path.write_bytes(RAW)
-    env_edit.write_text(path, new, env_edit.backup.sha256(RAW))
+    env_edit.write_text(path, new, backup.sha256(RAW))
     assert path.read_bytes() == data
 
 

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -36,7 +36,7 @@ class _Serving:
 
     def __init__(self, tmp_path: Path, api_url: str) -> None:
         settings = make_settings(
-            tmp_path, _Url(api_url), slack_app_token=APP_TOKEN, slack_signing_secret=None
+            tmp_path, _api(api_url), slack_app_token=APP_TOKEN, slack_signing_secret=None
         )
         self.bot = build(
             settings,
@@ -63,10 +63,15 @@ class _Serving:
 
 
 class _Url:
-    """Just the attribute make_settings reads from a SlackApiDouble."""
+    """Just the attribute make_settings and serve_env read from a SlackApiDouble."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
+
+
+def _api(base_url: str) -> SlackApiDouble:
+    """An API address where no double runs (yet), where a SlackApiDouble is expected."""
+    return cast(SlackApiDouble, _Url(base_url))
 
 
 @pytest.fixture
@@ -145,8 +150,7 @@ def test_a_refused_app_token_is_still_final(tmp_path, ws) -> None:
 def test_serve_process_survives_slack_down_at_start(tmp_path) -> None:
     port = free_port()
     ws = SocketModeServer().start()
-    api = _Url(f"http://127.0.0.1:{port}/api/")
-    env = serve_env(tmp_path, api, SLACK_APP_TOKEN=APP_TOKEN)  # type: ignore[arg-type]
+    env = serve_env(tmp_path, _api(f"http://127.0.0.1:{port}/api/"), SLACK_APP_TOKEN=APP_TOKEN)
     proc = start([], env, tmp_path)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
