@@ -294,8 +294,7 @@ def container_proxy(facts: Facts) -> Finding:
                 configured = lower.get(f"{scheme}_proxy") or lower.get("all_proxy")
                 if configured:
                     lines.append(
-                        f"{service}: proxy {proxy_endpoint(configured)} set, NO_PROXY "
-                        f"covers {host}"
+                        f"{service}: proxy {proxy_endpoint(configured)} set, NO_PROXY covers {host}"
                     )
                 continue
             lines.append(
