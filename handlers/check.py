@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -11,7 +12,7 @@ from dataclasses import replace
 from config.settings import Settings
 from handlers.facts import Facts, Skip
 from handlers.probes import PROBES, Probe
-from handlers.redact import Redactor, redactor_for
+from handlers.redact import Redactor, environment_secrets, redactor_for
 from handlers.results import Finding, HandlerError, Report, Status
 
 log = logging.getLogger(__name__)
@@ -30,13 +31,18 @@ def _run_probe(finding_id: str, probe: Probe, facts: Facts) -> Finding:
 
 
 def _redactor(facts: Facts) -> Redactor:
-    """The logs' redactor, fed with this check's `.env` and the bot's own tokens, so that no
-    finding can carry a secret whatever evidence a probe quoted."""
+    """The logs' redactor, fed with this check's `.env`, the environment of every container it
+    inspected and the bot's own tokens, so that no finding can carry a secret whatever evidence
+    a probe quoted."""
     try:
         values = facts.env().values
     except (Skip, HandlerError):
         values = {}
-    return redactor_for(facts.settings, env_values=values)
+    env_path = None
+    with contextlib.suppress(Skip, HandlerError):
+        env_path = facts.project().env_path
+    containers = environment_secrets(facts.inspected_environments(), env_path=env_path)
+    return redactor_for(facts.settings, env_values=values, env_path=env_path, extra=containers)
 
 
 def _scrub(finding: Finding, redactor: Redactor) -> Finding:

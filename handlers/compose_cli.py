@@ -118,7 +118,7 @@ def target(settings: Settings, client: docker.DockerClient) -> ComposeTarget:
         files,
         env_file,
         compose_environment(settings),
-        redactor_for(settings, env_values=values),
+        redactor_for(settings, env_values=values, env_path=project.env_path),
     )
 
 

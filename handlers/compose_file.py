@@ -42,6 +42,7 @@ from handlers.compose_interpolation import (
     substitute,
     substitute_with,
 )
+from handlers.envfile import decode_for_reading
 from handlers.results import HandlerError
 
 try:  # the C loader is ~10x faster on Dify's 77 kB file; fall back where libyaml is absent
@@ -114,13 +115,12 @@ def read_project_environment(
 ) -> ProjectEnvironment:
     """`.env` at `env_path` (a missing one is no error: Compose runs without it)."""
     try:
-        text = env_path.read_text(encoding="utf-8")
+        # Not UTF-8 is no error: Compose passes such bytes on, and Docker shows them as U+FFFD.
+        text = decode_for_reading(env_path.read_bytes())
     except FileNotFoundError:
         return project_environment(None, os_env, None, flavour)
     except OSError as exc:
         raise HandlerError(f"cannot read {env_path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise HandlerError(f"{env_path} is not UTF-8 text") from None
     return project_environment(text, os_env, env_path, flavour)
 
 
@@ -379,7 +379,7 @@ def _service(
     read: list[Path] = []
     for ref in entry["env_files"]:
         try:
-            text = ref.path.read_text(encoding="utf-8")
+            text = decode_for_reading(ref.path.read_bytes())
         except FileNotFoundError:
             if flavour == "v1":
                 raise HandlerError(
@@ -396,8 +396,6 @@ def _service(
             raise HandlerError(
                 f"cannot read env file {ref.path} (service {name}): {exc.strerror or exc}"
             ) from None
-        except UnicodeDecodeError:
-            raise HandlerError(f"env file {ref.path} is not UTF-8 text") from None
         if flavour == "v1":  # python-dotenv, expanding from the caller's environment only
             environment.update(compose_dotenv.parse_v1(text, env.caller.get, bare=env.values.get))
         else:

@@ -178,6 +178,17 @@ class Facts:
         return self._once(f"resolve:{container_id}:{name}", compute)
 
     # -- database ------------------------------------------------------------------------
+    def inspected_environments(self) -> list[list[str]]:
+        """Config.Env of every container this check has inspected so far (for the scrubber:
+        evidence may quote whatever a container holds, a proxy password or a DSN)."""
+        with self._lock:
+            done = [
+                f
+                for key, f in self._memo.items()
+                if key.startswith("inspect:") and f.done() and f.exception() is None
+            ]
+        return [list((f.result().get("Config") or {}).get("Env") or []) for f in done]
+
     def container_env(self, container_id: str) -> dict[str, str]:
         env: dict[str, str] = {}
         for item in (self.inspect(container_id).get("Config") or {}).get("Env") or []:

@@ -24,6 +24,7 @@ from handlers import backup as backups
 from handlers import db_fix, dify_db, env_edit
 from handlers.compose_cli import file_validator
 from handlers.engine import connect
+from handlers.envfile import decode_for_editing, encode_for_writing
 from handlers.fix_cache import purge_after_rows
 from handlers.fix_model import Plan
 from handlers.fix_plan import load_plan, save_plan
@@ -88,8 +89,8 @@ def prepare(plan: Plan, scene: Scene) -> Prepared:
         if text is None:
             template = scene.read(plan.env.template or "")
             text = _unchanged(template, plan.env.template_sha256, ".env.example") or b""
-        new_text, _ = env_edit.set_values(text.decode("utf-8"), plan.env.values)
-        new_env = new_text.encode("utf-8")
+        new_text, _ = env_edit.set_values(decode_for_editing(text), plan.env.values)
+        new_env = encode_for_writing(new_text)
     scene.required_compose_files()
     new_override: bytes | None = None
     if plan.override:
@@ -206,7 +207,7 @@ def apply_to(
         rows=rows_saved,
         plan_id=plan.id,
     )
-    redactor = redactor_for(settings, env_values=scene.env_values)
+    redactor = redactor_for(settings, env_values=scene.env_values, env_path=scene.env_path)
     changed: list[str] = []
     written: list[str] = []  # roles of the files already replaced
     try:

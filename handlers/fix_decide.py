@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from config.settings import Settings
 from handlers import backup as backups
 from handlers import db_fix, env_edit
-from handlers.envfile import parse_env_text
+from handlers.envfile import decode_for_editing, parse_env_text
 from handlers.fix_model import DbStep, EnvStep, Instruction, OverrideStep, Plan, RowPlan
 from handlers.fix_scene import Scene
 from handlers.override import GATEWAY_NAME, GATEWAY_SERVICES, merge_gateway, missing_gateway
@@ -54,9 +54,9 @@ def decide_env(scene: Scene, settings: Settings) -> EnvOutcome:
     template_bytes = scene.read(template) if current is None else None
     values = scene.env_values
     if current is not None:
-        text: str | None = current.decode("utf-8")
+        text: str | None = decode_for_editing(current)
     elif template_bytes is not None:
-        text = template_bytes.decode("utf-8")
+        text = decode_for_editing(template_bytes)
         values = dict(parse_env_text(text).values)
     else:
         text = None
@@ -64,7 +64,7 @@ def decide_env(scene: Scene, settings: Settings) -> EnvOutcome:
             f"env.file: {scene.env_path} is missing and there is no .env.example next to it; "
             "copy Dify's .env.example there."
         )
-    redactor = redactor_for(settings, env_values=values)
+    redactor = redactor_for(settings, env_values=values, env_path=scene.env_path)
     if text is None:
         return EnvOutcome(None, values, redactor, decision)
     wanted: dict[str, str] = {}

@@ -23,7 +23,7 @@ from config.settings import Settings
 from handlers import backup as backups
 from handlers import compose_file, container_exec, dify_db
 from handlers.compose_cli import compose_files
-from handlers.envfile import EnvFile, parse_env_text
+from handlers.envfile import EnvFile, parse_env_bytes
 from handlers.override import GATEWAY_NAME, declared_services, missing_gateway, override_path
 from handlers.project import MODEL_CALLERS, DifyProject, discover
 from handlers.redact import env_list_to_dict
@@ -85,7 +85,7 @@ class Scene:
         data = self.env_bytes
         if data is None:
             return None
-        return parse_env_text(data.decode("utf-8", "replace"), self.env_path)
+        return parse_env_bytes(data, self.env_path)
 
     @property
     def env_values(self) -> dict[str, str]:
@@ -177,7 +177,7 @@ def _auto_login(scene: Scene, client: docker.DockerClient) -> dify_db.DbLogin | 
     template = scene.read(scene.template_path)
     if scene.env_bytes is None and template is not None:
         # .env will be created from the template: the login it will hold
-        values = dict(parse_env_text(template.decode("utf-8", "replace")).values)
+        values = dict(parse_env_bytes(template).values)
     env: dict[str, str] = {}
     with contextlib.suppress(DockerException):  # gone since discovery: .env's login then
         env = env_list_to_dict((client.api.inspect_container(cid).get("Config") or {}).get("Env"))

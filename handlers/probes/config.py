@@ -130,6 +130,17 @@ def env_file(facts: Facts) -> Finding:
     summary = f".env present ({len(env.values)} keys), OPENAI_API_BASE={value}"
     if base and base.rstrip("/") == PUBLIC_OPENAI_BASE:
         summary += " (the public default)"
+    if env.undecodable:
+        lines = ", ".join(str(n) for n in env.undecodable[:10])
+        return Finding(
+            "env.file",
+            Status.WARN,
+            f".env line {lines} is not valid UTF-8",
+            detail=f"{path}: Compose v1 (docker-compose) refuses the whole file; v2 passes the "
+            f"bytes on unchanged. {summary}.{note}",
+            remedy=f"Re-save {path} as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), then "
+            "`dify-ollama restart`.",
+        )
     return Finding("env.file", status, summary, detail=f"{path}.{note}".strip())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from handlers import container_exec
 from handlers.facts import Facts, Skip
@@ -253,6 +254,30 @@ def no_proxy_covers(no_proxy: str, host: str) -> bool:
     return False
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
+
+
+def proxy_endpoint(value: str) -> str:
+    """Where a proxy variable points, and nothing else: `scheme://host:port` (or `host:port`).
+
+    Built by cutting, not by parsing: proxy URLs are often written without a scheme, and with
+    an unencoded `/`, `#` or `@` in the password, which makes a URL parser put part of the
+    password into the host or the path. The credentials end at the last `@`, the host at the
+    first `/`, `?` or `#` after it.
+    """
+    text = value.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep or not _SCHEME.fullmatch(scheme):
+        scheme, rest = "", text
+    host = re.split(r"[/?#]", rest.rsplit("@", 1)[-1], maxsplit=1)[0][:100]
+    name, colon, port = host.rpartition(":")
+    if colon and not port.isdigit() and not host.endswith("]"):
+        host = f"{name}:(not a port)"  # `user:password` with no `@` is not a host:port
+    if not host or host.startswith(":"):
+        return "(no host)"
+    return f"{scheme}://{host}" if scheme else host
+
+
 def container_proxy(facts: Facts) -> Finding:
     callers = _callers(facts)
     urls = facts.dify_urls()[:3]
@@ -269,12 +294,11 @@ def container_proxy(facts: Facts) -> Finding:
                 configured = lower.get(f"{scheme}_proxy") or lower.get("all_proxy")
                 if configured:
                     lines.append(
-                        f"{service}: proxy {without_credentials(configured)} set, NO_PROXY "
-                        f"covers {host}"
+                        f"{service}: proxy {proxy_endpoint(configured)} set, NO_PROXY covers {host}"
                     )
                 continue
             lines.append(
-                f"{service}: {scheme.upper()}_PROXY={without_credentials(proxy)} captures "
+                f"{service}: {scheme.upper()}_PROXY={proxy_endpoint(proxy)} captures "
                 f"{host} (NO_PROXY={no_proxy or 'unset'})"
             )
             captured.append((service, host))

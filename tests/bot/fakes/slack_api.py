@@ -76,7 +76,7 @@ def block_problems(blocks: Any) -> list[str]:
 
 
 class SlackApiDouble:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.calls: list[Call] = []
         self.usergroups: dict[str, list[str]] = {}
         self.not_in_channel: set[str] = set()
@@ -109,7 +109,9 @@ class SlackApiDouble:
                 self.wfile.write(data)
 
         ThreadingHTTPServer.request_queue_size = 128  # Slack does not drop SYNs at 6 connections
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A fixed `port` lets a test point the bot at an address that refuses connections
+        # until the double starts there.
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
