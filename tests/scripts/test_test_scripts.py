@@ -90,6 +90,13 @@ def _install(tmp_path: Path, installed: set[str], present: set[str]) -> list[str
     }
     _, env = _sandbox(tmp_path, commands)
     root = _checkout(tmp_path)
+    # Compose v2 already in its plugin folder at the pinned version: the apt decisions are
+    # under test here, not the PyPI download.
+    plugins = tmp_path / "cli-plugins"
+    plugins.mkdir()
+    (plugins / "docker-compose").write_text("#!/bin/bash\necho 2.40.3\n")
+    (plugins / "docker-compose").chmod(0o755)
+    env["DIFY_OLLAMA_COMPOSE_V2_PLUGIN_DIR"] = str(plugins)
     done = subprocess.run(
         ["bash", str(root / "scripts" / "install-test-deps")],
         env=env,
@@ -123,6 +130,13 @@ def test_engine_without_its_cli_is_refused_not_mixed(tmp_path: Path) -> None:
     commands = {"dpkg-query": _dpkg({"docker-ce"}), "apt-get": "exit 0", "sudo": '"$@"'}
     _, env = _sandbox(tmp_path, commands)
     root = _checkout(tmp_path)
+    # Compose v2 already in its plugin folder at the pinned version: the apt decisions are
+    # under test here, not the PyPI download.
+    plugins = tmp_path / "cli-plugins"
+    plugins.mkdir()
+    (plugins / "docker-compose").write_text("#!/bin/bash\necho 2.40.3\n")
+    (plugins / "docker-compose").chmod(0o755)
+    env["DIFY_OLLAMA_COMPOSE_V2_PLUGIN_DIR"] = str(plugins)
     done = subprocess.run(
         ["bash", str(root / "scripts" / "install-test-deps")],
         env=env,
