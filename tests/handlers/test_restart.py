@@ -140,8 +140,14 @@ def test_missing_compose_is_a_clear_error_and_changes_nothing(
     monkeypatch.setenv("PATH", str(tmp_path))  # neither docker nor docker-compose on it
     compose_binary.find_compose.cache_clear()
     try:
-        with pytest.raises(HandlerError, match="neither `docker compose` nor `docker-compose`"):
+        with pytest.raises(HandlerError) as err:
             restart.apply_configuration(settings, user="me", source="cli")
+        # the stack was made by v1 (labels); no Compose at all is found: the reason, the
+        # command to run by hand, and nothing changed
+        message = str(err.value)
+        assert "created by Compose 1.29.2 (v1), which is not installed here" in message
+        assert "found: no Compose" in message and "nothing was changed" in message
+        assert f"docker-compose -p {stack.project} up -d --no-deps" in message
     finally:
         monkeypatch.undo()
         compose_binary.find_compose.cache_clear()
