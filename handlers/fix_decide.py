@@ -22,7 +22,7 @@ from handlers.override import GATEWAY_NAME, GATEWAY_SERVICES, merge_gateway, mis
 from handlers.probes.ollama import ollama_host_remedy
 from handlers.project import DB_FIX_SERVICES
 from handlers.redact import Redactor, redactor_for
-from handlers.results import Report, Status
+from handlers.results import HandlerError, Report, Status
 from handlers.urls import PUBLIC_OPENAI_BASE, host_of, is_loopback_url, without_credentials
 
 
@@ -321,6 +321,12 @@ def unfixed(report: Report, plan: Plan) -> list[str]:
 def plan(scene: Scene, report: Report, settings: Settings) -> Plan:
     """The repairs the report calls for, given the files and rows in `scene`."""
     project = scene.project
+    if scene.compose_config_error is not None:
+        # Nothing could be applied: every restart needs Compose to read the project.
+        raise HandlerError(
+            f"Compose cannot read the project ({scene.compose_config_error}); fix that first, "
+            "nothing was planned or changed"
+        )
     result = Plan(
         id=secrets.token_hex(6),
         created_at=backups.utc_stamp(),

@@ -67,6 +67,18 @@ def dify_project(facts: Facts) -> Finding:
         + (f" ({layout.db_service})" if layout.db_service else "")
     )
     summary = f"Dify project {project.name} in {project.working_dir}: {layout.describe()}"
+    try:
+        facts.compose()
+    except Skip as exc:
+        # Compose would refuse the project too: no `up`, no recreate, until this is fixed.
+        return Finding(
+            "dify.project",
+            Status.WARN,
+            f"{summary}; Compose cannot read the project",
+            detail=f"{detail}; {exc}",
+            remedy=f"Fix what the detail names in {project.working_dir} (`docker compose "
+            "config -q` there shows the same); restart and fix-env refuse until then.",
+        )
     if compose is None:
         return Finding(
             "dify.project",
