@@ -2,18 +2,20 @@
 `envs/` file that cannot be read, a compose file that does not parse, a MySQL server that
 refuses the login. Each gives a clear finding or error naming the cause, and changes nothing
 (files, containers, rows); a missing `.env` is the one thing fix-env creates, from
-`.env.example`, and only because it is missing."""
+`.env.example`, and only because it is missing. And a row another session keeps locked: the
+server ends the write (its own lock/statement limits), nothing changes."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from handlers import fix_apply, fix_plan, fix_undo, restart
+from handlers import db_fix, dify_db, fix_apply, fix_plan, fix_undo, restart
 from handlers.check import run_check
 from handlers.results import HandlerError, Report, Status
 from tests.rig.dify_db import parse_rows, rows_query
@@ -184,3 +186,37 @@ def set_root_password(stack: DifyStack, current: str, new: str) -> None:
         stack.db_service, ["mysql", "-u", "root", "-e", sql], environment={"MYSQL_PWD": current}
     )
     assert code == 0, out
+
+
+def test_a_locked_mysql_row_ends_the_write_on_the_server_and_changes_nothing(
+    stack: DifyStack, session_ollama: FakeOllama
+) -> None:
+    """innodb_lock_wait_timeout (and MariaDB's max_statement_time) are set in the writing
+    session below the client's deadline: the server gives up, the transaction rolls back."""
+    stack.set_rows(incident_rows(session_ollama, "1.15.0"))
+    db_mysql = stack.container(stack.db_service)
+    database = dify_db.MysqlInContainer(stack.client, db_mysql.id, "root", "dify", (PASSWORD,))
+    changes = db_fix.plan_changes(database.read_rows(10), "http://host.docker.internal:11434")
+    assert {c.row.table for c in changes} == {
+        "provider_model_credentials",
+        "load_balancing_model_configs",
+    }
+    holder = (
+        "START TRANSACTION; SELECT id FROM provider_model_credentials "
+        f"WHERE id = '{LLM_ID}' FOR UPDATE; SELECT SLEEP(8); COMMIT;"
+    )
+    db_mysql.exec_run(
+        ["mysql", "-u", "root", "-e", holder, "dify"],
+        environment={"MYSQL_PWD": PASSWORD},
+        detach=True,
+    )
+    time.sleep(1.0)  # the holder has its lock
+    before = state(stack)
+    started = time.monotonic()
+    with pytest.raises(HandlerError, match="the transaction was rolled back") as err:
+        database.write_rows([c.update() for c in changes], 5)
+    assert time.monotonic() - started < 5
+    assert not isinstance(err.value, dify_db.DatabaseStateUnknown)
+    assert "Lock wait timeout" in str(err.value) or "max_statement_time" in str(err.value)
+    assert PASSWORD not in str(err.value)
+    assert state(stack) == before
