@@ -23,7 +23,13 @@ import docker
 from config.settings import Settings
 from handlers import container_exec, engine
 from handlers.check import run_check
-from handlers.compose_cli import ComposeTarget, NotReproducible, run_compose, target
+from handlers.compose_cli import (
+    VALIDATE_TIMEOUT,
+    ComposeTarget,
+    NotReproducible,
+    run_compose,
+    target,
+)
 from handlers.layout import HEALTH_URLS, KNOWN_ONE_SHOT, env_consumers, one_shot_services
 from handlers.mutation_lock import exclusive
 from handlers.override import named_services, override_path
@@ -216,6 +222,16 @@ class _Run:
         run_compose(self.tgt, *args)
         self.commands.append(self.tgt.shown(*args))
 
+    def preflight(self, services: Sequence[str]) -> None:
+        """Refuse before anything stops unless this Compose, exactly as it will be run,
+        accepts the project and `services` share its flavour: a refused `up` halfway through
+        would leave the stack half-recreated."""
+        self.same_flavour(services)
+        try:
+            run_compose(self.tgt, "config", "-q", timeout=VALIDATE_TIMEOUT)
+        except HandlerError as exc:
+            raise NotReproducible(f"{exc}; nothing was changed") from None
+
     def same_flavour(self, services: Sequence[str]) -> None:
         """Refuse (nothing changed) when `services` were not all created by the Compose
         flavour this run uses: the others would come back with another environment."""
@@ -325,7 +341,7 @@ def _up_then_restart(
     wait: float,
     notes: Sequence[str] = (),
 ) -> RestartResult:
-    run.same_flavour(services)
+    run.preflight(services)
     before = run.snapshot()
     up_args = ("up", "-d", "--no-deps", *services)
     run.progress(f"applying configuration: `{run.tgt.shown(*up_args)}`")
@@ -421,7 +437,7 @@ def restart_all(
 ) -> RestartResult:
     """`restart --all`: the seed's `down` + `up -d` (every container recreated, db included)."""
     with _locked(settings, "restart --all (down + up -d)", user, source, key, progress) as run:
-        run.same_flavour(sorted(run.tgt.project.containers))
+        run.preflight(sorted(run.tgt.project.containers))
         before = run.snapshot()
         progress(f"stopping the whole stack: `{run.tgt.shown('down')}`")
         run.compose("down")
