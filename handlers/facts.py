@@ -4,6 +4,8 @@ computed once per check, on first use, by whichever probe asks first; the others
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import threading
 import time
@@ -16,8 +18,10 @@ import docker
 import httpx
 
 from config.settings import Settings
-from handlers import compose_file, container_exec, dify_db, engine
+from handlers import compose_cli, compose_file, container_exec, dify_db, engine
+from handlers.creation import Creation, creation_of
 from handlers.envfile import EnvFile, read_env_file
+from handlers.layout import API_HEALTH_URL, Layout, describe_layout, release_from_image
 from handlers.project import DifyProject, discover
 from handlers.results import HandlerError
 from handlers.urls import (
@@ -126,19 +130,70 @@ class Facts:
         except Skip:
             return {}
 
-    def compose(self) -> compose_file.ComposeConfig:
+    def compose(self, flavour: str | None = None) -> compose_file.ComposeConfig:
+        """The compose files as the Compose that created the stack reads them (`flavour`:
+        another one), with the clean environment the product's compose calls get."""
         project = self.project()
+        flavour = flavour or self.flavour()
 
         def compute() -> compose_file.ComposeConfig:
-            files = compose_file.effective_files(project.config_files, project.working_dir)
+            files = compose_file.effective_files(
+                self.creation().files or project.config_files, project.working_dir
+            )
             if not files:
                 raise HandlerError(f"no compose file found in {project.working_dir}")
-            return compose_file.load_compose(files, self.env_or_empty())
+            return compose_cli.read_config(
+                self.settings, project, files, flavour, project.env_files
+            )
 
         try:
-            return self._once("compose", compute)
+            return self._once(f"compose:{flavour}", compute)
         except HandlerError as exc:
             raise Skip(f"cannot read the compose files ({exc})") from None
+
+    # -- layout: how the stack was created, which release --------------------------------------
+    def creation(self) -> Creation:
+        project = self.project()
+        return self._once("creation", lambda: creation_of(project))
+
+    def flavour(self, service: str | None = None) -> str:
+        """The Compose flavour that created the stack (or `service`), by its labels; without
+        containers, the one installed here."""
+        creation = self.creation()
+        found = creation.flavour_of(service) if service else creation.flavour
+        return found or compose_file.installed_flavour()
+
+    def compose_or_none(self) -> compose_file.ComposeConfig | None:
+        try:
+            return self.compose()
+        except Skip:
+            return None
+
+    def health(self, service: str, url: str) -> container_exec.HttpProbe:
+        """GET `url` inside the service's running container (once per check)."""
+        cid = self.running(service)
+        return self._once(
+            f"health:{service}",
+            lambda: container_exec.http_get(self.client(), cid, url, self.budget()),
+        )
+
+    def layout(self) -> Layout:
+        """Release, layout, Compose and database kind (the api image tag, else /health)."""
+
+        def compute() -> Layout:
+            project = self.project()
+            api = project.container("api")
+            version = None
+            if api is not None and release_from_image(api.image) is None:
+                with contextlib.suppress(Skip):
+                    probe = self.health("api", API_HEALTH_URL)
+                    with contextlib.suppress(ValueError, AttributeError):
+                        version = str(json.loads(probe.body).get("version") or "") or None
+            return describe_layout(
+                project, self.creation(), self.compose_or_none(), self.env_or_empty(), version
+            )
+
+        return self._once("layout", compute)
 
     def inspect(self, container_id: str) -> dict[str, Any]:
         return self._once(
@@ -202,10 +257,12 @@ class Facts:
         def compute() -> list[dify_db.CredentialRow]:
             env = self.env_or_empty()
             cid = self.running(dify_db.db_service(project, env))
-            # The login the running PostgreSQL was started with: on the critical path of
+            # The login the running database was started with: on the critical path of
             # every container probe, and right even when .env changed since.
-            where = dify_db.resolve_login(project, env, self.container_env(cid))
-            return dify_db.open_database(self.client(), project, where).read_rows(self.budget())
+            db_env = self.container_env(cid)
+            where = dify_db.resolve_login(project, env, db_env)
+            database = dify_db.open_database(self.client(), project, where, env, db_env)
+            return database.read_rows(self.budget())
 
         return self._once("credentials", compute)
 

@@ -210,6 +210,7 @@ def apply_to(
     redactor = redactor_for(settings, env_values=scene.env_values, env_path=scene.env_path)
     changed: list[str] = []
     written: list[str] = []  # roles of the files already replaced
+    warnings: list[str] = []
     try:
         if plan.env and ready.new_env is not None:
             progress(f"writing {scene.env_path}")
@@ -239,10 +240,33 @@ def apply_to(
         if db and ready.changes:
             progress(f"rewriting {len(ready.changes)} Ollama base URL(s) in one transaction")
             database = dify_db.open_database(
-                _engine(client), project, dify_db.DbLogin(db.service, db.user, db.database)
+                _engine(client),
+                project,
+                dify_db.DbLogin(db.service, db.user, db.database),
+                scene.env_values,
             )
-            database.write_rows([c.update() for c in ready.changes], settings.check_timeout * 4)
+            warnings += database.write_rows(
+                [c.update() for c in ready.changes], settings.check_timeout * 4
+            )
             changed += [env_edit.mask_text(c.describe(), redactor) for c in ready.changes]
+    except dify_db.DatabaseStateUnknown as exc:
+        # The rows may hold the new URLs: keep what was written and the backup (undo puts
+        # back exactly the rows that changed), and say so.
+        backup.mark("prepared", notes=[f"database state unknown: {exc}"])
+        record_pending(
+            settings,
+            Pending(
+                dify_dir=str(project.working_dir),
+                services=list(plan.restart_services),
+                db_changed=True,
+                backup=backup.id,
+            ),
+        )
+        raise HandlerError(
+            f"fix-env: {exc}. The files shown as changed were written; `dify-ollama check` "
+            f"shows what the database holds now, and `dify-ollama fix-env --undo {backup.id}` "
+            "puts back everything that changed."
+        ) from None
     except BaseException as exc:
         failed = backup.put_back(written)
         backup.mark("failed", notes=[f"apply failed: {exc}", *failed])
@@ -259,7 +283,6 @@ def apply_to(
             ) from None
         raise
 
-    warnings: list[str] = []
     db_changed = bool(ready.changes)
     if db and db_changed:
         warnings += purge_after_rows(

@@ -147,6 +147,7 @@ def undo_to(
     )
     restored: list[str] = []
     done: list[str] = []  # roles already restored
+    notes: list[str] = []
     login = saved_login(backup)
     try:
         for saved in backup.files:
@@ -160,16 +161,26 @@ def undo_to(
             progress(f"restoring {len(updates)} Ollama row(s) in one transaction")
             if client is None:
                 raise HandlerError("restoring Dify's database needs the Docker engine")
-            database = dify_db.open_database(client, project, login)
-            database.write_rows(updates, settings.check_timeout * 4, what="restoring base_url")
+            database = dify_db.open_database(client, project, login, scene.env_values)
+            notes += database.write_rows(
+                updates, settings.check_timeout * 4, what="restoring base_url"
+            )
             restored.append(f"{len(updates)} Ollama row(s) in {login.database}")
+    except dify_db.DatabaseStateUnknown as exc:
+        # The files are back; the rows may or may not be: the backup stays undoable, and a
+        # second undo restores exactly the rows still holding the fix's value.
+        raise HandlerError(
+            f"undo: {exc}. The files were restored ({', '.join(restored) or 'none'}); run "
+            f"`dify-ollama fix-env --undo {backup.id}` again to finish the rows, and "
+            "`dify-ollama check` to see what the database holds."
+        ) from None
     except BaseException as exc:
         # Put the files back as they were just before this undo.
         failed = safety.put_back(done)
         more = f" Could not put back: {'; '.join(failed)}." if failed else ""
         raise HandlerError(f"undo failed: {exc}; nothing is changed.{more}") from None
     safety.mark("applied")
-    warnings: list[str] = []
+    warnings: list[str] = list(notes)
     if updates and client is not None:
         redis_db = db_fix.redis_db_number(scene.env_values)
         warnings += purge_after_rows(

@@ -7,6 +7,7 @@ import re
 
 from handlers import container_exec
 from handlers.facts import Facts, Skip
+from handlers.layout import KIND_ENV_FILES
 from handlers.parallel import parallel_map
 from handlers.probes.ollama import ollama_host_remedy
 from handlers.results import Finding, Status
@@ -278,6 +279,17 @@ def proxy_endpoint(value: str) -> str:
     return f"{scheme}://{host}" if scheme else host
 
 
+def _proxy_place(facts: Facts) -> str:
+    """Where a NO_PROXY change reaches the containers in this layout."""
+    try:
+        kind = facts.layout().kind
+    except Skip:
+        kind = ""
+    if kind == KIND_ENV_FILES:
+        return "in .env (Dify 1.14+ reads it last, after envs/*.env, into every service)"
+    return "in the compose override (`environment:`; .env only reaches keys the compose file names)"
+
+
 def container_proxy(facts: Facts) -> Finding:
     callers = _callers(facts)
     urls = facts.dify_urls()[:3]
@@ -311,7 +323,7 @@ def container_proxy(facts: Facts) -> Finding:
             f"a proxy variable captures {', '.join(hosts)} in {', '.join(services)}",
             detail="; ".join(lines) + " (requests from Dify go to the proxy: ProxyError)",
             remedy=f"Add {','.join(hosts)} to NO_PROXY (and no_proxy) for "
-            f"{', '.join(services)} in .env / the compose override, then `dify-ollama restart`.",
+            f"{', '.join(services)} {_proxy_place(facts)}, then `dify-ollama restart`.",
             service=services[0],
         )
     return Finding(
