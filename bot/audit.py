@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.render.mrkdwn import channel_link, code, escape, mention
+
 log = logging.getLogger(__name__)
 
 
@@ -60,11 +62,14 @@ class Auditor:
 
 
 def describe(line: dict[str, Any]) -> str:
-    """The audit line as one Slack mrkdwn line for AUDIT_CHANNEL."""
+    """The audit line as one Slack mrkdwn line for AUDIT_CHANNEL. Everything in it was typed by
+    someone or read from a record: inert (no mention, link or broadcast can come out of it)."""
     args = " ".join(str(a) for a in line.get("args") or ())
     command = f"{line.get('command', '?')} {args}".strip()
+    who = mention(str(line.get("user", "?")))
+    where = channel_link(str(line.get("channel", "?")))
+    outcome = escape(str(line.get("outcome", "?")))
     return (
-        f":memo: <@{line.get('user', '?')}> `{command[:300]}` in <#{line.get('channel', '?')}>"
-        f" -> *{line.get('outcome', '?')}* ({line.get('duration_ms', 0)} ms,"
-        f" id `{line.get('request_id', '')}`)"
+        f":memo: {who} {code(command)} in {where} -> *{outcome}*"
+        f" ({int(line.get('duration_ms') or 0)} ms, id {code(str(line.get('request_id', '')))})"
     )

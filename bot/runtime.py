@@ -23,6 +23,8 @@ from bot.executor import BoundedExecutor
 from bot.health import EngineStatus, Probe, engine_probe
 from bot.parsing import split, strip_mention
 from bot.render.help import render_help, render_unknown, render_usage
+from bot.render.mrkdwn import escape, guard, guard_blocks
+from bot.render.people import error_text
 from bot.singleflight import SharedRun
 from bot.subcommands import (
     ACTION_PREFIX,
@@ -46,7 +48,7 @@ GENERIC_ERROR = (
     ":x: Something went wrong while running `{command}` (error id `{rid}`). "
     "The details are in the bot's log under that id."
 )
-HANDLER_ERROR = ":x: `{command}` failed: {message} (error id `{rid}`)"
+HANDLER_ERROR = ":x: `{command}` failed: {message} (error id `{rid}`)"  # message: mrkdwn
 
 
 def _default_check(settings: Settings) -> Report:
@@ -151,9 +153,9 @@ class Runtime:
         reply = self._dispatch(request, time.monotonic(), new_request_id())
         if reply is None:
             return None
-        answer: dict[str, Any] = {"text": reply.text}
+        answer: dict[str, Any] = {"text": guard(reply.text)}
         if reply.blocks is not None:
-            answer["blocks"] = reply.blocks
+            answer["blocks"] = guard_blocks(reply.blocks)
         return answer
 
     def on_mention(self, event: dict[str, Any], event_id: str | None = None) -> None:
@@ -180,6 +182,7 @@ class Runtime:
             thread_ts=request.thread_ts,
             request_id=rid,
             received_at=received,
+            source="mention",
         )
         if reply.busy:
             self._safe(ctx.ephemeral, reply.text)  # rare; a direct call beats dropping it
@@ -196,12 +199,24 @@ class Runtime:
             "channel": request.channel,
             "source": request.source,
         }
+        words: tuple[str, ...] | None
         try:
-            words = split(request.text)
+            words, problem = split(request.text), ""
         except UsageError as exc:
-            self._audit(base, "?", (), "usage", received)
-            return Reply(f":warning: {exc}. Try `{request.help_command}`.")
-        name, args = (words[0].lower(), words[1:]) if words else ("help", ())
+            words, problem = None, str(exc)
+        if words:
+            name, args = words[0].lower(), words[1:]
+        else:  # no text means help; text that does not parse has no name
+            name, args = ("help" if words is not None else "?"), ()
+        # The channel rule comes before everything, help and usage included: outside
+        # ALLOWED_CHANNELS the bot says nothing about itself or the engine.
+        channel_rule = self.authorizer.channel_decision(request.channel, request.channel_name)
+        if not channel_rule.allowed:
+            self._audit(base, name, args, "denied", received)
+            return Reply(f":no_entry: {channel_rule.reason}")
+        if words is None:
+            self._audit(base, name, args, "usage", received)
+            return Reply(f":warning: {escape(problem)}. Try `{request.help_command}`.")
         if name in ("help", "-h", "--help"):
             self._audit(base, "help", args, "ok", received)
             return Reply(*render_help(self.registry, self.engine.cached()))
@@ -261,6 +276,8 @@ class Runtime:
             response_url=body.get("response_url"),
             request_id=rid,
             received_at=received,
+            source="action",
+            ephemeral_ts=message_ts if container.get("is_ephemeral") else None,
         )
         key = f"action:{user}:{action_id}:{action.get('action_ts')}:{message_ts}"
         if not self._seen.first_time(key):
@@ -307,6 +324,7 @@ class Runtime:
             response_url=invocation.response_url,
             request_id=invocation.request_id,
             received_at=invocation.received_at,
+            source=invocation.source,
         )
         base = {
             "request_id": invocation.request_id,
@@ -378,7 +396,9 @@ class Runtime:
             log.exception("request %s (%s) crashed", rid, name)
             self._report_failure(ctx, GENERIC_ERROR.format(command=name, rid=rid))
         except HandlerError as exc:
-            self._report_failure(ctx, HANDLER_ERROR.format(command=name, message=str(exc), rid=rid))
+            self._report_failure(
+                ctx, HANDLER_ERROR.format(command=name, message=error_text(exc), rid=rid)
+            )
             log.warning("request %s (%s) failed: %s", rid, name, exc)
         except Exception:
             log.exception("request %s (%s) crashed", rid, name)
@@ -398,7 +418,7 @@ class Runtime:
     def _report_failure(self, ctx: SlackContext, text: str) -> None:
         note = self.engine.cached()
         if note:
-            text += f"\n:warning: Docker engine unreachable: {note}"
+            text += f"\n:warning: Docker engine unreachable: {escape(note)}"
         progress = ctx.last_progress
         try:
             if progress is not None and progress.ts is not None:

@@ -16,12 +16,12 @@ from bot.render.limits import (
     actions,
     code_block,
     context,
-    escape,
     header,
     section,
     split_lines,
     truncate,
 )
+from bot.render.mrkdwn import code, escape
 from handlers.results import Finding, Report, Status
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def verdict(report: Report) -> str:
 
 def _problem_text(finding: Finding) -> str:
     # The id is the stable handle alerts and scripts key on: show it where people act.
-    head = f"{EMOJI[finding.status]} *{escape(finding.summary)}*  `{finding.id}`"
+    head = f"{EMOJI[finding.status]} *{escape(finding.summary)}*  {code(finding.id)}"
     remedy = f"\n*Fix:* {escape(finding.remedy)}" if finding.remedy else ""
     head = truncate(head, 600)
     remedy = truncate(remedy, 1000)
@@ -90,7 +90,7 @@ def _buttons(finding: Finding, report: Report, makers: Sequence[ButtonFn]) -> li
 
 
 def _context_line(report: Report, requested_by: str | None, notes: Sequence[str]) -> dict[str, Any]:
-    parts = [f"{escape(key)} `{escape(value)}`" for key, value in report.context.items() if value]
+    parts = [f"{escape(key)} {code(value)}" for key, value in report.context.items() if value]
     parts.append(f"{report.duration_ms / 1000:.1f} s")
     if requested_by:
         parts.append(f"asked by {requested_by}")
@@ -152,5 +152,6 @@ def render_report(
 
     text = verdict(report)
     if problems:
-        text += ": " + "; ".join(f.summary for f in problems[:5])
+        # The notification text is mrkdwn too: finding text comes from Dify and the host.
+        text += ": " + "; ".join(escape(f.summary) for f in problems[:5])
     return Rendered(text=truncate(text, MAX_FALLBACK), blocks=blocks, degraded=degraded)

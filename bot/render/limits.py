@@ -1,8 +1,12 @@
-"""Slack's message limits and helpers that keep any content within them (degrade, never fail)."""
+"""Slack's message limits and helpers that keep any content within them (degrade, never fail).
+
+`escape` is bot.render.mrkdwn's, re-exported for the renderers that import it from here."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from bot.render.mrkdwn import escape
 
 MAX_BLOCKS = 50  # blocks per message
 MAX_SECTION = 3000  # characters of a section's text
@@ -18,11 +22,6 @@ def truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: max(0, limit - len(ELLIPSIS))] + ELLIPSIS
-
-
-def escape(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn treats as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def code_block(text: str, limit: int) -> str:

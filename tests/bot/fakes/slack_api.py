@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,32 @@ def _parse(body: bytes, content_type: str) -> dict[str, Any]:
             with contextlib.suppress(ValueError):
                 params[key] = json.loads(params[key])
     return params
+
+
+_CONTROL = re.compile(r"<[^<>\n]{0,500}>")
+_ALLOWED = re.compile(r"<(?:@[UWB][A-Z0-9]+|#[CGD][A-Z0-9]+)>")
+
+
+def mrkdwn_in(value: Any) -> list[str]:
+    """The texts of every mrkdwn text object inside a blocks value."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    found: list[str] = []
+    if isinstance(value, list):
+        for item in value:
+            found += mrkdwn_in(item)
+    elif isinstance(value, dict):
+        if value.get("type") == "mrkdwn" and isinstance(value.get("text"), str):
+            found.append(value["text"])
+        for item in value.values():
+            if isinstance(item, dict | list):
+                found += mrkdwn_in(item)
+    return found
+
+
+def control_sequences(text: str) -> list[str]:
+    return [m for m in _CONTROL.findall(text) if not _ALLOWED.fullmatch(m)]
 
 
 def block_problems(blocks: Any) -> list[str]:
@@ -153,6 +180,23 @@ class SlackApiDouble:
                     seen = [c.method for c in self.calls]
                     raise AssertionError(f"expected {count} x {method}, saw {seen}")
                 self._cond.wait(left)
+
+    def mrkdwn_texts(self) -> list[str]:
+        """Every text Slack would parse as mrkdwn: messages' `text`, mrkdwn text objects inside
+        blocks (sections, context, confirmation dialogs), upload comments."""
+        out: list[str] = []
+        with self._lock:
+            for call in self.calls:
+                for key in ("text", "initial_comment"):
+                    if isinstance(call.params.get(key), str):
+                        out.append(call.params[key])
+                out += mrkdwn_in(call.params.get("blocks"))
+        return out
+
+    def control_sequences(self) -> list[str]:
+        """`<...>` sequences Slack would act on (broadcasts, links, mentions), except
+        mentions of user ids and links to channel ids: what the bot itself writes."""
+        return [m for text in self.mrkdwn_texts() for m in control_sequences(text)]
 
     def texts(self) -> list[str]:
         """Every text the bot sent anywhere (messages, updates, ephemerals, responses)."""
