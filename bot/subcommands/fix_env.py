@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.delivery import deliver, quietly
 from bot.render.limits import (
+    MAX_MESSAGE_TEXT,
     MAX_SECTION,
     actions,
     code_block,
@@ -22,6 +23,7 @@ from bot.render.limits import (
     header,
     section,
     split_lines,
+    text_size,
     truncate,
 )
 from bot.render.mrkdwn import code, escape
@@ -50,8 +52,10 @@ CANCEL = ACTION_PREFIX + "fix-env:cancel"
 UNDO = ACTION_PREFIX + "fix-env:undo"
 USAGE = "fix-env | fix-env undo"
 log = logging.getLogger(__name__)
-# Blocks kept for the plan's steps; the rest of a long plan goes into a snippet in the thread.
+# Blocks and characters kept for the plan's steps (the header, a note, the buttons and the
+# context line take the rest of Slack's limits); a longer plan goes into a snippet as well.
 MAX_PLAN_BLOCKS = 40
+PLAN_TEXT = MAX_MESSAGE_TEXT - 3000
 
 
 def parse(args: tuple[str, ...]) -> str:
@@ -63,17 +67,15 @@ def parse(args: tuple[str, ...]) -> str:
 
 
 # --- rendering ---------------------------------------------------------------------------------
-def _step_sections(title: str, body: str) -> list[dict[str, Any]]:
-    head = truncate(title, 600)
-    room = MAX_SECTION - len(head) - 1
+def _step_sections(title: str, body: str, limit: int = MAX_SECTION) -> list[dict[str, Any]]:
+    head = truncate(title, min(600, limit // 2))
+    room = limit - len(head) - 1
     return [section(f"{head}\n{code_block(body, room)}" if body else head)]
 
 
-def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list[dict[str, Any]]]:
-    """The plan as Block Kit: one section per step (previews masked), Apply/Cancel buttons."""
-    blocks: list[dict[str, Any]] = [header(f":wrench: fix-env plan for {plan.project}")]
-    if note:
-        blocks.append(section(note))
+def _plan_body(plan: Any, limit: int) -> list[dict[str, Any]]:
+    """The plan's steps, each section at most `limit` characters."""
+    blocks: list[dict[str, Any]] = []
     number = 0
     if plan.env:
         number += 1
@@ -81,7 +83,7 @@ def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list
         title = f"*{number}. {verb}* {code(plan.env_path)} (only the lines shown change)"
         if "OPENAI_API_BASE" in plan.env.values:
             title += "\n_OPENAI_API_BASE is legacy on Dify 1.x; set because the usual steps do._"
-        blocks += _step_sections(title, plan.env.preview)
+        blocks += _step_sections(title, plan.env.preview, limit)
     if plan.override:
         number += 1
         verb = "Create" if plan.override.base_sha256 is None else "Merge into"
@@ -90,7 +92,7 @@ def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list
             f"host for {escape(', '.join(plan.override.services))}"
         )
         notes = "".join(f"\n_{escape(n)}_" for n in plan.override.notes)
-        blocks += _step_sections(title + notes, plan.override.preview)
+        blocks += _step_sections(title + notes, plan.override.preview, limit)
     if plan.db:
         number += 1
         title = (
@@ -99,7 +101,7 @@ def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list
             "row(s), in one transaction, originals saved to the backup first; then Dify's "
             "cached credentials are deleted from Redis."
         )
-        blocks += _step_sections(title, plan.db.preview)
+        blocks += _step_sections(title, plan.db.preview, limit)
     if plan.restart_services:
         blocks.append(
             section(
@@ -109,13 +111,37 @@ def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list
             )
         )
     for item in plan.instructions:
-        blocks.append(section(f"*By hand: {escape(item.title)}*\n{code_block(item.text, 2500)}"))
+        blocks += _step_sections(f"*By hand: {escape(item.title)}*", item.text, min(limit, 2600))
     if plan.unfixed:
         lines = ["*Not fixed by fix-env:*", *(f"• {escape(line)}" for line in plan.unfixed)]
-        blocks += [section(chunk) for chunk in split_lines(lines)][:3]
+        blocks += [section(chunk) for chunk in split_lines(lines, limit)][:3]
     if not plan.has_changes and not plan.instructions:
         blocks.append(section("Nothing to fix: no finding that fix-env repairs is failing."))
-    blocks = blocks[:MAX_PLAN_BLOCKS]
+    return blocks[:MAX_PLAN_BLOCKS]
+
+
+def plan_fits(plan: Any) -> bool:
+    """Whether the plan's message shows every step whole (else the full plan is attached)."""
+    previews = [s.preview for s in (plan.env, plan.override, plan.db) if s is not None]
+    body = _plan_body(plan, MAX_SECTION)
+    return (
+        max(map(len, previews), default=0) <= 2300
+        and len(body) < MAX_PLAN_BLOCKS
+        and text_size(body) <= PLAN_TEXT
+    )
+
+
+def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list[dict[str, Any]]]:
+    """The plan as Block Kit: one section per step (previews masked), Apply/Cancel buttons.
+    Within Slack's limits whatever the plan: steps share PLAN_TEXT characters, so the
+    buttons and the context line always fit."""
+    blocks: list[dict[str, Any]] = [header(f":wrench: fix-env plan for {plan.project}")]
+    if note:
+        blocks.append(section(truncate(note, 1500)))
+    body = _plan_body(plan, MAX_SECTION)
+    if text_size(body) > PLAN_TEXT:
+        body = _plan_body(plan, max(400, PLAN_TEXT // max(1, len(body))))
+    blocks += body
     if plan.has_changes and plan.state == "planned":
         blocks.append(actions(_plan_buttons(plan)))
     blocks.append(
@@ -196,8 +222,7 @@ def _post_plan(ctx: Context, channel: str, thread_ts: str | None, user_id: str) 
     progress.update(text, blocks)
     if progress.ts is None:
         return "planned"
-    previews = [s.preview for s in (plan.env, plan.override, plan.db) if s is not None]
-    if max(map(len, previews), default=0) > 2300 or len(blocks) >= MAX_PLAN_BLOCKS:
+    if not plan_fits(plan):
         full = plan.render()
         # A preview was cut to fit Slack: the whole plan (masked as shown) as a snippet.
         try:
