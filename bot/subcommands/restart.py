@@ -169,7 +169,7 @@ def run_restart(
         else ":x: Still failing after the restart: see the findings below."
     )
     text, blocks = f"{verdict} {rendered.text}", [section(verdict), *rendered.blocks]
-    if thread is not None:
+    if live.ts is not None and thread is not None:
         deliver("re-check report", lambda: ctx.post(channel, text, blocks, thread))
         if rendered.degraded:
             deliver(
