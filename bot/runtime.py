@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.audit import Auditor, describe
+from bot.audit import Auditor, EchoQueue, describe
 from bot.auth import Authorizer, Decision
 from bot.context import SlackContext
 from bot.executor import BoundedExecutor
@@ -37,8 +37,8 @@ from bot.subcommands import (
     load_registry,
 )
 from config.settings import Settings
-from handlers.redact import redactor_for
 from handlers.results import HandlerError, Report
+from handlers.secret_set import HostSecrets
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +125,14 @@ class Runtime:
         self.registry = registry or load_registry()
         self.executor = BoundedExecutor(settings.worker_threads, max_pending=max_pending)
         self.authorizer = Authorizer(settings.allowed_channels, settings.operators, client)
+        # Arguments are audited with the host's whole secret set (Dify's .env, its containers'
+        # environments, the bot's tokens), kept fresh as .env changes.
+        self.secrets = HostSecrets(settings).start()
+        self.echo = EchoQueue(self._post_audit) if settings.audit_channel else None
         self.auditor = Auditor(
             settings.audit_path,
-            echo=self._echo_audit if settings.audit_channel else None,
-            redact=redactor_for(settings).redact,
+            echo=self.echo.submit if self.echo is not None else None,
+            redact=self.secrets.redact,
         )
         check_fn = check or _default_check
         self.checks: SharedRun[Report] = SharedRun(lambda: check_fn(settings))
@@ -137,6 +141,8 @@ class Runtime:
 
     def shutdown(self, wait: bool = True) -> None:
         self.executor.shutdown(wait=wait)
+        if self.echo is not None:
+            self.echo.close(timeout=5.0 if wait else 0.5)
 
     # --- ack path: slash commands and mentions ----------------------------------------------
     def on_command(self, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -452,12 +458,8 @@ class Runtime:
             duration_ms=int((time.monotonic() - received) * 1000) if received else 0,
         )
 
-    def _echo_audit(self, line: dict[str, Any]) -> None:
-        channel = self.settings.audit_channel
-        if channel:
-            self.executor.submit(
-                self._safe,
-                lambda: self.client.chat_postMessage(
-                    channel=channel, text=describe(line), unfurl_links=False
-                ),
-            )
+    def _post_audit(self, line: dict[str, Any]) -> None:
+        """One audit line into AUDIT_CHANNEL (on the echo queue's thread)."""
+        self.client.chat_postMessage(
+            channel=self.settings.audit_channel, text=guard(describe(line)), unfurl_links=False
+        )
