@@ -228,3 +228,47 @@ def test_the_whole_fix_flow_in_ephemeral_mode(
     }
     assert files_state(stack)[".env"] is not None
     assert LOOPBACK_URL not in (stack.env_path.read_text())
+
+
+# --- a bot killed mid-request -------------------------------------------------------------------
+KILLED_FIX = (
+    "import sys, time; from pathlib import Path; from handlers.mutation_lock import once\n"
+    "with once(Path(sys.argv[1]), sys.argv[2], 'fix-env plan', 'UOPS', 'slack'):\n"
+    "    print('running', flush=True); time.sleep(60)\n"
+)
+
+
+@pytest.mark.docker
+def test_a_fix_button_works_again_after_the_bot_was_killed_while_planning(
+    run_bot: Any, docker_engine: Any, tmp_path: Path
+) -> None:
+    """The bot died between recording "planning" for a report and posting the plan: the next
+    click on that report's Fix button posts the plan instead of "already running" forever."""
+    import subprocess
+    import sys
+
+    folder = incident_folder(tmp_path)
+    bot = run_bot(
+        check=lambda _s: incident_report(),
+        operators=(OPERATOR,),
+        dify_dir=folder,
+        docker_host=os.environ["DOCKER_HOST"],
+        fix_ollama_url=f"{CONTAINER_URL}/v1",
+        fix_ollama_base_url=CONTAINER_URL,
+    )
+    report_ts = "1700000000.500001"
+    key = f"fixplan:COPS:{report_ts}"
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_FIX, str(bot.settings.state_path), key],
+        cwd=root,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"running\n"
+    finally:
+        child.kill()
+        child.wait(10)
+    bot.click(FIX, json.dumps({"f": "env.file"}), user=OPERATOR, message_ts=report_ts)
+    bot.slack.wait_for("chat.update", where=with_button(APPLY), timeout=30)
+    assert audit_line(bot, "fix-env:fix")["outcome"] == "planned"
