@@ -57,6 +57,8 @@ def _plural(count: int, word: str) -> str:
 
 
 def verdict(report: Report) -> str:
+    if report.status is Status.SKIP:
+        return f"{EMOJI[Status.SKIP]} Dify ↔ Ollama: nothing could be checked"
     failing = sum(1 for f in report.findings if f.status is Status.FAIL)
     warnings = sum(1 for f in report.findings if f.status is Status.WARN)
     if failing:
