@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
+        # Only the settings this command uses are validated (it declares them).
+        settings = load_settings(getattr(args, "settings_used", None))
     except ConfigError as exc:
         print(f"dify-ollama: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE

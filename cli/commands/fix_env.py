@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from cli.commands.restart import restart_and_report
 from cli.identity import who
 from cli.output import progress
-from config.settings import Settings
+from config.settings import REPAIR, Settings
 from handlers.results import HandlerError
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def register(subparsers: Any) -> None:
         "files are saved first)",
     )
     parser.add_argument("--json", action="store_true", help="print the plan/result as JSON")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, settings_used=REPAIR)
 
 
 def _fail(message: str) -> int:

@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import Any
 
-from config.settings import Settings
+from config.settings import ALL_SETTINGS, Settings
 
 log = logging.getLogger("dify-ollama.serve")
 
@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="run the startup checks (tokens, Slack, Docker engine) and exit",
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, settings_used=ALL_SETTINGS)
 
 
 def _setup_logging() -> None:

@@ -124,3 +124,33 @@ def test_a_report_of_nothing_but_skips_is_not_ok() -> None:
     report = Report((Finding("ollama.bind", Status.SKIP, "OLLAMA_URL is not on this host"),), 1)
     assert report.status is Status.SKIP and report.exit_code == 1
     assert render_text(report).startswith("Dify -> Ollama check: SKIP")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("PORT", "99999"), ("WORKER_THREADS", "0"), ("SLACK_API_URL", "ftp://x"), ("OPERATORS", "")],
+)
+def test_a_setting_the_command_never_reads_is_not_its_error(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    """`check` reads no Slack server setting: a bad PORT is the bot's problem, not check's.
+    `serve`, which reads it, still refuses it in one line."""
+    env = {
+        **NO_ENGINE_NO_OLLAMA,
+        "DOCKER_HOST": f"unix://{tmp_path}/none.sock",
+        "STATE_DIR": str(tmp_path),
+        variable: value,
+    }
+    proc = run_cli("check", "--only", "host.resources", env=env)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "configuration error" not in proc.stderr
+    if variable in ("PORT", "WORKER_THREADS", "SLACK_API_URL"):
+        served = run_cli("serve", "--check-config", env=env)
+        assert served.returncode == 2 and variable in served.stderr, served.stderr
+        assert "configuration error" in served.stderr
+
+
+def test_a_setting_the_command_reads_is_still_checked(tmp_path: Path) -> None:
+    proc = run_cli("logs", "api", env={"DOCKER_HOST": "tcp://h:99999999", "CHECK_TIMEOUT": "0"})
+    assert proc.returncode == 2 and "CHECK_TIMEOUT" in proc.stderr
+    assert run_cli("fix-env", env={"FIX_OLLAMA_URL": "nope"}).returncode == 2
