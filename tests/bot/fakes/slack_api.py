@@ -32,6 +32,7 @@ MAX_BLOCKS_TEXT = 11_000
 RESPONSE_URL_USES = 5
 APP_TOKEN = "xapp-test-token"
 BOT_USER = "UBOT0001"
+MANIFEST_SCOPES = ("commands", "chat:write", "files:write", "app_mentions:read", "usergroups:read")
 
 
 @dataclass
@@ -131,6 +132,8 @@ class SlackApiDouble:
         self.failing: dict[str, str] = {}  # method -> error to return
         self.delay: dict[str, float] = {}  # method -> seconds to wait before answering
         self.ws_url: Callable[[], str] | None = None
+        # What auth.test says the bot token was granted (None: no x-oauth-scopes header).
+        self.scopes: list[str] | None = list(MANIFEST_SCOPES)
         self.uploads: dict[str, bytes] = {}
         # ts of ephemeral messages (chat.postEphemeral, or clicked as such): chat.update fails
         self.ephemeral_ts: set[str] = set()
@@ -156,6 +159,9 @@ class SlackApiDouble:
                 self.send_response(status)
                 ctype = "text/plain" if isinstance(payload, bytes) else "application/json"
                 self.send_header("Content-Type", ctype)
+                if self.path.endswith("/auth.test") and double.scopes is not None:
+                    # Slack names a token's scopes in this header of every Web API answer.
+                    self.send_header("x-oauth-scopes", ",".join(double.scopes))
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
