@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from slack_sdk.errors import SlackApiError
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.subcommands import Registry
     from config.settings import Settings
     from handlers.results import Report
+    from handlers.secret_set import HostSecrets
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,16 @@ RESPONSE_URL_USES = 5
 TRANSIENT_URL_USES = 2
 
 
-def _blocks(blocks: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    """Blocks as they go out: within Slack's limits, every mrkdwn text inert (see mrkdwn)."""
-    return guard_blocks(fit(list(blocks))) if blocks else None
-
-
-def _text(text: str) -> str:
-    return guard(truncate(text, MAX_FALLBACK))
+def scrub(value: Any, redact: Callable[[str], str]) -> Any:
+    """Every `text` string inside blocks through `redact`."""
+    if isinstance(value, list):
+        return [scrub(item, redact) for item in value]
+    if isinstance(value, dict):
+        return {
+            key: redact(item) if key == "text" and isinstance(item, str) else scrub(item, redact)
+            for key, item in value.items()
+        }
+    return value
 
 
 class Host(Protocol):
@@ -55,6 +59,7 @@ class Host(Protocol):
     checks: SharedRun[Report]
     authorizer: Authorizer
     engine: EngineStatus
+    secrets: HostSecrets  # the host's whole secret set, for the wire's last redaction
 
 
 class SlackProgress:
@@ -126,6 +131,18 @@ class SlackContext:
         return self.runtime.registry
 
     # --- messages -------------------------------------------------------------------------
+    # Last line of defence at the wire, whatever a renderer or a handler forgot: no secret of
+    # the host (the runtime's whole secret set) and no mrkdwn control sequence goes out.
+    def _redact(self, text: str) -> str:
+        return self.runtime.secrets.redact(text)
+
+    def _text(self, text: str) -> str:
+        return guard(self._redact(truncate(text, MAX_FALLBACK)))
+
+    def _blocks(self, blocks: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        """Blocks as they go out: within Slack's limits, no secret, every mrkdwn text inert."""
+        return guard_blocks(scrub(fit(list(blocks)), self._redact)) if blocks else None
+
     def post(
         self,
         channel: str,
@@ -136,8 +153,8 @@ class SlackContext:
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
-                text=_text(text),
-                blocks=_blocks(blocks),
+                text=self._text(text),
+                blocks=self._blocks(blocks),
                 thread_ts=thread_ts,
                 unfurl_links=False,
                 unfurl_media=False,
@@ -162,7 +179,7 @@ class SlackContext:
                 self.ephemeral(text, blocks)
             return
         self.client.chat_update(
-            channel=channel, ts=ts, text=_text(text), blocks=_blocks(blocks) or []
+            channel=channel, ts=ts, text=self._text(text), blocks=self._blocks(blocks) or []
         )
 
     def reply(self, text: str, blocks: Sequence[dict[str, Any]] | None = None) -> str | None:
@@ -191,8 +208,8 @@ class SlackContext:
         response = WebhookClient(
             self.response_url, timeout=10, ssl=getattr(self.client, "ssl", None)
         ).send(
-            text=_text(text),
-            blocks=_blocks(blocks),
+            text=self._text(text),
+            blocks=self._blocks(blocks),
             response_type="ephemeral",
             replace_original=replace,
         )
@@ -207,8 +224,8 @@ class SlackContext:
         self.client.chat_postEphemeral(
             channel=self.channel_id,
             user=self.user_id,
-            text=_text(text),
-            blocks=_blocks(blocks),
+            text=self._text(text),
+            blocks=self._blocks(blocks),
             thread_ts=self.thread_ts,
         )
 
@@ -238,9 +255,9 @@ class SlackContext:
                 channel=channel,
                 thread_ts=thread_ts,
                 filename=filename,
-                content=content,
-                title=title or filename,
-                initial_comment=guard(comment) if comment else None,
+                content=self._redact(content),
+                title=self._redact(title or filename),
+                initial_comment=self._text(comment) if comment else None,
             )
         except SlackApiError as exc:
             if exc.response.get("error") in ("not_in_channel", "channel_not_found"):

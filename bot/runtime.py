@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from bot.audit import Auditor, EchoQueue, describe
 from bot.auth import Authorizer, Decision
-from bot.context import SlackContext
+from bot.context import SlackContext, scrub
 from bot.executor import BoundedExecutor
 from bot.health import EngineStatus, Probe, engine_probe
 from bot.parsing import split, strip_mention
@@ -38,7 +38,7 @@ from bot.subcommands import (
 )
 from config.settings import Settings
 from handlers.results import HandlerError, Report
-from handlers.secret_set import HostSecrets
+from handlers.secret_set import shared as shared_secrets
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class Runtime:
         self.authorizer = Authorizer(settings.allowed_channels, settings.operators, client)
         # Arguments are audited with the host's whole secret set (Dify's .env, its containers'
         # environments, the bot's tokens), kept fresh as .env changes.
-        self.secrets = HostSecrets(settings).start()
+        self.secrets = shared_secrets(settings)
         self.echo = EchoQueue(self._post_audit) if settings.audit_channel else None
         self.auditor = Auditor(
             settings.audit_path,
@@ -159,9 +159,12 @@ class Runtime:
         reply = self._dispatch(request, time.monotonic(), new_request_id())
         if reply is None:
             return None
-        answer: dict[str, Any] = {"text": guard(reply.text)}
+        # Answers quote what was typed (an unknown name, a bad argument): no secret of the
+        # host may come back in them either.
+        redact = self.secrets.redact
+        answer: dict[str, Any] = {"text": guard(redact(reply.text))}
         if reply.blocks is not None:
-            answer["blocks"] = guard_blocks(reply.blocks)
+            answer["blocks"] = guard_blocks(scrub(reply.blocks, redact))
         return answer
 
     def on_mention(self, event: dict[str, Any], event_id: str | None = None) -> None:

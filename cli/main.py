@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import cli.commands
+from cli.redaction import protect_output
 from config.settings import ConfigError, load_settings
 
 EXIT_USAGE = 2
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    protect_output()  # before anything can echo what was typed
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

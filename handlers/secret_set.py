@@ -18,6 +18,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
 
 from config.settings import Settings
 from handlers.envfile import read_env_file
@@ -67,6 +70,25 @@ def containers_secrets(settings: Settings) -> tuple[Path | None, set[str]]:
         client.close()
 
 
+_SHARED: dict[str, HostSecrets] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared(settings: Settings, **options: Any) -> HostSecrets:
+    """One started HostSecrets per process and configuration (the CLI's output and the bot's
+    runtime in `serve` share it: one background refresh, not two)."""
+    values = {
+        name: value.get_secret_value() if isinstance(value, SecretStr) else value
+        for name, value in settings
+    }
+    key = repr(sorted(values.items()))
+    with _SHARED_LOCK:
+        found = _SHARED.get(key)
+        if found is None:
+            found = _SHARED[key] = HostSecrets(settings, **options).start()
+        return found
+
+
 class HostSecrets:
     def __init__(
         self,
@@ -80,6 +102,7 @@ class HostSecrets:
         self.interval = interval
         self.first_wait = first_wait
         self._gather = gather
+        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._first = threading.Event()
         self._refreshing = False
@@ -99,8 +122,18 @@ class HostSecrets:
         self._refresh_later()
         return self
 
+    def _after_fork(self) -> None:
+        """gunicorn forks its worker after `serve` started this: the refresher thread and its
+        flag stayed in the parent."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._refreshing = False
+        self._first.set()
+
     def redactor(self) -> Redactor:
         """The current redactor; never makes an engine call on this thread."""
+        if self._pid != os.getpid():
+            self._after_fork()
         if not self._first.is_set():
             self._first.wait(self.first_wait)
         stamp = _stamp(self._env_path)

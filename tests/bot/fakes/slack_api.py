@@ -132,6 +132,7 @@ class SlackApiDouble:
         self.failing: dict[str, str] = {}  # method -> error to return
         self.delay: dict[str, float] = {}  # method -> seconds to wait before answering
         self.ws_url: Callable[[], str] | None = None
+        self.bot_token, self.app_token = BOT_TOKEN, APP_TOKEN  # what the double accepts
         # What auth.test says the bot token was granted (None: no x-oauth-scopes header).
         self.scopes: list[str] | None = list(MANIFEST_SCOPES)
         self.uploads: dict[str, bytes] = {}
@@ -280,7 +281,7 @@ class SlackApiDouble:
             time.sleep(self.delay[method])
         auth = headers.get("Authorization", headers.get("authorization", ""))
         token = auth.removeprefix("Bearer ")
-        expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
         self._record(call)
         if token != expected:
             return 200, {"ok": False, "error": "invalid_auth"}
