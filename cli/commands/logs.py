@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from config.settings import Settings
+from config.settings import HOST, Settings
 from handlers.logs import (
     DEFAULT_LINES,
     DEFAULT_SERVICE,
@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--grep", "-g", metavar="TEXT", help="keep lines containing TEXT (case-insensitive)"
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, settings_used=HOST)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
