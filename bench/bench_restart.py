@@ -88,7 +88,9 @@ class ApiMonitor:
 
 
 def ids(stack: DifyStack) -> dict[str, str]:
-    return {s: stack.container(s).id[:12] for s in ("db_postgres", "redis", "api")}
+    """api, the metadata database (under the key "db") and redis: their container ids."""
+    wanted = {"db": stack.db_service, "redis": "redis", "api": "api"}
+    return {key: stack.container(service).id[:12] for key, service in wanted.items()}
 
 
 def set_base(stack: DifyStack, value: str) -> None:
@@ -112,19 +114,17 @@ def targeted(stack: DifyStack, settings: Settings) -> tuple[float, float, dict[s
 
 
 def seed_way(stack: DifyStack) -> tuple[float, float, dict[str, str]]:
+    """The seed's `down && up -d`, with the Compose that created the stack."""
     before = ids(stack)
-    base = ["docker-compose", "-p", stack.project, "--project-directory", str(stack.dir)]
+    base = ["-p", stack.project, "--project-directory", str(stack.dir)]
     with ApiMonitor(stack) as monitor:
         start = time.monotonic()
         for args in (["down"], ["up", "-d"]):
-            subprocess.run(
-                [*base, *args],
-                cwd=stack.dir,
-                env=compose_env(),
-                capture_output=True,
-                timeout=300,
-                check=True,
+            done = stack.compose_command.run(
+                [*base, *args], cwd=stack.dir, env=compose_env(), timeout=300
             )
+            if done.returncode != 0:
+                raise subprocess.CalledProcessError(done.returncode, args, done.stderr)
         monitor.settle()
         wall = time.monotonic() - start
     after = ids(stack)
@@ -154,9 +154,9 @@ def main() -> int:
                 rows.append((t_down, t_wall, t_ids, s_down, s_wall, s_ids))
                 print(
                     f"round {round_no + 1}: targeted api down {t_down:5.2f} s (command "
-                    f"{t_wall:5.2f} s, db {t_ids['db_postgres']}, redis {t_ids['redis']})  |  "
+                    f"{t_wall:5.2f} s, db {t_ids['db']}, redis {t_ids['redis']})  |  "
                     f"down && up -d: api down {s_down:5.2f} s (command {s_wall:5.2f} s, db "
-                    f"{s_ids['db_postgres']}, redis {s_ids['redis']})",
+                    f"{s_ids['db']}, redis {s_ids['redis']})",
                     flush=True,
                 )
         finally:
@@ -164,7 +164,7 @@ def main() -> int:
     t_med = statistics.median(r[0] for r in rows)
     s_med = statistics.median(r[3] for r in rows)
     ratio = t_med / s_med if s_med else float("inf")
-    kept = all(r[2]["db_postgres"] == "kept" and r[2]["redis"] == "kept" for r in rows)
+    kept = all(r[2]["db"] == "kept" and r[2]["redis"] == "kept" for r in rows)
     print()
     print(
         f"api downtime, median of {ROUNDS}: targeted restart {t_med:.2f} s, "

@@ -12,6 +12,10 @@ import sys
 from collections.abc import Sequence
 
 import cli.commands
+from cli.redaction import protect_output, warm
+
+# Static text only: printing it needs no secret set (and must stay fast).
+INFO_FLAGS = frozenset({"-h", "--help", "--version"})
 
 EXIT_USAGE = 2
 
@@ -38,16 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    if not INFO_FLAGS.intersection(words):
+        protect_output()  # before anything can echo what was typed
     parser = build_parser()
     args = parser.parse_args(argv)
-    # After parsing: `--help` and usage errors never pay for loading the configuration.
+    # After parsing: `--help` never pays for loading the configuration.
     from config.settings import ConfigError, load_settings
 
     try:
-        settings = load_settings()
+        # Only the settings this command uses are validated (it declares them).
+        settings = load_settings(getattr(args, "settings_used", None))
     except ConfigError as exc:
         print(f"dify-ollama: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    warm(settings)
     try:
         return int(args.func(args, settings))
     except KeyboardInterrupt:

@@ -2,193 +2,66 @@
 
 The env file is `DIFY_OLLAMA_BOT_ENV` (a path) or `./dify-ollama-bot.env`. It is never `.env`:
 people run this tool from Dify's docker folder, and Dify's `.env` holds ~700 keys and its secrets.
-
-A plain dataclass, validated by hand: pydantic-settings cost 0.25 s of import on every command
-(more than the whole `check` on a healthy stack), for twenty fields of five kinds. One field is
-one line below; its annotation picks the conversion (`_CONVERT`), its metadata the bounds.
-Every error names the variable and never echoes its value (it may be a token).
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ENV_FILE = "dify-ollama-bot.env"
 SLACK_DEFAULT_API_URL = "https://slack.com/api/"
 
-TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
-FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off"})
+CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
 class ConfigError(Exception):
     """A missing or invalid setting, explained in one line that names the variable."""
 
 
-class SecretStr:
-    """A string that does not show itself in reprs, logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get_secret_value(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "SecretStr('**********')" if self._value else "SecretStr('')"
-
-    def __str__(self) -> str:
-        return "**********" if self._value else ""
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SecretStr) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.replace(" ", ",").split(",") if part.strip())
+    return value
 
 
-def _http_url(value: str) -> str:
+def _http_url(name: str, value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL such as http://127.0.0.1:11434")
+        raise ValueError(f"{name} must be an http(s) URL such as http://127.0.0.1:11434")
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise ValueError("has an invalid port") from None
+    except ValueError as exc:
+        raise ValueError(f"{name} has an invalid port") from exc
     return value.rstrip("/") if parts.path in ("", "/") else value
 
 
-def _text(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be text")
-    return value
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=None,  # chosen at load time, see load_settings
+        extra="ignore",
+        hide_input_in_errors=True,
+        case_sensitive=False,
+    )
 
-
-def _optional_text(value: object) -> str | None:
-    if value is None:
-        return None
-    text = _text(value)
-    return None if not text.strip() else text
-
-
-def _path(value: object) -> Path:
-    if isinstance(value, Path):
-        return value
-    return Path(_text(value))
-
-
-def _optional_path(value: object) -> Path | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return _path(value)
-
-
-def _number(value: object) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a number")
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(_text(value).strip())
-    except ValueError:
-        raise ValueError("must be a number") from None
-
-
-def _integer(value: object) -> int:
-    if isinstance(value, bool):
-        raise ValueError("must be a whole number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    text = _text(value).strip() if isinstance(value, str) else ""
-    if not text.lstrip("+-").isdigit():
-        raise ValueError("must be a whole number")
-    return int(text)
-
-
-def _boolean(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise ValueError("must be true or false")
-
-
-def _secret(value: object) -> SecretStr | None:
-    if value is None or isinstance(value, SecretStr):
-        return value
-    return SecretStr(_text(value))
-
-
-def _comma_list(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.replace(" ", ",").split(",") if part.strip())
-    if isinstance(value, list | tuple | set | frozenset):
-        return tuple(str(part) for part in value)
-    raise ValueError("must be a comma-separated list")
-
-
-# The conversion of each annotation used below (with `from __future__ import annotations`
-# dataclass field types are these strings).
-_CONVERT: dict[str, Callable[[object], Any]] = {
-    "str": _text,
-    "str | None": _optional_text,
-    "Path": _path,
-    "Path | None": _optional_path,
-    "float": _number,
-    "int": _integer,
-    "bool": _boolean,
-    "SecretStr | None": _secret,
-    "tuple[str, ...]": _comma_list,
-}
-URL = {"url": True}
-
-
-def _bounds(low: float, high: float, *, above: bool = False) -> dict[str, Any]:
-    """Metadata: the value lies in [low, high] (`above`: strictly greater than low)."""
-    return {"low": low, "high": high, "above": above}
-
-
-def _check(value: Any, meta: Mapping[str, Any]) -> Any:
-    if meta.get("url"):
-        return _http_url(value)
-    if "low" in meta:
-        low, high = meta["low"], meta["high"]
-        if isinstance(value, float) and math.isnan(value):
-            raise ValueError("must be a number")
-        if meta["above"] and not value > low:
-            raise ValueError(f"must be greater than {low:g}")
-        if not meta["above"] and value < low:
-            raise ValueError(f"must be at least {low:g}")
-        if value > high:
-            raise ValueError(f"must be at most {high:g}")
-    return value
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
     # Dify host
     dify_dir: Path | None = None
     dify_compose_project: str | None = None
-    ollama_url: str = field(default="http://127.0.0.1:11434", metadata=URL)
-    check_timeout: float = field(default=3.0, metadata=_bounds(0, 120, above=True))
-    chat_timeout: float = field(default=60.0, metadata=_bounds(0, 900, above=True))
+    ollama_url: str = "http://127.0.0.1:11434"
+    check_timeout: float = Field(default=3.0, gt=0, le=120)
+    # dify.chat's own deadline: a cold load of a large model takes minutes, a check must not.
+    chat_timeout: float = Field(default=60.0, gt=0, le=900)
     docker_host: str | None = None
 
     # Repairs (fix-env)
-    fix_ollama_url: str = field(default="http://host.docker.internal:11434/v1", metadata=URL)
-    fix_ollama_base_url: str = field(default="http://host.docker.internal:11434", metadata=URL)
+    fix_ollama_url: str = "http://host.docker.internal:11434/v1"
+    fix_ollama_base_url: str = "http://host.docker.internal:11434"
     fix_database: bool = True
     backup_dir: Path | None = None  # default: <state_dir>/backups
     state_dir: Path = Path("~/.local/state/dify-ollama-bot")
@@ -197,27 +70,32 @@ class Settings:
     slack_bot_token: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
-    slack_api_url: str = field(default=SLACK_DEFAULT_API_URL, metadata=URL)
-    port: int = field(default=3000, metadata=_bounds(1, 65535))
-    allowed_channels: tuple[str, ...] = ()
-    operators: tuple[str, ...] = ()
+    slack_api_url: str = SLACK_DEFAULT_API_URL
+    port: int = Field(default=3000, ge=1, le=65535)
+    allowed_channels: CommaList = ()
+    operators: CommaList = ()
     audit_log: Path | None = None  # default: <state_dir>/audit.jsonl
     audit_channel: str | None = None
     reply_ephemeral: bool = False
-    worker_threads: int = field(default=4, metadata=_bounds(1, 64))
+    worker_threads: int = Field(default=4, ge=1, le=64)
 
-    def __post_init__(self) -> None:
-        problems = []
-        for spec in fields(self):
-            convert = _CONVERT[str(spec.type)]
-            try:
-                value = _check(convert(getattr(self, spec.name)), spec.metadata)
-            except (ValueError, TypeError) as exc:
-                problems.append(f"{spec.name.upper()}: {exc}")
-                continue
-            object.__setattr__(self, spec.name, value)
-        if problems:
-            raise ConfigError("; ".join(problems))
+    _split_lists = field_validator("allowed_channels", "operators", mode="before")(_split)
+
+    @field_validator("ollama_url", "fix_ollama_url", "fix_ollama_base_url", "slack_api_url")
+    @classmethod
+    def _urls(cls, value: str, info: object) -> str:
+        name = getattr(info, "field_name", "url").upper()
+        return _http_url(name, value)
+
+    @field_validator("dify_compose_project", "docker_host", "audit_channel", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("dify_dir", "backup_dir", "audit_log", mode="before")
+    @classmethod
+    def _blank_path_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def state_path(self) -> Path:
@@ -232,8 +110,8 @@ class Settings:
         return (self.audit_log or self.state_path / "audit.jsonl").expanduser()
 
 
-def env_file_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    environ = os.environ if environ is None else environ
+def env_file_path(environ: dict[str, str] | None = None) -> Path | None:
+    environ = dict(os.environ) if environ is None else environ
     explicit = environ.get("DIFY_OLLAMA_BOT_ENV")
     if explicit:
         path = Path(explicit).expanduser()
@@ -244,30 +122,34 @@ def env_file_path(environ: Mapping[str, str] | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
-def _env_file_values(path: Path) -> dict[str, str]:
-    from dotenv import dotenv_values  # only when there is a file: it costs an import
-
-    try:
-        raw = dotenv_values(path, interpolate=False)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"DIFY_OLLAMA_BOT_ENV: cannot read {path}: {exc}") from None
-    return {key: value for key, value in raw.items() if value is not None}
+ALL_SETTINGS = frozenset(Settings.model_fields)
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the bot's env file, then the environment (which wins), then `overrides`;
-    names are matched without regard to case. Raises ConfigError, one line per bad variable."""
+def load_settings(needs: Collection[str] | None = None, **overrides: object) -> Settings:
+    """Load settings, turning any validation error into one ConfigError line per bad variable.
+
+    `needs`: the fields the caller uses (None: all). An invalid value of any other field is
+    not an error; that field keeps its default, which the caller never reads."""
     env_file = env_file_path()
     if env_file is not None and env_file.name == ".env":
         raise ConfigError(
             f"DIFY_OLLAMA_BOT_ENV: {env_file} looks like Dify's .env; give the bot its own file"
         )
-    names = {spec.name for spec in fields(Settings)}
-    values: dict[str, Any] = {}
-    sources = [_env_file_values(env_file) if env_file is not None else {}, os.environ]
-    for source in sources:
-        for key, value in source.items():
-            if key.lower() in names:
-                values[key.lower()] = value
-    values.update(overrides)
-    return Settings(**values)
+    wanted = ALL_SETTINGS if needs is None else frozenset(needs)
+    unused: dict[str, object] = {}
+    for _ in range(len(ALL_SETTINGS)):  # each round sets aside at least one unused field
+        try:
+            values = {**unused, **overrides}
+            return Settings(_env_file=env_file, **values)  # type: ignore[call-arg,arg-type]
+        except ValidationError as exc:
+            lines = []
+            for error in exc.errors(include_input=False, include_url=False):
+                field = str(error["loc"][0]) if error["loc"] else ""
+                if field in ALL_SETTINGS and field not in wanted:
+                    unused[field] = Settings.model_fields[field].default
+                    continue
+                message = str(error["msg"]).removeprefix("Value error, ")
+                lines.append(f"{field.upper() or 'settings'}: {message}")
+            if lines:
+                raise ConfigError("; ".join(lines)) from None
+    raise ConfigError("settings: could not be loaded")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -13,10 +15,10 @@ from config.settings import Settings
 from handlers import timeline
 from handlers.engine_cache import EngineCache
 from handlers.facts import Facts, Skip
-from handlers.probes import ON_REQUEST, PROBES, Probe
+from handlers.probes import ON_REQUEST, PROBES, Probe, account_for_skips, with_prerequisites
 from handlers.probes.chat import CHAT_MODES
 from handlers.project import DifyProject
-from handlers.redact import Redactor, redactor_for
+from handlers.redact import Redactor, environment_secrets, redactor_for
 from handlers.results import Finding, HandlerError, Report, Status
 
 log = logging.getLogger(__name__)
@@ -35,13 +37,18 @@ def _run_probe(finding_id: str, probe: Probe, facts: Facts) -> Finding:
 
 
 def _redactor(facts: Facts) -> Redactor:
-    """The logs' redactor, fed with this check's `.env` and the bot's own tokens, so that no
-    finding can carry a secret whatever evidence a probe quoted."""
+    """The logs' redactor, fed with this check's `.env`, the environment of every container it
+    inspected and the bot's own tokens, so that no finding can carry a secret whatever evidence
+    a probe quoted."""
     try:
         values = facts.env().values
     except (Skip, HandlerError):
         values = {}
-    return redactor_for(facts.settings, env_values=values)
+    env_path = None
+    with contextlib.suppress(Skip, HandlerError):
+        env_path = facts.project().env_path
+    containers = environment_secrets(facts.inspected_environments(), env_path=env_path)
+    return redactor_for(facts.settings, env_values=values, env_path=env_path, extra=containers)
 
 
 def _scrub(finding: Finding, redactor: Redactor) -> Finding:
@@ -61,7 +68,8 @@ def run_check(
     cache: EngineCache | None = None,
     chat: str = "off",
 ) -> Report:
-    """Run the probes (all, or the ids in `only`) and return the report within the deadline.
+    """Run the probes (all, or the ids in `only` with their prerequisites) and return the
+    report within the deadline.
 
     `since` (a time.monotonic() value: the process start, the Slack request) is where the
     report's `before_first_probe_ms` counts from. `cache`: what a long-running process keeps
@@ -75,19 +83,17 @@ def run_check(
         chat = "on"
     start = time.monotonic()
     spans = timeline.Timeline(start)
-    wanted = [
-        (fid, probe)
-        for fid, probe in PROBES
-        if (fid in only if only else fid not in ON_REQUEST or chat != "off")
-    ]
+    run = with_prerequisites(only)
+    if chat == "off":
+        run = tuple(fid for fid in run if fid not in ON_REQUEST)
     with timeline.recording(spans):
         facts = Facts(settings, cache, chat)
         deadline = facts.deadline
-        if chat != "off" and any(fid == "dify.chat" for fid, _ in wanted):
+        if chat != "off" and "dify.chat" in run:
             deadline = max(deadline, start + settings.chat_timeout + 1.5)
-        found, durations = _run_probes(facts, wanted, deadline)
+        found, durations = _run_probes(facts, run, deadline)
     facts.close()
-    probes = [fid for fid, _ in wanted]
+    probes = [fid for fid, _ in PROBES if fid in run]
     redactor = _redactor(facts)
     findings = []
     for finding_id in probes:
@@ -107,7 +113,7 @@ def run_check(
     if project is not None:
         context.update({"dify_dir": str(project.working_dir), "project": project.name})
     return Report(
-        tuple(findings),
+        account_for_skips(tuple(findings)),
         int((time.monotonic() - start) * 1000),
         context,
         _timing(spans, since, project, redactor),
@@ -115,9 +121,11 @@ def run_check(
 
 
 def _run_probes(
-    facts: Facts, probes: list[tuple[str, Probe]], deadline: float
+    facts: Facts, wanted: Collection[str], deadline: float
 ) -> tuple[dict[str, Finding], dict[str, int]]:
-    """Every probe in its own thread; what answered before the deadline, and how long each took."""
+    """The probes in `wanted`, each in its own thread; what answered before `deadline`, and
+    how long each took."""
+    probes = [(fid, probe) for fid, probe in PROBES if fid in wanted]
     results: queue.Queue[tuple[str, Finding, int]] = queue.Queue()
 
     def run(finding_id: str, probe: Probe) -> None:

@@ -27,7 +27,7 @@ Dify release, key for key.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from handlers.compose_interpolation import (
     substitute,
     substitute_with,
 )
+from handlers.envfile import decode_for_reading
 from handlers.results import HandlerError
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "interpolate",
     "load_compose",
     "project_environment",
+    "read_env_files",
     "read_project_environment",
 ]
 
@@ -107,14 +109,44 @@ def read_project_environment(
 ) -> ProjectEnvironment:
     """`.env` at `env_path` (a missing one is no error: Compose runs without it)."""
     try:
-        text = env_path.read_text(encoding="utf-8")
+        # Not UTF-8 is no error: Compose passes such bytes on, and Docker shows them as U+FFFD.
+        text = decode_for_reading(env_path.read_bytes())
     except FileNotFoundError:
         return project_environment(None, os_env, None, flavour)
     except OSError as exc:
         raise HandlerError(f"cannot read {env_path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise HandlerError(f"{env_path} is not UTF-8 text") from None
     return project_environment(text, os_env, env_path, flavour)
+
+
+def read_env_files(
+    paths: Sequence[Path],
+    os_env: Mapping[str, str] | None = None,
+    flavour: str = "v2",
+    overlay: Mapping[Path, str | None] | None = None,
+) -> ProjectEnvironment:
+    """The project environment from several `--env-file`s, in order (later ones win, and may
+    refer to earlier ones), as compose-go reads them; missing files are skipped. `overlay`:
+    texts to use instead of the files on disk (None: missing)."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour must be one of {FLAVOURS}")
+    caller = dict(os_env or {})
+    parsed: dict[str, str] = {}
+    last: Path | None = None
+    for path in paths:
+        try:
+            text = _read_env_file(path, overlay or {})
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise HandlerError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise HandlerError(f"{path} is not UTF-8 text") from None
+        if flavour == "v1":
+            compose_dotenv.parse_v1(text, caller.get, into=parsed)
+        else:
+            compose_dotenv.parse(text, caller.get, into=parsed, source=str(path))
+        last = path
+    return ProjectEnvironment({**parsed, **caller}, last, caller, flavour)
 
 
 def installed_flavour() -> str:
@@ -142,6 +174,9 @@ def _from_raw_values(values: Mapping[str, str], flavour: str) -> ProjectEnvironm
 # --------------------------------------------------------------------------------------------
 # Services
 # --------------------------------------------------------------------------------------------
+ENVIRONMENT = "environment:"  # a ServiceConfig.sources value: set by the service's `environment:`
+
+
 @dataclass(frozen=True)
 class EnvFileRef:
     path: Path
@@ -160,6 +195,16 @@ class ServiceConfig:
     env_file_refs: tuple[EnvFileRef, ...] = ()
     env_files_read: tuple[Path, ...] = ()  # the entries that existed and were read
     declared_environment: dict[str, str | None] = field(default_factory=dict)  # `environment:`
+    # Where each key's value came from: the env_file that set it last, or ENVIRONMENT.
+    sources: dict[str, str] = field(default_factory=dict)
+    depends_on: dict[str, str] = field(default_factory=dict)  # service -> condition
+    restart: str | None = None  # the `restart:` policy as written
+
+    @property
+    def reads_env_files(self) -> bool:
+        """Configured by `env_file` lists (Dify 1.14+) rather than by an `environment:`
+        anchor alone (Dify 0.x-1.13: `.env` only interpolates the compose file)."""
+        return bool(self.env_file_refs)
 
 
 @dataclass(frozen=True)
@@ -170,6 +215,22 @@ class ComposeConfig:
     inactive: dict[str, ServiceConfig] = field(default_factory=dict)
     profiles: tuple[str, ...] = ()
     project_dir: Path | None = None
+    flavour: str = "v2"
+
+    def declares(self, service: str) -> bool:
+        return service in self.services or service in self.inactive
+
+    @property
+    def one_shot(self) -> tuple[str, ...]:
+        """Services that run once and exit (another waits for them to complete successfully,
+        as Dify 1.14+ api waits for init_permissions)."""
+        waited = {
+            dep
+            for config in self.services.values()
+            for dep, condition in config.depends_on.items()
+            if condition == "service_completed_successfully"
+        }
+        return tuple(s for s in self.services if s in waited)
 
 
 def load_compose(
@@ -178,6 +239,7 @@ def load_compose(
     project_dir: Path | None = None,
     profiles: Iterable[str] | None = None,
     flavour: str | None = None,
+    overlay: Mapping[Path, str | None] | None = None,
 ) -> ComposeConfig:
     """Merge the compose files in order (later files override, as `-f a -f b` does) and work
     out each service's environment.
@@ -188,6 +250,8 @@ def load_compose(
     stack or will recreate it). Default: the ProjectEnvironment's; with raw values, "v2" for
     files only v2 can run, else the Compose installed here (installed_flavour), the one that
     would run the next `up`.
+    `overlay`: env_file texts to use instead of the files on disk (None: the file is missing),
+    by resolved path: what the project would read after a planned change.
     Raises HandlerError for an unreadable or invalid file, a template Compose would refuse,
     or a missing required env_file.
     """
@@ -212,8 +276,19 @@ def load_compose(
     for path, raw in raw_files:
         for name, spec in _interpolated_services(path, raw, env, flavour).items():
             entry = merged.setdefault(
-                name, {"environment": {}, "extra_hosts": [], "env_files": [], "profiles": []}
+                name,
+                {
+                    "environment": {},
+                    "extra_hosts": [],
+                    "env_files": [],
+                    "profiles": [],
+                    "depends_on": {},
+                    "restart": None,
+                },
             )
+            entry["depends_on"].update(_as_depends_on(spec.get("depends_on")))
+            if spec.get("restart") is not None:
+                entry["restart"] = str(spec["restart"])
             entry["environment"].update(_as_env(spec.get("environment"), f"{path}: {name}"))
             entry["extra_hosts"].extend(_as_hosts(spec.get("extra_hosts")))
             for ref in _env_file_refs(spec.get("env_file"), base):
@@ -224,10 +299,10 @@ def load_compose(
     inactive: dict[str, ServiceConfig] = {}
     for name, entry in merged.items():
         svc_profiles = tuple(dict.fromkeys(entry["profiles"]))
-        config = _service(name, entry, svc_profiles, env, flavour)
+        config = _service(name, entry, svc_profiles, env, flavour, overlay or {})
         enabled = not svc_profiles or "*" in active or bool(active & set(svc_profiles))
         (services if enabled else inactive)[name] = config
-    return ComposeConfig(files, services, inactive, tuple(sorted(active)), base)
+    return ComposeConfig(files, services, inactive, tuple(sorted(active)), base, flavour)
 
 
 def _loader() -> type:
@@ -341,6 +416,41 @@ def _as_env(raw: Any, where: str) -> dict[str, str | None]:
     raise HandlerError(f"{where}: `environment` is neither a mapping nor a list")
 
 
+def _as_depends_on(raw: Any) -> dict[str, str]:
+    if isinstance(raw, list):
+        return {str(name): "service_started" for name in raw}
+    if isinstance(raw, Mapping):
+        return {
+            str(name): str((cond or {}).get("condition", "service_started"))
+            if isinstance(cond, Mapping)
+            else "service_started"
+            for name, cond in raw.items()
+        }
+    return {}
+
+
+class _Recorded(dict[str, str]):
+    """A dict that remembers which keys were assigned since `seen` was last emptied."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.seen: list[str] = []
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.seen.append(key)
+        super().__setitem__(key, value)
+
+
+def _read_env_file(path: Path, overlay: Mapping[Path, str | None]) -> str:
+    """An env_file's text (FileNotFoundError when missing), the overlay's when it has one."""
+    if path in overlay:
+        text = overlay[path]
+        if text is None:
+            raise FileNotFoundError(path)
+        return text
+    return decode_for_reading(path.read_bytes())
+
+
 def _as_hosts(raw: Any) -> list[str]:
     if isinstance(raw, Mapping):
         return [f"{k}:{v}" for k, v in raw.items()]
@@ -369,6 +479,7 @@ def _service(
     profiles: tuple[str, ...],
     env: ProjectEnvironment,
     flavour: str,
+    overlay: Mapping[Path, str | None],
 ) -> ServiceConfig:
     declared: dict[str, str | None] = entry["environment"]
     # A bare KEY takes the project's value; unset there, the container does not get it.
@@ -378,11 +489,12 @@ def _service(
         value = env.values.get(key)
         return value if value is not None else own.get(key)
 
-    environment: dict[str, str] = {k: v for k, v in own.items() if v is not None}
+    environment = _Recorded({k: v for k, v in own.items() if v is not None})
+    sources: dict[str, str] = {}
     read: list[Path] = []
     for ref in entry["env_files"]:
         try:
-            text = ref.path.read_text(encoding="utf-8")
+            text = _read_env_file(ref.path, overlay)
         except FileNotFoundError:
             if flavour == "v1":
                 raise HandlerError(
@@ -399,27 +511,34 @@ def _service(
             raise HandlerError(
                 f"cannot read env file {ref.path} (service {name}): {exc.strerror or exc}"
             ) from None
-        except UnicodeDecodeError:
-            raise HandlerError(f"env file {ref.path} is not UTF-8 text") from None
+        environment.seen = []
         if flavour == "v1":  # python-dotenv, expanding from the caller's environment only
-            environment.update(compose_dotenv.parse_v1(text, env.caller.get, bare=env.values.get))
+            part = compose_dotenv.parse_v1(text, env.caller.get, bare=env.values.get)
+            environment.update(part)
+            environment.seen = list(part)
         else:
             compose_dotenv.parse(text, lookup, into=environment, source=str(ref.path))
+        sources.update(dict.fromkeys(environment.seen, str(ref.path)))
         read.append(ref.path)
     for key, value in own.items():  # `environment:` wins over every env_file
         if value is None:
             environment.pop(key, None)
+            sources.pop(key, None)
         else:
-            environment[key] = value
+            dict.__setitem__(environment, key, value)
+            sources[key] = ENVIRONMENT
     return ServiceConfig(
         name=name,
-        environment=environment,
+        environment=dict(environment),
         extra_hosts=tuple(dict.fromkeys(entry["extra_hosts"])),
         env_files=tuple(r.path for r in entry["env_files"]),
         profiles=profiles,
         env_file_refs=tuple(entry["env_files"]),
         env_files_read=tuple(read),
         declared_environment=dict(declared),
+        sources=sources,
+        depends_on=dict(entry["depends_on"]),
+        restart=entry["restart"],
     )
 
 

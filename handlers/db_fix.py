@@ -5,8 +5,9 @@ the old text with that one string replaced (every other byte kept), checked by p
 Which rows change and into what is decided here, purely; `handlers/dify_db.py` writes them, all
 in one guarded transaction.
 
-Dify caches decrypted credentials in Redis for 24 h; the keys `provider_model_credentials:*`
-and `provider_credentials:*` are deleted with `redis-cli` inside the redis container. Its
+Dify caches decrypted credentials in Redis for 24 h; the keys `provider_model_credentials:*`,
+`provider_credentials:*` and `load_balancing_provider_model_credentials:*` are deleted with
+`redis-cli` inside the redis container. Its
 password goes in the exec environment (REDISCLI_AUTH), never on a command line.
 """
 
@@ -24,7 +25,11 @@ from handlers.dify_db import CredentialRow, RowUpdate
 from handlers.results import HandlerError
 from handlers.urls import bad_suffix, is_loopback_url, root_of, without_credentials
 
-CACHE_PATTERNS = ("provider_model_credentials:*", "provider_credentials:*")
+CACHE_PATTERNS = (
+    "provider_model_credentials:*",
+    "provider_credentials:*",
+    "load_balancing_provider_model_credentials:*",
+)
 _BASE_URL = re.compile(r'"base_url"\s*:\s*"(?P<value>(?:[^"\\]|\\.)*)"')
 DEL_BATCH = 200
 
@@ -184,13 +189,15 @@ def purge_cache(
 
 
 def purge_instruction(project_name: str, database: int) -> str:
+    scans = "; ".join(
+        f'redis-cli -n {database} --scan --pattern "{pattern}" | xargs -r redis-cli -n '
+        f"{database} DEL"
+        for pattern in CACHE_PATTERNS
+    )
     return (
-        "Delete Dify's cached credentials by hand: `docker exec -it <redis container> sh -c "
-        f'\'redis-cli -n {database} --scan --pattern "provider_model_credentials:*" | '
-        "xargs -r redis-cli -n "
-        f'{database} DEL; redis-cli -n {database} --scan --pattern "provider_credentials:*" | '
-        f"xargs -r redis-cli -n {database} DEL'` (project {project_name}; REDISCLI_AUTH is "
-        "set in that container), then restart api, worker and plugin_daemon."
+        f"Delete Dify's cached credentials by hand: `docker exec -it <redis container> sh -c "
+        f"'{scans}'` (project {project_name}; REDISCLI_AUTH is set in that container), then "
+        "restart api, worker and plugin_daemon."
     )
 
 

@@ -1,15 +1,21 @@
 """Dify's database, as far as Ollama is concerned: the credential rows that hold each model's
 base URL, read and (for fix-env and its undo) rewritten in one guarded transaction.
 
-The URL the Ollama plugin calls is a credential field `base_url` in
-`provider_model_credentials.encrypted_config` (older releases: `provider_models.encrypted_config`).
-Only secret fields of that JSON are encrypted, so base_url is readable.
+The URL the Ollama plugin calls is a credential field `base_url` in the `encrypted_config`
+JSON of `provider_model_credentials` (1.x), `provider_models` (0.x and older 1.x) and
+`load_balancing_model_configs` (each load-balanced copy of a credential has its own). Only
+secret fields of that JSON are encrypted, so base_url is readable.
 
-Everything goes through `DifyDatabase`; `PostgresInContainer` implements it with `psql` inside
-the db container (Dify's default). `open_database` picks the implementation for a project, so
-another engine (MySQL through the `mysql` client) is one more class and one more branch there.
-Reads run in a read-only transaction; a write is one DO block whose every UPDATE is guarded by
-the row's old text, so the database is either entirely old or entirely new.
+Everything goes through `DifyDatabase`: `PostgresInContainer` (`psql` inside db / db_postgres,
+the local socket trusts its own user) and `MysqlInContainer` (`mysql` inside db_mysql, the
+password from that container's environment, handed over in the exec environment, never on a
+command line). `open_database` picks one for a project. Reads run read-only; a write is one
+transaction whose every UPDATE is guarded by the row's old text, so the database is either
+entirely old or entirely new. Each session bounds itself on the server (PostgreSQL
+lock_timeout/statement_timeout; MySQL innodb_lock_wait_timeout/lock_wait_timeout, MariaDB
+max_statement_time, MySQL's MAX_EXECUTION_TIME hint on reads) to less than the client's
+deadline; if the client's deadline passes anyway, the rows are read back and the error says
+what the database really holds.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import docker
@@ -28,9 +34,19 @@ from handlers.project import DifyProject
 from handlers.results import HandlerError
 
 OLLAMA_PROVIDERS = ("langgenius/ollama/ollama", "ollama")
-TABLES = ("provider_model_credentials", "provider_models")
-READ_ONLY = {"PGOPTIONS": "-c default_transaction_read_only=on"}
+TABLES = ("provider_model_credentials", "provider_models", "load_balancing_model_configs")
+# The column naming a row for people: a credential's name, a load-balancing config's name.
+NAME_COLUMNS = {
+    "provider_model_credentials": "credential_name",
+    "provider_models": None,
+    "load_balancing_model_configs": "name",
+}
 POSTGRES_TYPES = ("postgresql", "postgres", "")
+MYSQL_TYPES = ("mysql",)
+# The server ends a statement (or a wait for a lock) well before the client gives up, so a
+# client-side timeout almost never leaves a transaction running.
+SERVER_SHARE = 0.6
+LOCK_SHARE = 0.4
 
 
 @dataclass(frozen=True)
@@ -96,31 +112,66 @@ class DifyDatabase(Protocol):
         ...
 
     def read_rows(self, timeout: float) -> list[CredentialRow]:
-        """Every Ollama row of both credential tables (where they exist)."""
+        """Every Ollama row of the credential tables (those the release has)."""
         ...
 
     def write_rows(
         self, updates: Sequence[RowUpdate], timeout: float, what: str = "rewriting base_url"
-    ) -> None:
-        """All updates in one transaction, or none of them (HandlerError saying why)."""
+    ) -> list[str]:
+        """All updates in one transaction, or none of them (HandlerError saying why); the
+        notes to show (e.g. the client timed out but the rows read back show the commit).
+        DatabaseStateUnknown when neither the outcome nor the rows can be established."""
         ...
+
+
+class DatabaseStateUnknown(HandlerError):
+    """A write's outcome is unknown: the client gave up and the rows could not be read back
+    (or read back neither old nor new). The database may have been changed."""
 
 
 @dataclass(frozen=True)
 class DbLogin:
-    """Which database service, and as whom, the rows are read and written."""
+    """Which database service, and as whom, the rows are read and written (never a password:
+    it stays in the db container's environment and in `.env`)."""
 
     service: str
     user: str
     database: str
 
+    @property
+    def kind(self) -> str:
+        return "mysql" if self.service == "db_mysql" else "postgresql"
+
 
 def login(container_env: Mapping[str, str], env_values: Mapping[str, str]) -> tuple[str, str]:
-    """(user, database): those the running PostgreSQL was started with, else `.env`'s, else
-    Dify's defaults; right even when `.env` changed since the db container was created."""
+    """(user, database) of PostgreSQL: those the running server was started with, else
+    `.env`'s, else Dify's defaults; right even when `.env` changed since it was created."""
     user = container_env.get("POSTGRES_USER") or env_values.get("DB_USERNAME") or "postgres"
     database = container_env.get("POSTGRES_DB") or env_values.get("DB_DATABASE") or "dify"
     return user, database
+
+
+def mysql_login(container_env: Mapping[str, str], env_values: Mapping[str, str]) -> tuple[str, str]:
+    """(user, database) of MySQL: root when the container holds its root password (Dify's
+    db_mysql sets MYSQL_ROOT_PASSWORD from DB_PASSWORD), else `.env`'s DB_USERNAME."""
+    user = "root" if container_env.get("MYSQL_ROOT_PASSWORD") else env_values.get("DB_USERNAME")
+    database = container_env.get("MYSQL_DATABASE") or env_values.get("DB_DATABASE") or "dify"
+    return user or "root", database
+
+
+def mysql_passwords(
+    user: str, container_env: Mapping[str, str], env_values: Mapping[str, str]
+) -> tuple[str, ...]:
+    """Passwords to try for `user`, in order: the container's (what the server was initialised
+    with), then `.env`'s (changed since?)."""
+    found = []
+    if user == "root" and container_env.get("MYSQL_ROOT_PASSWORD"):
+        found.append(container_env["MYSQL_ROOT_PASSWORD"])
+    if container_env.get("MYSQL_USER") == user and container_env.get("MYSQL_PASSWORD"):
+        found.append(container_env["MYSQL_PASSWORD"])
+    if env_values.get("DB_PASSWORD") and (env_values.get("DB_USERNAME") or "root") == user:
+        found.append(env_values["DB_PASSWORD"])
+    return tuple(dict.fromkeys(found))
 
 
 def psql_argv(user: str, database: str, *statements: str, stop_on_error: bool = False) -> list[str]:
@@ -134,16 +185,19 @@ def psql_argv(user: str, database: str, *statements: str, stop_on_error: bool = 
     return argv
 
 
+def _providers() -> str:
+    return ", ".join(f"'{p}'" for p in OLLAMA_PROVIDERS)
+
+
 def _select(table: str) -> str:
-    providers = ", ".join(f"'{p}'" for p in OLLAMA_PROVIDERS)
-    name = "credential_name" if table == "provider_model_credentials" else "NULL"
+    name = NAME_COLUMNS[table] or "NULL"
     # Only constants are formatted in: table names and provider ids from this module.
     return (
         "SELECT json_build_object("  # noqa: S608
         f"'table', '{table}', 'id', id::text, 'tenant_id', tenant_id::text, "
         "'provider', provider_name, 'model', model_name, 'model_type', model_type, "
         f"'name', {name}, 'config', encrypted_config) "
-        f"FROM {table} WHERE provider_name IN ({providers}) ORDER BY created_at, id"
+        f"FROM {table} WHERE provider_name IN ({_providers()}) ORDER BY created_at, id"
     )
 
 
@@ -162,6 +216,18 @@ def _row(data: dict[str, Any]) -> CredentialRow:
     )
 
 
+def _json_rows(stdout: str) -> list[CredentialRow]:
+    rows = []
+    for line in stdout.splitlines():
+        try:
+            data = json.loads(line.strip())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict):
+            rows.append(_row(data))
+    return rows
+
+
 def _literal(value: str) -> str:
     """A SQL string literal (standard_conforming_strings is forced on: only quotes double)."""
     if "\x00" in value:
@@ -169,10 +235,14 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def guarded_updates(updates: Sequence[RowUpdate]) -> str:
-    """One DO block: an UPDATE per row guarded by its old text; any miss aborts all."""
+def _check_tables(updates: Sequence[RowUpdate]) -> None:
     if any(u.table not in TABLES for u in updates):
         raise HandlerError("refusing to write a table other than Dify's credential tables")
+
+
+def guarded_updates(updates: Sequence[RowUpdate]) -> str:
+    """One DO block: an UPDATE per row guarded by its old text; any miss aborts all."""
+    _check_tables(updates)
     tag = f"$dify_ollama_{secrets.token_hex(6)}$"
     body = []
     for u in updates:
@@ -185,6 +255,41 @@ def guarded_updates(updates: Sequence[RowUpdate]) -> str:
             f"{_literal(u.id)}; END IF;"
         )
     return f"DO {tag}\nBEGIN\n" + "\n".join(body) + f"\nEND\n{tag};"
+
+
+def _ms(seconds: float) -> int:
+    return max(100, int(seconds * 1000))
+
+
+def confirm_after_timeout(
+    read: Callable[[float], list[CredentialRow]],
+    updates: Sequence[RowUpdate],
+    timeout: float,
+    what: str,
+) -> list[str]:
+    """The client gave up on a write: read the rows back and say what is really there. All
+    new: the transaction committed (a note). All old: it did not (HandlerError, nothing
+    changed). Anything else, or no answer: DatabaseStateUnknown."""
+    waited = f"{what}: the database did not answer within {timeout:g} s"
+    try:
+        rows = {(r.table, r.id): r.config for r in read(timeout)}
+    except HandlerError as exc:
+        raise DatabaseStateUnknown(
+            f"{waited}, and reading the rows back failed ({exc}): the change may or may not "
+            "have been committed"
+        ) from None
+    now = [rows.get((u.table, u.id)) for u in updates]
+    if all(c == u.new for c, u in zip(now, updates, strict=True)):
+        return [f"{waited}, but the rows read back show the change committed"]
+    if all(c == u.old for c, u in zip(now, updates, strict=True)):
+        raise HandlerError(
+            f"{waited}; the rows read back are unchanged (the server's own time limit ended "
+            "the transaction), so the transaction was rolled back"
+        )
+    raise DatabaseStateUnknown(
+        f"{waited}, and the rows read back are neither all old nor all new (changed by someone "
+        "else meanwhile?)"
+    )
 
 
 @dataclass(frozen=True)
@@ -212,17 +317,20 @@ class PostgresInContainer:
         res = container_exec.run(
             self.client, self.container_id, argv, timeout, environment=environment
         )
-        if res.exit_code is None or res.timed_out:
-            raise HandlerError(
-                f"{what}psql in the db container did not answer within {timeout:g} s"
-            )
         if res.missing_command:
             raise HandlerError(f"{what}the db container has no psql (is it PostgreSQL?)")
         return res
 
     def read_rows(self, timeout: float) -> list[CredentialRow]:
         argv = psql_argv(self.user, self.database, *(_select(t) for t in TABLES))
-        res = self._psql(argv, timeout, "", environment=READ_ONLY)
+        options = (
+            "-c default_transaction_read_only=on "
+            f"-c statement_timeout={_ms(timeout * SERVER_SHARE)} "
+            f"-c lock_timeout={_ms(timeout * LOCK_SHARE)}"
+        )
+        res = self._psql(argv, timeout, "", environment={"PGOPTIONS": options})
+        if res.exit_code is None or res.timed_out:
+            raise HandlerError(f"psql in the db container did not answer within {timeout:g} s")
         errors = [
             line
             for line in res.stderr.splitlines()
@@ -231,21 +339,14 @@ class PostgresInContainer:
         fatal = [e for e in errors if "FATAL" in e or "could not connect" in e]
         if fatal:
             raise HandlerError("psql could not connect: " + fatal[0][:200])
-        rows = []
-        for line in res.stdout.splitlines():
-            try:
-                data = json.loads(line.strip())
-            except json.JSONDecodeError:
-                continue
-            if isinstance(data, dict):
-                rows.append(_row(data))
+        rows = _json_rows(res.stdout)
         if not rows:
             # A release without one of the tables (or, on 1.13, provider_models without
-            # encrypted_config) is fine; neither table, or another error, is not.
+            # encrypted_config) is fine; none of them, or another error, is not.
             missing = sum("does not exist" in line for line in res.stderr.splitlines())
             if missing >= len(TABLES):
                 raise HandlerError(
-                    f"database {self.database!r} has neither {' nor '.join(TABLES)}: "
+                    f"database {self.database!r} has none of {', '.join(TABLES)}: "
                     "is this Dify's database?"
                 )
             if errors:
@@ -254,33 +355,201 @@ class PostgresInContainer:
 
     def write_rows(
         self, updates: Sequence[RowUpdate], timeout: float, what: str = "rewriting base_url"
-    ) -> None:
+    ) -> list[str]:
         if not updates:
-            return
+            return []
         argv = psql_argv(
             self.user,
             self.database,
-            "SET standard_conforming_strings = on",
+            "SET standard_conforming_strings = on; "
+            f"SET lock_timeout = {_ms(timeout * LOCK_SHARE)}; "
+            f"SET statement_timeout = {_ms(timeout * SERVER_SHARE)}",
             guarded_updates(updates),
             stop_on_error=True,
         )
         res = self._psql(argv, timeout, f"{what}: ")
+        if res.exit_code is None or res.timed_out:
+            return confirm_after_timeout(self.read_rows, updates, timeout, what)
         if res.exit_code != 0:
             message = next(
                 (ln for ln in res.stderr.splitlines() if "ERROR" in ln or "FATAL" in ln),
                 res.stderr.strip()[:200] or f"psql exited {res.exit_code}",
             )
             raise HandlerError(f"{what} failed, the transaction was rolled back: {message[:300]}")
+        return []
 
 
+# --- MySQL -----------------------------------------------------------------------------------
+def _hex(value: str) -> str:
+    """A MySQL string as a hex literal in utf8mb4: no quoting or escaping rules involved."""
+    return f"CONVERT(X'{value.encode('utf-8').hex()}' USING utf8mb4)"
+
+
+def _mysql_select(table: str, seconds: float) -> str:
+    """The table's Ollama rows as JSON lines, run only where the table has encrypted_config
+    (1.x dropped it from provider_models): a prepared statement chosen from information_schema,
+    since the mysql client stops at the first error even with --force when given -e."""
+    name = NAME_COLUMNS[table] or "NULL"
+    hint = f"/*+ MAX_EXECUTION_TIME({_ms(seconds)}) */ "
+    select = (
+        f"SELECT {hint}JSON_OBJECT("  # noqa: S608 - constants only
+        f"'table', '{table}', 'id', CAST(id AS CHAR), 'tenant_id', CAST(tenant_id AS CHAR), "
+        "'provider', provider_name, 'model', model_name, 'model_type', model_type, "
+        f"'name', {name}, 'config', encrypted_config) "
+        f"FROM {table} WHERE provider_name IN ({_providers()}) ORDER BY created_at, id"
+    )
+    return (
+        "SET @dify_ollama_q = IF(EXISTS(SELECT 1 FROM information_schema.COLUMNS "  # noqa: S608
+        f"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}' "
+        f"AND COLUMN_NAME = 'encrypted_config'), {_hex(select)}, 'DO 0');\n"
+        "PREPARE dify_ollama_s FROM @dify_ollama_q;\n"
+        "EXECUTE dify_ollama_s;\n"
+        "DEALLOCATE PREPARE dify_ollama_s;"
+    )
+
+
+def _mysql_tables() -> str:
+    """A line `tables:N`: how many credential tables with encrypted_config the database has."""
+    names = ", ".join(f"'{t}'" for t in TABLES)
+    return (
+        "SELECT CONCAT('tables:', COUNT(*)) FROM information_schema.COLUMNS "  # noqa: S608
+        f"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({names}) "
+        "AND COLUMN_NAME = 'encrypted_config';"
+    )
+
+
+def _mysql_limits(timeout: float) -> str:
+    """The session's server-side bounds: lock waits (both servers), and MariaDB's statement
+    time (inside a MariaDB-only comment, which MySQL skips; MySQL's MAX_EXECUTION_TIME only
+    applies to SELECTs and goes in their hints)."""
+    lock = max(1, int(timeout * LOCK_SHARE))
+    statement = max(1.0, round(timeout * SERVER_SHARE, 1))
+    return (
+        f"SET SESSION innodb_lock_wait_timeout = {lock}, lock_wait_timeout = {lock}"
+        f" /*M!100108 , max_statement_time = {statement} */;"
+    )
+
+
+GUARD_TABLE = "dify_ollama_guard"
+
+
+def mysql_guarded_updates(updates: Sequence[RowUpdate], timeout: float) -> str:
+    """One transaction: an UPDATE per row guarded by its old bytes, each followed by an insert
+    that collides with a primary key (an error: the client stops and the server rolls the
+    transaction back) unless exactly that one row changed. MySQL has no IF/RAISE outside
+    stored programs; a duplicate key is an error both MySQL and MariaDB raise at run time, and
+    its message names the row."""
+    _check_tables(updates)
+    reasons = [f"dify-ollama: {u.table} row {u.id} changed since it was read" for u in updates]
+    out = [
+        _mysql_limits(timeout),
+        f"CREATE TEMPORARY TABLE {GUARD_TABLE} (reason VARCHAR(255) PRIMARY KEY);",
+        *(f"INSERT INTO {GUARD_TABLE} VALUES ({_hex(r)});" for r in reasons),  # noqa: S608
+        "START TRANSACTION;",
+    ]
+    for u, reason in zip(updates, reasons, strict=True):
+        out.append(
+            f"UPDATE {u.table} SET encrypted_config = {_hex(u.new)} "  # noqa: S608 - hex only
+            f"WHERE CAST(id AS CHAR) = {_hex(u.id)} "
+            f"AND CAST(encrypted_config AS BINARY) = X'{u.old.encode('utf-8').hex()}';"
+        )
+        out.append(
+            f"INSERT INTO {GUARD_TABLE} SELECT {_hex(reason)} "  # noqa: S608 - hex only
+            "FROM DUAL WHERE ROW_COUNT() <> 1;"
+        )
+    out.append("COMMIT;")
+    return "\n".join(out)
+
+
+ACCESS_DENIED = "access denied"
+
+
+@dataclass(frozen=True)
+class MysqlInContainer:
+    """Dify's MySQL, reached with the `mysql` client inside db_mysql over its local socket;
+    the password goes in the exec environment (MYSQL_PWD), never on a command line."""
+
+    client: docker.DockerClient
+    container_id: str
+    user: str
+    database: str
+    passwords: tuple[str, ...] = field(default=(), repr=False)
+    service: str = "db_mysql"
+
+    @property
+    def label(self) -> str:
+        return f"{self.service}, database {self.database}"
+
+    def _mysql(self, sql: str, timeout: float, what: str) -> container_exec.ExecResult:
+        argv = ["mysql", "-u", self.user, "-N", "-B", "--raw", "-e", sql, self.database]
+        last: container_exec.ExecResult | None = None
+        for password in self.passwords or ("",):
+            env = {"MYSQL_PWD": password} if password else None
+            res = container_exec.run(self.client, self.container_id, argv, timeout, env)
+            if res.missing_command:
+                raise HandlerError(f"{what}the db_mysql container has no mysql client")
+            if ACCESS_DENIED not in res.stderr.lower():
+                return res
+            last = res
+        assert last is not None
+        raise HandlerError(
+            f"{what}MySQL refused the login of {self.user!r} (access denied) with the password "
+            "the db_mysql container was created with and the one in .env (DB_PASSWORD); "
+            "nothing was changed"
+        )
+
+    def read_rows(self, timeout: float) -> list[CredentialRow]:
+        sql = "\n".join(
+            [
+                _mysql_limits(timeout),
+                "SET SESSION TRANSACTION READ ONLY;",
+                _mysql_tables(),
+                *(_mysql_select(t, timeout * SERVER_SHARE) for t in TABLES),
+            ]
+        )
+        res = self._mysql(sql, timeout, "")
+        if res.exit_code is None or res.timed_out:
+            raise HandlerError(f"mysql in db_mysql did not answer within {timeout:g} s")
+        if res.exit_code != 0:
+            error = next((ln for ln in res.stderr.splitlines() if "ERROR" in ln), res.stderr)
+            raise HandlerError("reading Ollama rows failed: " + error.strip()[:200])
+        if "tables:0" in res.stdout.split():
+            raise HandlerError(
+                f"database {self.database!r} has none of {', '.join(TABLES)}: "
+                "is this Dify's database?"
+            )
+        return _json_rows(res.stdout)
+
+    def write_rows(
+        self, updates: Sequence[RowUpdate], timeout: float, what: str = "rewriting base_url"
+    ) -> list[str]:
+        if not updates:
+            return []
+        res = self._mysql(mysql_guarded_updates(updates, timeout), timeout, f"{what}: ")
+        if res.exit_code is None or res.timed_out:
+            return confirm_after_timeout(self.read_rows, updates, timeout, what)
+        if res.exit_code != 0:
+            message = next(
+                (ln for ln in res.stderr.splitlines() if "ERROR" in ln),
+                res.stderr.strip()[:200] or f"mysql exited {res.exit_code}",
+            )
+            if "Duplicate entry 'dify-ollama:" in message:
+                message = message.split("'")[1]  # the guard's reason: which row changed
+            raise HandlerError(f"{what} failed, the transaction was rolled back: {message[:300]}")
+        return []
+
+
+# --- which database ----------------------------------------------------------------------------
 def db_service(project: DifyProject, env_values: Mapping[str, str]) -> str:
     """The project's database service; HandlerError when it has none this module can read."""
     service = project.db_service
     if service is None:
         db_type = env_values.get("DB_TYPE", "postgresql")
-        if db_type not in POSTGRES_TYPES:
-            raise HandlerError(f"DB_TYPE={db_type}: only PostgreSQL is read")
-        raise HandlerError("no db_postgres (or db) container in the project")
+        if db_type not in POSTGRES_TYPES + MYSQL_TYPES:
+            raise HandlerError(f"DB_TYPE={db_type}: only PostgreSQL and MySQL are read")
+        raise HandlerError(
+            "no metadata database container (db_postgres, db_mysql or db) in the project"
+        )
     return service
 
 
@@ -288,15 +557,40 @@ def resolve_login(
     project: DifyProject, env_values: Mapping[str, str], container_env: Mapping[str, str]
 ) -> DbLogin:
     """The project's database service and login (`container_env`: the db container's)."""
-    user, database = login(container_env, env_values)
-    return DbLogin(db_service(project, env_values), user, database)
+    service = db_service(project, env_values)
+    if service == "db_mysql":
+        user, database = mysql_login(container_env, env_values)
+    else:
+        user, database = login(container_env, env_values)
+    return DbLogin(service, user, database)
+
+
+def _container_env(client: docker.DockerClient, container_id: str) -> dict[str, str]:
+    attrs = client.api.inspect_container(container_id)
+    env: dict[str, str] = {}
+    for item in (attrs.get("Config") or {}).get("Env") or []:
+        key, _, value = str(item).partition("=")
+        env[key] = value
+    return env
 
 
 def open_database(
-    client: docker.DockerClient, project: DifyProject, where: DbLogin
+    client: docker.DockerClient,
+    project: DifyProject,
+    where: DbLogin,
+    env_values: Mapping[str, str] | None = None,
+    container_env: Mapping[str, str] | None = None,
 ) -> DifyDatabase:
-    """The project's database; HandlerError when its container does not run."""
+    """The project's database; HandlerError when its container does not run. For MySQL the
+    password comes from the db container's environment (`container_env`, else inspected),
+    then `env_values` (`.env`)."""
     info = project.container(where.service)
     if info is None or info.state != "running":
         raise HandlerError(f"{where.service} is not running; nothing was changed")
+    if where.kind == "mysql":
+        env = container_env if container_env is not None else _container_env(client, info.id)
+        passwords = mysql_passwords(where.user, env, env_values or {})
+        return MysqlInContainer(
+            client, info.id, where.user, where.database, passwords, where.service
+        )
     return PostgresInContainer(client, info.id, where.user, where.database, where.service)

@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handlers import backup
-from handlers.envfile import is_secret_key, parse_env_text
+from handlers.envfile import encode_for_writing, is_secret_key, parse_env_text
 from handlers.redact import MASK, Redactor
 from handlers.results import HandlerError
 from handlers.urls import hide_credentials
 
-# `  export KEY = value  # comment`: lead, export, key, separator, rest (value + comment).
+# `  export KEY = value  # comment`: lead, export, key, separator, rest (value + comment). The
+# lead of the first line may hold a byte order mark, which is not part of the key.
 _ASSIGN = re.compile(
-    r"^(?P<lead>[ \t]*)(?P<export>export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)"
+    r"^(?P<lead>\ufeff?[ \t]*)(?P<export>export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)"
     r"(?P<sep>[ \t]*=[ \t]*)(?P<rest>.*)$"
 )
 
@@ -168,7 +169,9 @@ def write_text(path: Path, new_text: str, expected_sha256: str | None) -> Path:
         raise HandlerError(
             f"{path} changed since the plan was made; nothing was written (run fix-env again)"
         )
-    return backup.atomic_write(path, new_text.encode("utf-8"))
+    # surrogateescape: bytes of the file that are not UTF-8 (read with decode_for_editing)
+    # are written back exactly as they were.
+    return backup.atomic_write(path, encode_for_writing(new_text))
 
 
 # --- preview ------------------------------------------------------------------------------

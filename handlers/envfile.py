@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,24 +16,48 @@ from handlers.results import HandlerError
 
 # A key is secret when any of its words is one of these (PASSWORD, DB_PASSWORD, SECRET_KEY,
 # PLUGIN_DAEMON_KEY, SLACK_BOT_TOKEN, SENTRY_DSN, ...).
-SECRET_WORDS = (
+SECRET_WORDS = frozenset(
+    {
+        "PASSWORD",
+        "PASSWD",
+        "PASS",
+        "SECRET",
+        "KEY",
+        "TOKEN",
+        "DSN",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "AUTH",
+        "AUTHTOKEN",
+        "PRIVATE",
+        "SIGNATURE",
+        "CERT",
+        "SALT",
+        "PASSPHRASE",
+        "SECRETKEY",
+        "APIKEY",
+        "ACCESSKEY",
+    }
+)
+# ... or when it contains one of these anywhere, glued to other words or not (PGPASSWORD,
+# GOOGLE_APPLICATION_CREDENTIALS, SSH_KEY_PASSPHRASE, GCS_SERVICE_ACCOUNT_JSON_BASE64). Parts
+# that span words are written with "_", which stands for any separator.
+SECRET_PARTS = (
     "PASSWORD",
     "PASSWD",
-    "PASS",
-    "SECRET",
-    "KEY",
-    "TOKEN",
-    "DSN",
+    "PASSPHRASE",
     "CREDENTIAL",
-    "CREDENTIALS",
-    "AUTH",
-    "PRIVATE",
-    "SIGNATURE",
-    "CERT",
-    "SALT",
+    "APIKEY",
+    "ACCESSKEY",
+    "SECRETKEY",
+    "AUTHTOKEN",
     "CONNECTION_STRING",
+    "JSON_BASE64",
 )
-# Keys that match a word above but hold no secret (masking them would hide useful evidence).
+# ... or when its last word is PWD after another word (MYSQL_PWD, ORACLE_PWD; a lone PWD is the
+# shell's working directory).
+SECRET_LAST_WORDS = frozenset({"PWD"})
+# Keys that match a rule above but hold no secret (masking them would hide useful evidence).
 NOT_SECRET = frozenset(
     {
         "PLUGIN_S3_USE_AWS_MANAGED_IAM",
@@ -43,7 +67,8 @@ NOT_SECRET = frozenset(
 
 
 # A key whose last word is one of these describes a secret (its lifetime, its kind, a file
-# name) rather than holding one: ACCESS_TOKEN_EXPIRE_MINUTES, OPENSEARCH_AUTH_METHOD, ...
+# name, whose it is) rather than holding one: ACCESS_TOKEN_EXPIRE_MINUTES,
+# OPENSEARCH_AUTH_METHOD, WEAVIATE_AUTHENTICATION_APIKEY_USERS, ...
 METADATA_WORDS = frozenset(
     {
         "MINUTES",
@@ -63,49 +88,53 @@ METADATA_WORDS = frozenset(
         "PREFIX",
         "LENGTH",
         "SIZE",
+        "USER",
+        "USERS",
+        "USERNAME",
     }
 )
+
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]+")
+
+
+def key_words(key: str) -> list[str]:
+    """The words of a key as the secret rule sees them: upper case, split at anything that is
+    not a letter or digit (DB_PASSWORD, db.password and db-password are the same words)."""
+    return [word for word in _NOT_ALNUM.split(key.upper()) if word]
 
 
 def is_secret_key(key: str) -> bool:
     upper = key.upper()
     if upper in NOT_SECRET:
         return False
-    words = re.split(r"[^A-Z0-9]+", upper)
-    if words and words[-1] in METADATA_WORDS:
+    words = key_words(key)
+    if not words or words[-1] in METADATA_WORDS:
         return False
     if any(word in SECRET_WORDS for word in words):
         return True
-    return any(compound in upper for compound in ("CONNECTION_STRING", "APIKEY", "ACCESSKEY"))
+    if len(words) > 1 and words[-1] in SECRET_LAST_WORDS:
+        return True
+    joined = "_".join(words)
+    return any(part in joined for part in SECRET_PARTS)
 
 
 @dataclass(frozen=True)
 class EnvFile:
-    path: Path
+    path: Path | None  # where it was read from; None for text of unknown origin
     values: dict[str, str]  # last assignment wins, as in Compose
-    text: str
+    text: str  # for reading and showing: invalid UTF-8 bytes are U+FFFD here
+    # 1-based numbers of the lines holding bytes that are not UTF-8 (Compose v1 refuses such a
+    # file; v2 passes the bytes through): a finding names them, an edit keeps them as they are.
+    undecodable: tuple[int, ...] = ()
 
     def get(self, key: str, default: str | None = None) -> str | None:
         value = self.values.get(key)
         return default if value is None else value
 
     def secret_values(self, min_length: int = 4) -> set[str]:
-        """The values of secret-looking keys, for redaction elsewhere.
-
-        Short placeholder words from Dify's `.env.example` ("dify", "admin", "xxx") are left
-        out: they are public, and masking every "dify" would make reports unreadable. A real
-        secret the user chose is never one of them; a long public default still is masked.
-        """
-        placeholders = public_placeholders(self.path)
-        return {
-            v
-            for k, v in self.values.items()
-            if v
-            and len(v) >= min_length
-            and is_secret_key(k)
-            and v.lower() not in ("true", "false", "none", "null")
-            and not (len(v) < PLACEHOLDER_MAX and v in placeholders)
-        }
+        """The known secrets of this file, for redaction elsewhere (see secret_values_of);
+        placeholders come from the `.env.example` beside `path`."""
+        return secret_values_of(self.values, self.path, min_length)
 
 
 PLACEHOLDER_MAX = 8
@@ -130,10 +159,62 @@ BUILTIN_PLACEHOLDERS = frozenset(
 )
 
 
-def public_placeholders(env_path: Path) -> frozenset[str]:
+# Passwords inside URLs found in environment values are secrets too (CELERY_BROKER_URL holds
+# REDIS_PASSWORD, SQLALCHEMY DSNs hold DB_PASSWORD, HTTP_PROXY holds the proxy's) even when
+# their key looks harmless. The user information runs from after `scheme://` (or the start:
+# proxies are often written without a scheme) to the LAST `@`, and the password from its first
+# `:`: a password with an unencoded `/`, `#` or `@` is still all of it.
+_USERINFO = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]{0,32}://)?(?P<userinfo>\S*)@[^@\s]*$")
+
+
+def url_password(value: str) -> str | None:
+    """The password in a URL-like value (`scheme://user:pw@host`, `user:pw@host:port`)."""
+    match = _USERINFO.match(value.strip()) if "@" in value else None
+    if match is None:
+        return None
+    _, colon, password = match.group("userinfo").partition(":")
+    return password if colon and password else None
+
+
+def secret_values_of(
+    values: Mapping[str, str], env_path: Path | None = None, min_length: int = 4
+) -> set[str]:
+    """The known secrets of an environment (`.env` values, a container's Config.Env).
+
+    The values of secret-looking keys (is_secret_key), and passwords inside URL values. A value
+    is never taken out because a non-secret key holds it too (ORACLE_PWD equal to DB_PASSWORD
+    is still a password). Left out: booleans, and short public placeholders from Dify's
+    `.env.example` ("dify", "admin", "xxx": masking every "dify" would make reports
+    unreadable; a real secret the user chose is never one of them, and a long public default
+    still is masked), read beside `env_path` (Dify's folder; without it only the built-in list,
+    never the working directory).
+    """
+    placeholders = public_placeholders(env_path)
+    found = {
+        v
+        for k, v in values.items()
+        if v
+        and len(v) >= min_length
+        and is_secret_key(k)
+        and v.lower() not in ("true", "false", "none", "null")
+        and not (len(v) < PLACEHOLDER_MAX and v in placeholders)
+    }
+    for value in values.values():
+        password = url_password(value or "")
+        if password and len(password) >= min_length:
+            found.add(password)
+    return found
+
+
+def public_placeholders(env_path: Path | None) -> frozenset[str]:
+    """Short placeholder values of Dify's `.env.example` beside `env_path` (the real Dify
+    folder, never the working directory), plus the built-in list; only the built-in list when
+    no path is known or no example lies there."""
+    if env_path is None:
+        return BUILTIN_PLACEHOLDERS
     example = env_path.parent / ".env.example"
     try:
-        text = example.read_text(encoding="utf-8", errors="replace")
+        text = decode_for_reading(example.read_bytes())
     except OSError:
         return BUILTIN_PLACEHOLDERS
     from dotenv import dotenv_values  # here: `--help` of the commands need not pay for it
@@ -142,12 +223,57 @@ def public_placeholders(env_path: Path) -> frozenset[str]:
     return BUILTIN_PLACEHOLDERS | {v for v in values.values() if v and len(v) < PLACEHOLDER_MAX}
 
 
-def parse_env_text(text: str, path: Path = Path(".env")) -> EnvFile:
-    from dotenv import dotenv_values
+# --- bytes <-> text -----------------------------------------------------------------------------
+# `.env` is bytes. Two decodings, for two purposes:
+# - for reading and showing (values, findings, diffs): invalid UTF-8 becomes U+FFFD, so nothing
+#   downstream (a terminal, a JSON body, a Slack message) can choke on it;
+# - for editing: surrogateescape, so an edit of one line writes every other byte back exactly,
+#   the undecodable ones included (encode_for_writing is the inverse).
+def decode_for_reading(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
 
-    raw = dotenv_values(stream=io.StringIO(text), interpolate=False)
+
+def decode_for_editing(data: bytes) -> str:
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def encode_for_writing(text: str) -> bytes:
+    """Inverse of decode_for_editing: `encode_for_writing(decode_for_editing(b)) == b`."""
+    return text.encode("utf-8", errors="surrogateescape")
+
+
+def undecodable_lines(data: bytes) -> tuple[int, ...]:
+    """1-based numbers of the lines of `data` that are not valid UTF-8."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return ()
+    found = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            found.append(number)
+    return tuple(found)
+
+
+def parse_env_text(text: str, path: Path | None = None) -> EnvFile:
+    # A UTF-8 byte order mark (Windows editors write one) is not part of the first key: Compose
+    # reads the file as utf-8-sig (v1) and drops it (v2).
+    from dotenv import dotenv_values  # here: `--help` of the commands need not pay for it
+
+    raw = dotenv_values(stream=io.StringIO(text.removeprefix("\ufeff")), interpolate=False)
     values = {k: (v if v is not None else "") for k, v in raw.items()}
     return EnvFile(path, values, text)
+
+
+def parse_env_bytes(data: bytes, path: Path | None = None) -> EnvFile:
+    """`.env` bytes as an EnvFile; never raises on undecodable bytes (see `undecodable`)."""
+    env = parse_env_text(decode_for_reading(data), path)
+    bad = undecodable_lines(data)
+    return EnvFile(env.path, env.values, env.text, bad) if bad else env
 
 
 # A keeper of parses by the bytes parsed: memo(kind, data, parse) -> parse() or a kept copy.
@@ -167,7 +293,6 @@ def read_env_file(path: Path, memo: ParseMemo | None = None) -> EnvFile:
         raise HandlerError(f"{path} is a directory, not a file") from None
     except OSError as exc:
         raise HandlerError(f"{path} could not be read: {exc.strerror or exc}") from None
-    text = data.decode("utf-8", errors="replace")
     if memo is not None:
-        return memo(f"env:{path}", data, lambda: parse_env_text(text, path))
-    return parse_env_text(text, path)
+        return memo(f"env:{path}", data, lambda: parse_env_bytes(data, path))
+    return parse_env_bytes(data, path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import socket
 import threading
 import time
@@ -18,10 +19,12 @@ import docker
 import httpx
 
 from config.settings import Settings
-from handlers import compose_file, container_exec, dify_db, engine, timeline
+from handlers import compose_cli, compose_file, container_exec, dify_db, engine, timeline
+from handlers.creation import Creation, creation_of
 from handlers.engine_cache import EngineCache
 from handlers.envfile import EnvFile, read_env_file
-from handlers.project import HEALTH_URLS, MODEL_CALLERS, DifyProject, discover
+from handlers.layout import API_HEALTH_URL, HEALTH_URLS, Layout, describe_layout, release_from_image
+from handlers.project import MODEL_CALLERS, DifyProject, discover
 from handlers.results import HandlerError
 from handlers.urls import (
     DEFAULT_DIFY_OLLAMA_URL,
@@ -191,19 +194,66 @@ class Facts:
         except Skip:
             return {}
 
-    def compose(self) -> compose_file.ComposeConfig:
+    def compose(self, flavour: str | None = None) -> compose_file.ComposeConfig:
+        """The compose files as the Compose that created the stack reads them (`flavour`:
+        another one), with the clean environment the product's compose calls get."""
         project = self.project()
+        flavour = flavour or self.flavour()
 
         def compute() -> compose_file.ComposeConfig:
-            files = compose_file.effective_files(project.config_files, project.working_dir)
+            files = compose_file.effective_files(
+                self.creation().files or project.config_files, project.working_dir
+            )
             if not files:
                 raise HandlerError(f"no compose file found in {project.working_dir}")
-            return compose_file.load_compose(files, self.env_or_empty())
+            return compose_cli.read_config(
+                self.settings, project, files, flavour, project.env_files
+            )
 
         try:
-            return self._once("compose", compute)
+            return self._once(f"compose:{flavour}", compute)
         except HandlerError as exc:
             raise Skip(f"cannot read the compose files ({exc})") from None
+
+    # -- layout: how the stack was created, which release --------------------------------------
+    def creation(self) -> Creation:
+        project = self.project()
+        return self._once("creation", lambda: creation_of(project))
+
+    def flavour(self, service: str | None = None) -> str:
+        """The Compose flavour that created the stack (or `service`), by its labels; without
+        containers, the one installed here."""
+        creation = self.creation()
+        found = creation.flavour_of(service) if service else creation.flavour
+        return found or compose_file.installed_flavour()
+
+    def compose_or_none(self) -> compose_file.ComposeConfig | None:
+        try:
+            return self.compose()
+        except Skip:
+            return None
+
+    def health(self, service: str, url: str) -> container_exec.HttpProbe:
+        """GET `url` inside the service's running container (once per check)."""
+        return self.http_in(service, self.running(service), url)
+
+    def layout(self) -> Layout:
+        """Release, layout, Compose and database kind (the api image tag, else /health)."""
+
+        def compute() -> Layout:
+            project = self.project()
+            api = project.container("api")
+            version = None
+            if api is not None and release_from_image(api.image) is None:
+                with contextlib.suppress(Skip):
+                    probe = self.health("api", API_HEALTH_URL)
+                    with contextlib.suppress(ValueError, AttributeError):
+                        version = str(json.loads(probe.body).get("version") or "") or None
+            return describe_layout(
+                project, self.creation(), self.compose_or_none(), self.env_or_empty(), version
+            )
+
+        return self._once("layout", compute)
 
     def inspect(self, container_id: str) -> dict[str, Any]:
         key = f"inspect:{container_id}"
@@ -357,6 +407,17 @@ class Facts:
         return any(str(entry).partition(":")[0] == name for entry in hosts)
 
     # -- database ------------------------------------------------------------------------
+    def inspected_environments(self) -> list[list[str]]:
+        """Config.Env of every container this check has inspected so far (for the scrubber:
+        evidence may quote whatever a container holds, a proxy password or a DSN)."""
+        with self._lock:
+            done = [
+                f
+                for key, f in self._memo.items()
+                if key.startswith("inspect:") and f.done() and f.exception() is None
+            ]
+        return [list((f.result().get("Config") or {}).get("Env") or []) for f in done]
+
     def container_env(self, container_id: str) -> dict[str, str]:
         env: dict[str, str] = {}
         for item in (self.inspect(container_id).get("Config") or {}).get("Env") or []:
@@ -372,10 +433,12 @@ class Facts:
             # the slowest thing to read on the way to the query.
             env = LazyValues(self.env_or_empty)
             cid = self.running(dify_db.db_service(project, env))
-            # The login the running PostgreSQL was started with: on the critical path of
+            # The login the running database was started with: on the critical path of
             # every container probe, and right even when .env changed since.
-            where = dify_db.resolve_login(project, env, self.container_env(cid))
-            return dify_db.open_database(self.client(), project, where).read_rows(self.budget())
+            db_env = self.container_env(cid)
+            where = dify_db.resolve_login(project, env, db_env)
+            database = dify_db.open_database(self.client(), project, where, env, db_env)
+            return database.read_rows(self.budget())
 
         return self._once("credentials", compute)
 

@@ -24,6 +24,7 @@ from handlers import backup as backups
 from handlers import db_fix, dify_db, env_edit
 from handlers.compose_cli import file_validator
 from handlers.engine import connect
+from handlers.envfile import decode_for_editing, encode_for_writing
 from handlers.fix_cache import purge_after_rows
 from handlers.fix_model import Plan
 from handlers.fix_plan import load_plan, save_plan
@@ -88,8 +89,8 @@ def prepare(plan: Plan, scene: Scene) -> Prepared:
         if text is None:
             template = scene.read(plan.env.template or "")
             text = _unchanged(template, plan.env.template_sha256, ".env.example") or b""
-        new_text, _ = env_edit.set_values(text.decode("utf-8"), plan.env.values)
-        new_env = new_text.encode("utf-8")
+        new_text, _ = env_edit.set_values(decode_for_editing(text), plan.env.values)
+        new_env = encode_for_writing(new_text)
     scene.required_compose_files()
     new_override: bytes | None = None
     if plan.override:
@@ -206,9 +207,17 @@ def apply_to(
         rows=rows_saved,
         plan_id=plan.id,
     )
-    redactor = redactor_for(settings, env_values=scene.env_values)
+    # What is about to be written, kept before the first write: undo then restores a file
+    # only while it holds exactly this (a kill mid-apply leaves each file old or new).
+    if plan.env and ready.new_env is not None:
+        backup.record_written("env", ready.new_env)
+    if plan.override and ready.new_override is not None:
+        backup.record_written("override", ready.new_override)
+    backup.save_manifest()
+    redactor = redactor_for(settings, env_values=scene.env_values, env_path=scene.env_path)
     changed: list[str] = []
     written: list[str] = []  # roles of the files already replaced
+    warnings: list[str] = []
     try:
         if plan.env and ready.new_env is not None:
             progress(f"writing {scene.env_path}")
@@ -238,10 +247,33 @@ def apply_to(
         if db and ready.changes:
             progress(f"rewriting {len(ready.changes)} Ollama base URL(s) in one transaction")
             database = dify_db.open_database(
-                _engine(client), project, dify_db.DbLogin(db.service, db.user, db.database)
+                _engine(client),
+                project,
+                dify_db.DbLogin(db.service, db.user, db.database),
+                scene.env_values,
             )
-            database.write_rows([c.update() for c in ready.changes], settings.check_timeout * 4)
+            warnings += database.write_rows(
+                [c.update() for c in ready.changes], settings.check_timeout * 4
+            )
             changed += [env_edit.mask_text(c.describe(), redactor) for c in ready.changes]
+    except dify_db.DatabaseStateUnknown as exc:
+        # The rows may hold the new URLs: keep what was written and the backup (undo puts
+        # back exactly the rows that changed), and say so.
+        backup.mark("prepared", notes=[f"database state unknown: {exc}"])
+        record_pending(
+            settings,
+            Pending(
+                dify_dir=str(project.working_dir),
+                services=list(plan.restart_services),
+                db_changed=True,
+                backup=backup.id,
+            ),
+        )
+        raise HandlerError(
+            f"fix-env: {exc}. The files shown as changed were written; `dify-ollama check` "
+            f"shows what the database holds now, and `dify-ollama fix-env --undo {backup.id}` "
+            "puts back everything that changed."
+        ) from None
     except BaseException as exc:
         failed = backup.put_back(written)
         backup.mark("failed", notes=[f"apply failed: {exc}", *failed])
@@ -258,7 +290,6 @@ def apply_to(
             ) from None
         raise
 
-    warnings: list[str] = []
     db_changed = bool(ready.changes)
     if db and db_changed:
         warnings += purge_after_rows(

@@ -15,7 +15,7 @@ import docker
 from config.settings import Settings
 from handlers import backup as backups
 from handlers import db_fix
-from handlers.envfile import parse_env_text
+from handlers.envfile import parse_env_bytes
 from handlers.project import DifyProject
 from handlers.results import HandlerError, Progress
 
@@ -39,7 +39,7 @@ def purge_after_rows(
     with contextlib.suppress(HandlerError):
         fresh = backups.read_bytes(backups.resolve_target(project.env_path))
         if fresh is not None:
-            env = parse_env_text(fresh.decode("utf-8", "replace")).values
+            env = parse_env_bytes(fresh).values
     progress("deleting Dify's cached credentials in Redis")
     try:
         db_fix.purge_cache(

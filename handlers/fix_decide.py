@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from config.settings import Settings
 from handlers import backup as backups
 from handlers import db_fix, env_edit
-from handlers.envfile import parse_env_text
+from handlers.envfile import decode_for_editing, parse_env_text
 from handlers.fix_model import DbStep, EnvStep, Instruction, OverrideStep, Plan, RowPlan
 from handlers.fix_scene import Scene
 from handlers.override import GATEWAY_NAME, GATEWAY_SERVICES, merge_gateway, missing_gateway
 from handlers.probes.ollama import ollama_host_remedy
 from handlers.project import DB_FIX_SERVICES
 from handlers.redact import Redactor, redactor_for
-from handlers.results import Report, Status
+from handlers.results import HandlerError, Report, Status
 from handlers.urls import PUBLIC_OPENAI_BASE, host_of, is_loopback_url, without_credentials
 
 
@@ -54,9 +54,9 @@ def decide_env(scene: Scene, settings: Settings) -> EnvOutcome:
     template_bytes = scene.read(template) if current is None else None
     values = scene.env_values
     if current is not None:
-        text: str | None = current.decode("utf-8")
+        text: str | None = decode_for_editing(current)
     elif template_bytes is not None:
-        text = template_bytes.decode("utf-8")
+        text = decode_for_editing(template_bytes)
         values = dict(parse_env_text(text).values)
     else:
         text = None
@@ -64,14 +64,22 @@ def decide_env(scene: Scene, settings: Settings) -> EnvOutcome:
             f"env.file: {scene.env_path} is missing and there is no .env.example next to it; "
             "copy Dify's .env.example there."
         )
-    redactor = redactor_for(settings, env_values=values)
+    redactor = redactor_for(settings, env_values=values, env_path=scene.env_path)
     if text is None:
         return EnvOutcome(None, values, redactor, decision)
     wanted: dict[str, str] = {}
-    old_url = values.get("OPENAI_API_BASE")
+    old_url = effective_openai_base(scene, values)
+    followers = env_followers(scene)
     if old_url and (is_loopback_url(old_url) or old_url.rstrip("/") == PUBLIC_OPENAI_BASE):
-        env_edit.check_value("FIX_OLLAMA_URL", settings.fix_ollama_url)
-        wanted["OPENAI_API_BASE"] = settings.fix_ollama_url
+        if followers == []:
+            # The compose files set it themselves: a `.env` edit would reach no container.
+            decision.unfixed.append(
+                "env.file: OPENAI_API_BASE in .env reaches no container here (the compose "
+                "files set it themselves); change it where they do."
+            )
+        else:
+            env_edit.check_value("FIX_OLLAMA_URL", settings.fix_ollama_url)
+            wanted["OPENAI_API_BASE"] = settings.fix_ollama_url
     if not wanted and current is not None:
         return EnvOutcome(None, values, redactor, decision)
     new_text, _ = env_edit.set_values(text, wanted)
@@ -92,8 +100,34 @@ def decide_env(scene: Scene, settings: Settings) -> EnvOutcome:
     )
     scene.required_compose_files()  # no compose files: nothing could apply the new .env
     decision.fixes.append("env.file")
-    decision.restart += [s for s in GATEWAY_SERVICES if s in scene.declared]
+    if followers is None:
+        decision.restart += [s for s in GATEWAY_SERVICES if s in scene.declared]
+    else:
+        decision.restart += followers
     return EnvOutcome(step, dict(parse_env_text(new_text).values), redactor, decision)
+
+
+def env_followers(scene: Scene) -> list[str] | None:
+    """Services a change of OPENAI_API_BASE in `.env` reaches (the gather step read the files
+    with a marker value there): the model callers first; None when unknown."""
+    if scene.env_followers is None:
+        return None
+    order = {name: i for i, name in enumerate(GATEWAY_SERVICES)}
+    return sorted(scene.env_followers, key=lambda s: (order.get(s, len(order)), s))
+
+
+def effective_openai_base(scene: Scene, values: dict[str, str]) -> str | None:
+    """OPENAI_API_BASE as the model callers get it: `.env`'s, or on Dify 1.14+ the value an
+    envs/*.env file gives them where `.env` does not set it (`.env` is read last, so setting it
+    there wins)."""
+    value = values.get("OPENAI_API_BASE")
+    if value is not None or scene.compose is None:
+        return value
+    for service in GATEWAY_SERVICES:
+        config = scene.compose.services.get(service)
+        if config is not None and "OPENAI_API_BASE" in config.environment:
+            return config.environment["OPENAI_API_BASE"]
+    return None
 
 
 # --- 4: the database -------------------------------------------------------------------------
@@ -161,7 +195,7 @@ def decide_database(
         preview="\n".join(env_edit.mask_text(c.describe(), redactor) for c in changes),
     )
     decision.fixes += ["dify.base_url", "container.reach"]
-    decision.restart += list(DB_FIX_SERVICES)
+    decision.restart += [s for s in DB_FIX_SERVICES if s in scene.declared]
     return DbOutcome(step, changes, decision)
 
 
@@ -287,6 +321,12 @@ def unfixed(report: Report, plan: Plan) -> list[str]:
 def plan(scene: Scene, report: Report, settings: Settings) -> Plan:
     """The repairs the report calls for, given the files and rows in `scene`."""
     project = scene.project
+    if scene.compose_config_error is not None:
+        # Nothing could be applied: every restart needs Compose to read the project.
+        raise HandlerError(
+            f"Compose cannot read the project ({scene.compose_config_error}); fix that first, "
+            "nothing was planned or changed"
+        )
     result = Plan(
         id=secrets.token_hex(6),
         created_at=backups.utc_stamp(),

@@ -21,9 +21,10 @@ from docker.errors import DockerException
 
 from config.settings import Settings
 from handlers import backup as backups
-from handlers import compose_file, container_exec, dify_db
-from handlers.compose_cli import compose_files
-from handlers.envfile import EnvFile, parse_env_text
+from handlers import compose_file, container_exec, dify_db, env_edit
+from handlers.compose_cli import compose_files, read_config
+from handlers.creation import creation_of
+from handlers.envfile import EnvFile, parse_env_bytes
 from handlers.override import GATEWAY_NAME, declared_services, missing_gateway, override_path
 from handlers.project import MODEL_CALLERS, DifyProject, discover
 from handlers.redact import env_list_to_dict
@@ -58,6 +59,9 @@ class Scene:
     rows: tuple[dify_db.CredentialRow, ...] = ()
     rows_error: str | None = None  # why the rows could not be read
     gateway: Gateway | None = None
+    # Services whose OPENAI_API_BASE follows `.env` (a change there reaches them): found by
+    # reading the files with a marker value in `.env`. None: the files could not be read.
+    env_followers: tuple[str, ...] | None = None
 
     # --- files ---------------------------------------------------------------------------------
     @property
@@ -85,7 +89,7 @@ class Scene:
         data = self.env_bytes
         if data is None:
             return None
-        return parse_env_text(data.decode("utf-8", "replace"), self.env_path)
+        return parse_env_bytes(data, self.env_path)
 
     @property
     def env_values(self) -> dict[str, str]:
@@ -155,10 +159,7 @@ def gather(
         scene = replace(scene, compose_error=str(exc))
     else:
         scene = replace(scene, compose_files=found, declared=frozenset(declared_services(found)))
-        try:
-            scene = replace(scene, compose=compose_file.load_compose(found, scene.env_values))
-        except HandlerError as exc:
-            scene = replace(scene, compose_config_error=str(exc))
+        scene = _with_compose(scene, settings)
     if rows is not None and client is not None:
         scene = _with_rows(scene, settings, client, rows)
     elif isinstance(rows, dify_db.DbLogin):
@@ -168,20 +169,78 @@ def gather(
     return scene
 
 
+FOLLOW_MARK = "dify-ollama-follows-env"  # a value no real configuration holds
+
+
+def _env_text(scene: Scene) -> str | None:
+    """`.env` as the plan will find it: the file, else the template it would be created from."""
+    data = scene.env_bytes
+    if data is None:
+        data = scene.read(scene.template_path)
+    return data.decode("utf-8", "replace") if data is not None else None
+
+
+def _overlay(scene: Scene, text: str | None) -> dict[Path, str | None]:
+    env = scene.env_path
+    return {env: text, backups.resolve_target(env): text}
+
+
+def _with_compose(scene: Scene, settings: Settings) -> Scene:
+    """The compose files as the Compose that created the stack reads them, with `.env` as the
+    plan will find it; and which services a change of OPENAI_API_BASE in `.env` reaches."""
+    project = scene.project
+    flavour = creation_of(project).flavour or compose_file.installed_flavour()
+    text = _env_text(scene)
+
+    def read(env_text: str | None) -> compose_file.ComposeConfig:
+        return read_config(
+            settings,
+            project,
+            scene.compose_files,
+            flavour,
+            project.env_files,
+            _overlay(scene, env_text),
+        )
+
+    try:
+        config = read(text)
+    except HandlerError as exc:
+        return replace(scene, compose_config_error=str(exc))
+    scene = replace(scene, compose=config)
+    if text is None:
+        return scene
+    try:
+        marked, _ = env_edit.set_values(text, {"OPENAI_API_BASE": FOLLOW_MARK})
+        probe = read(marked)
+    except HandlerError:
+        return scene
+    followers = tuple(
+        name
+        for name, svc in probe.services.items()
+        if FOLLOW_MARK in svc.environment.get("OPENAI_API_BASE", "")
+    )
+    return replace(scene, env_followers=followers)
+
+
 def _auto_login(scene: Scene, client: docker.DockerClient) -> dify_db.DbLogin | None:
     """The login of the running db container (None: it does not run)."""
     cid = scene.running(scene.project.db_service)
     if cid is None:
         return None
-    values = scene.env_values
-    template = scene.read(scene.template_path)
-    if scene.env_bytes is None and template is not None:
-        # .env will be created from the template: the login it will hold
-        values = dict(parse_env_text(template.decode("utf-8", "replace")).values)
+    values = _login_values(scene)
     env: dict[str, str] = {}
     with contextlib.suppress(DockerException):  # gone since discovery: .env's login then
         env = env_list_to_dict((client.api.inspect_container(cid).get("Config") or {}).get("Env"))
     return dify_db.resolve_login(scene.project, values, env)
+
+
+def _login_values(scene: Scene) -> dict[str, str]:
+    """`.env`'s values for the database login; when `.env` will be created from the template,
+    the login it will hold."""
+    template = scene.read(scene.template_path)
+    if scene.env_bytes is None and template is not None:
+        return dict(parse_env_bytes(template).values)
+    return scene.env_values
 
 
 def _with_rows(
@@ -194,7 +253,7 @@ def _with_rows(
     if login is None:
         return scene
     try:
-        database = dify_db.open_database(client, scene.project, login)
+        database = dify_db.open_database(client, scene.project, login, _login_values(scene))
         found = tuple(database.read_rows(settings.check_timeout * 2))
     except HandlerError as exc:
         return replace(scene, db=login, rows_error=str(exc))

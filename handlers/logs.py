@@ -18,10 +18,9 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from config.settings import Settings
 from handlers.envfile import read_env_file
 from handlers.project import DifyProject, discover
 from handlers.redact import Redactor, redactor_for
@@ -29,6 +28,8 @@ from handlers.results import HandlerError
 
 if TYPE_CHECKING:
     import docker
+
+    from config.settings import Settings
 
 DEFAULT_SERVICE = "api"
 DEFAULT_LINES = 50
@@ -47,7 +48,12 @@ USAGE = "logs [SERVICE] [LINES] [--since 10m] [--grep TEXT]"
 
 _SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# Bounded repeats: a 5000-digit number is refused by length, never handed to int() (which
+# refuses more than 4300 digits with a ValueError) or to timedelta (OverflowError).
+_DURATION = re.compile(r"^(?:(\d{1,9})d)?(?:(\d{1,9})h)?(?:(\d{1,9})m)?(?:(\d{1,9})s)?$")
+MAX_SINCE_DAYS = 3650
+# An ISO time before this is not a log line's time (the engine counts from 1970).
+_EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
 # CSI (colours, cursor moves), OSC (titles, hyperlinks), other two-byte escapes, and every C0/C1
 # control character except tab and newline; also the bidirectional overrides that can make a
 # line read differently from what it contains.
@@ -152,35 +158,52 @@ def parse_lines(value: str | int) -> int:
             raise LogsUsageError(
                 f"LINES must be a whole number from 1 to {MAX_LINES} (got {shown!r})"
             )
+        digits = text.lstrip("+-").lstrip("0")
+        if len(digits) > len(str(MAX_LINES)):
+            sign = "negative " if text.startswith("-") else ""
+            raise LogsUsageError(
+                f"LINES must be from 1 to {MAX_LINES} (got a {sign}{len(digits)}-digit number)"
+            )
         number = int(text)
+    elif isinstance(value, int):
+        number = value
     else:
-        number = int(value)
+        raise LogsUsageError(f"LINES must be a whole number from 1 to {MAX_LINES}")
     if not 1 <= number <= MAX_LINES:
         raise LogsUsageError(f"LINES must be from 1 to {MAX_LINES} (got {number})")
     return number
 
 
 def parse_since(text: str) -> Since:
-    """10m, 2h, 30s, 1d, 1h30m, or an ISO 8601 time (naive = this host's local time)."""
+    """10m, 2h, 30s, 1d, 1h30m, or an ISO 8601 time (naive = this host's local time), within
+    the last ten years."""
     raw = text.strip()
     match = _DURATION.match(raw.lower()) if raw else None
     if match and any(match.groups()):
         days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-        total = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-        if total.total_seconds() <= 0:
+        total = days * 86400 + hours * 3600 + minutes * 60 + seconds  # exact, never overflows
+        if total <= 0:
             raise LogsUsageError("--since must be a positive duration such as 10m")
-        if total > timedelta(days=3650):
+        if total > MAX_SINCE_DAYS * 86400:
             raise LogsUsageError("--since is more than ten years back")
-        return Since(raw, seconds=total.total_seconds())
+        return Since(raw, seconds=float(total))
+    if re.fullmatch(r"[\d dhms]{1,80}", raw.lower()) and any(c.isdigit() for c in raw):
+        raise LogsUsageError(
+            f"--since takes a duration such as 30s, 10m, 2h, 1d or 1h30m, each part at most "
+            f"9 digits (got {raw[:40]!r})"
+        )
     try:
         at = datetime.fromisoformat(raw)
-    except ValueError:
+        if at.tzinfo is None:
+            at = at.astimezone()  # the host's local time, as `docker logs --since` reads it
+        at.timestamp()
+    except (ValueError, OverflowError, OSError):
         raise LogsUsageError(
             f"--since takes a duration (30s, 10m, 2h, 1d) or an ISO time such as "
             f"2025-01-31T14:00:00Z (got {raw[:40]!r})"
         ) from None
-    if at.tzinfo is None:
-        at = at.astimezone()  # the host's local time, as `docker logs --since` reads it
+    if at < _EARLIEST:
+        raise LogsUsageError(f"--since {raw[:40]!r} is before 1970: no log line is that old")
     return Since(raw, at=at)
 
 
@@ -312,7 +335,9 @@ def _redactor(
             f"could not read Dify's .env ({exc}); redacting with the container's "
             "environment and the secret patterns only"
         )
-    return redactor_for(settings, env_values=env_values, container_env=container_env)
+    return redactor_for(
+        settings, env_values=env_values, container_env=container_env, env_path=project.env_path
+    )
 
 
 @dataclass

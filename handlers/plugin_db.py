@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from handlers import container_exec
-from handlers.dify_db import READ_ONLY, psql_argv
+from handlers.dify_db import psql_argv
 from handlers.results import HandlerError
 
 if TYPE_CHECKING:
     import docker
 
 OLLAMA_PLUGIN = "langgenius/ollama"
+# A read-only session that gives up rather than wait on a lock (as Dify's rows are read).
+READ_ONLY = {"PGOPTIONS": "-c default_transaction_read_only=on -c lock_timeout=1000"}
 DEFAULT_DATABASE = "dify_plugin"
 
 _COLUMNS = (

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from config.settings import Settings
 from handlers.results import HandlerError
 
 if TYPE_CHECKING:
     import docker
+
+    from config.settings import Settings
 
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"
@@ -20,22 +22,19 @@ CONFIG_FILES = "com.docker.compose.project.config_files"
 ENV_FILE = "com.docker.compose.project.environment_file"
 ONEOFF = "com.docker.compose.oneoff"
 NUMBER = "com.docker.compose.container-number"
+COMPOSE_VERSION = "com.docker.compose.version"
 
 # Services whose presence marks a compose project as Dify.
 DIFY_MARKERS = frozenset({"api", "worker", "plugin_daemon", "worker_beat"})
 # Services that call Ollama (plugin_daemon first: on 1.x it runs the Ollama plugin).
 MODEL_CALLERS = ("plugin_daemon", "api", "worker")
-DB_SERVICES = ("db_postgres", "db")
+# Dify's metadata database: `db` (0.x-1.9), `db_postgres` or `db_mysql` (by profile, 1.10+).
+DB_SERVICES = ("db_postgres", "db_mysql", "db")
 # Services created from Dify's shared environment (x-shared-env): a `.env` change needs them
 # recreated.
 SHARED_ENV_SERVICES = ("api", "worker", "worker_beat", "plugin_daemon")
 # After a database fix these drop whatever they cached in process, even when not recreated.
 DB_FIX_SERVICES = ("api", "worker", "plugin_daemon")
-# Each service's own health endpoint, as seen inside its container.
-HEALTH_URLS = {
-    "api": "http://localhost:5001/health",
-    "plugin_daemon": "http://localhost:5002/health/check",
-}
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,12 @@ class ContainerInfo:
     image: str
     created: str
     number: int = 1
+    # How Compose created it (labels): its version, files, `.env` files and folder.
+    compose_version: str = ""
+    config_files: str = ""
+    env_files: str = ""
+    working_dir: str = ""
+    exit_code: int | None = None  # for an exited container, from its status "Exited (N) ..."
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class DifyProject:
     env_path: Path
     config_files: tuple[Path, ...]
     containers: dict[str, ContainerInfo] = field(default_factory=dict)  # service -> first replica
+    env_files: tuple[Path, ...] = ()  # `--env-file` files the stack was created with (labels)
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -72,7 +78,10 @@ class DifyProject:
 
     @property
     def db_service(self) -> str | None:
-        return next((s for s in DB_SERVICES if s in self.containers), None)
+        """The metadata database service: the running one (a stack switched from PostgreSQL
+        to MySQL may keep the other's stopped container), else any that has a container."""
+        present = [s for s in DB_SERVICES if s in self.containers]
+        return next((s for s in present if self.running(s)), present[0] if present else None)
 
 
 def normalize_project_name(name: str) -> str:
@@ -97,6 +106,10 @@ def _info(summary: dict[str, Any]) -> ContainerInfo:
         number = int(labels.get(NUMBER, "1"))
     except ValueError:
         number = 1
+    exit_code = None
+    if status.startswith("Exited (") and ")" in status:
+        with contextlib.suppress(ValueError):
+            exit_code = int(status[len("Exited (") : status.index(")")])
     return ContainerInfo(
         id=str(summary.get("Id", "")),
         name=str(names[0]).lstrip("/"),
@@ -106,6 +119,11 @@ def _info(summary: dict[str, Any]) -> ContainerInfo:
         image=str(summary.get("Image", "")),
         created=str(summary.get("Created", "")),
         number=number,
+        compose_version=str(labels.get(COMPOSE_VERSION, "")),
+        config_files=str(labels.get(CONFIG_FILES, "")),
+        env_files=str(labels.get(ENV_FILE, "")),
+        working_dir=str(labels.get(WORKING_DIR, "")),
+        exit_code=exit_code,
     )
 
 
@@ -145,6 +163,7 @@ def _pick(projects: dict[str, list[dict[str, Any]]], settings: Settings) -> str 
 
 
 def _config_files(raw: str | None, working_dir: Path) -> tuple[Path, ...]:
+    """A comma-separated label of paths (relative ones in the project folder)."""
     if not raw:
         return ()
     files = []
@@ -194,10 +213,9 @@ def discover(client: docker.DockerClient | None, settings: Settings) -> DifyProj
     working_dir = Path(labels.get(WORKING_DIR) or (settings.dify_dir or Path.cwd()))
     if settings.dify_dir is not None:
         working_dir = settings.dify_dir.expanduser().resolve()
-    env_label = labels.get(ENV_FILE)
-    env_path = Path(env_label) if env_label else working_dir / ".env"
-    if not env_path.is_absolute():
-        env_path = working_dir / env_path
+    env_files = _config_files(labels.get(ENV_FILE), working_dir)
+    # `--env-file a --env-file b`: later files win, so a change belongs in the last one.
+    env_path = env_files[-1] if env_files else working_dir / ".env"
     containers: dict[str, ContainerInfo] = {}
     for info in sorted((_info(s) for s in summaries), key=lambda i: (i.service, i.number)):
         # Prefer a running replica when a service has several.
@@ -210,4 +228,5 @@ def discover(client: docker.DockerClient | None, settings: Settings) -> DifyProj
         env_path=env_path,
         config_files=_config_files(labels.get(CONFIG_FILES), working_dir),
         containers=containers,
+        env_files=env_files,
     )

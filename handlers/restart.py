@@ -21,9 +21,16 @@ from typing import Any, Literal
 import docker
 
 from config.settings import Settings
-from handlers import engine
+from handlers import container_exec, engine
 from handlers.check import verification_check
-from handlers.compose_cli import ComposeTarget, run_compose, target
+from handlers.compose_cli import (
+    VALIDATE_TIMEOUT,
+    ComposeTarget,
+    NotReproducible,
+    run_compose,
+    target,
+)
+from handlers.layout import HEALTH_URLS, KNOWN_ONE_SHOT, env_consumers, one_shot_services
 from handlers.mutation_lock import exclusive
 from handlers.override import named_services, override_path
 from handlers.pending import clear_pending, read_pending
@@ -43,25 +50,36 @@ class ServiceState:
     container_id: str | None
     state: str  # running, exited, ..., or "missing"
     health: str | None
+    exit_code: int | None = None
+    one_shot: bool = False  # a job that runs once (init_permissions): done when it exited 0
 
     @property
     def ready(self) -> bool:
+        if self.one_shot:
+            return self.state == "exited" and self.exit_code == 0
         return self.state == "running" and self.health in (None, "healthy")
 
     def describe(self) -> str:
         if self.container_id is None:
             return f"{self.service}: no container"
+        if self.one_shot and self.state == "exited":
+            return f"{self.service}: exited with code {self.exit_code}"
         health = f", {self.health}" if self.health else ""
         return f"{self.service}: {self.state}{health}"
 
 
-def snapshot(client: docker.DockerClient, settings: Settings) -> dict[str, ServiceState]:
+def snapshot(
+    client: docker.DockerClient, settings: Settings, one_shot: Iterable[str] = KNOWN_ONE_SHOT
+) -> dict[str, ServiceState]:
     try:
         project = discover(client, settings)
     except HandlerError:
         return {}
+    jobs = set(one_shot)
     return {
-        service: ServiceState(service, info.id, info.state, info.health)
+        service: ServiceState(
+            service, info.id, info.state, info.health, info.exit_code, service in jobs
+        )
         for service, info in project.containers.items()
     }
 
@@ -72,15 +90,18 @@ def wait_ready(
     services: Sequence[str],
     timeout: float,
     progress: Progress = no_progress,
+    one_shot: Iterable[str] = KNOWN_ONE_SHOT,
 ) -> tuple[dict[str, ServiceState], list[str]]:
-    """Poll until every service runs (and is healthy where it has a healthcheck).
+    """Poll until every service runs (and is healthy where it has a healthcheck; a one-shot
+    job: exited with code 0).
 
     Returns the last states and the services still not ready when the deadline passed.
     """
     deadline = time.monotonic() + timeout
     last_note = ""
+    jobs = tuple(one_shot)
     while True:
-        states = snapshot(client, settings)
+        states = snapshot(client, settings, jobs)
         pending = [s for s in services if not (states.get(s) and states[s].ready)]
         if not pending:
             return states, []
@@ -175,10 +196,11 @@ def _outcomes(
 
 # --- the three ways to restart ----------------------------------------------------------------
 def affected_services(tgt: ComposeTarget, extra: Iterable[str] = ()) -> list[str]:
-    """Services sharing Dify's environment and those the override names, that the project
-    declares (plus `extra`), in a stable order."""
+    """Services whose environment follows `.env` (Dify's shared environment; on 1.14+ every
+    env_file reader) and those the override names, that the project declares (plus `extra`),
+    in a stable order."""
     declared = tgt.declared
-    wanted = [s for s in SHARED_ENV_SERVICES if s in declared]
+    wanted = env_consumers(tgt.config, declared)
     override = override_path(tgt.project.working_dir)
     wanted += [s for s in named_services(override) if s in declared]
     wanted += [s for s in extra if s in declared]
@@ -200,8 +222,71 @@ class _Run:
         run_compose(self.tgt, *args)
         self.commands.append(self.tgt.shown(*args))
 
+    def preflight(self, services: Sequence[str]) -> None:
+        """Refuse before anything stops unless this Compose, exactly as it will be run,
+        accepts the project and `services` share its flavour: a refused `up` halfway through
+        would leave the stack half-recreated."""
+        self.same_flavour(services)
+        try:
+            run_compose(self.tgt, "config", "-q", timeout=VALIDATE_TIMEOUT)
+        except HandlerError as exc:
+            raise NotReproducible(f"{exc}; nothing was changed") from None
+
+    def same_flavour(self, services: Sequence[str]) -> None:
+        """Refuse (nothing changed) when `services` were not all created by the Compose
+        flavour this run uses: the others would come back with another environment."""
+        flavour, problem = self.tgt.creation.flavour_for(services)
+        if problem is None and flavour is not None and flavour != self.tgt.compose.flavour:
+            problem = f"the services were created by Compose {flavour}"
+        if problem is not None:
+            raise NotReproducible(
+                f"{problem}; recreating them with {self.tgt.compose.label} "
+                f"{self.tgt.compose.version} would change their environment, so nothing was "
+                f"changed. By hand: `cd {self.tgt.project.working_dir} && "
+                f"{self.tgt.shown('up', '-d', '--no-deps', *services)}`"
+            )
+
+    @property
+    def one_shot(self) -> tuple[str, ...]:
+        return one_shot_services(self.tgt.config)
+
     def snapshot(self) -> dict[str, ServiceState]:
-        return snapshot(self.client, self.settings)
+        return snapshot(self.client, self.settings, self.one_shot)
+
+    def wait_endpoints(
+        self,
+        services: Sequence[str],
+        states: dict[str, ServiceState],
+        pending: Sequence[str],
+        deadline: float,
+    ) -> list[str]:
+        """Services with a health endpoint but no Docker healthcheck (api before Dify 1.14,
+        plugin_daemon): running is not answering, so wait until the endpoint does. The ones
+        still silent at the deadline."""
+        silent: list[str] = []
+        told: set[str] = set()
+        for service in services:
+            state = states.get(service)
+            url = HEALTH_URLS.get(service)
+            if url is None or service in pending or state is None or state.health is not None:
+                continue
+            if state.container_id is None:
+                continue
+            while True:
+                left = deadline - time.monotonic()
+                probe = container_exec.http_get(
+                    self.client, state.container_id, url, max(1.0, min(3.0, left))
+                )
+                if probe.ok:
+                    break
+                if left <= 0:
+                    silent.append(service)
+                    break
+                if service not in told:
+                    self.progress(f"waiting for {service} to answer {url}")
+                    told.add(service)
+                time.sleep(0.3)
+        return silent
 
     def finish(
         self,
@@ -212,7 +297,11 @@ class _Run:
         restarted: Iterable[str] = (),
         notes: Sequence[str] = (),
     ) -> RestartResult:
-        after, pending = wait_ready(self.client, self.settings, services, wait, self.progress)
+        deadline = time.monotonic() + wait
+        after, pending = wait_ready(
+            self.client, self.settings, services, wait, self.progress, self.one_shot
+        )
+        pending += self.wait_endpoints(services, after, pending, deadline)
         if mode != "services" and not pending:
             clear_pending(self.settings, self.tgt.project.working_dir)
         return RestartResult(
@@ -252,6 +341,7 @@ def _up_then_restart(
     wait: float,
     notes: Sequence[str] = (),
 ) -> RestartResult:
+    run.preflight(services)
     before = run.snapshot()
     up_args = ("up", "-d", "--no-deps", *services)
     run.progress(f"applying configuration: `{run.tgt.shown(*up_args)}`")
@@ -293,10 +383,11 @@ def apply_configuration(
         must = set(extra_restart)
         notes = []
         if pending is not None and pending.db_changed:
-            must |= set(DB_FIX_SERVICES)
+            callers = [s for s in DB_FIX_SERVICES if s in tgt.declared]
+            must |= set(callers)
             notes.append(
-                "database base URLs changed: api, worker and plugin_daemon restarted so no "
-                "process keeps the old URL"
+                f"database base URLs changed: {', '.join(callers)} recreated or restarted so "
+                "no process keeps the old URL"
             )
         services = affected_services(tgt, [*(pending.services if pending else []), *must])
         if not services:
@@ -346,6 +437,7 @@ def restart_all(
 ) -> RestartResult:
     """`restart --all`: the seed's `down` + `up -d` (every container recreated, db included)."""
     with _locked(settings, "restart --all (down + up -d)", user, source, key, progress) as run:
+        run.preflight(sorted(run.tgt.project.containers))
         before = run.snapshot()
         progress(f"stopping the whole stack: `{run.tgt.shown('down')}`")
         run.compose("down")

@@ -31,6 +31,17 @@ from tests.rig.stack import healthy_stack as healthy_stack_of  # noqa: E402
 ENGINE_HINT = "run `scripts/test-engine up` (then export the DOCKER_HOST it prints)"
 
 
+def pytest_configure(config: Any) -> None:
+    """The product under test sees Compose v2 installed, as users have it (Debian's v1 stays
+    on PATH): scripts/install-test-deps puts the plugin in a folder of its own unless CI makes
+    it the machine's, and the docker CLI finds it there only through DOCKER_CONFIG."""
+    from tests.rig.compose import SYSTEM_PLUGIN_DIRS, v2_plugin_dir
+
+    plugin_dir = v2_plugin_dir()
+    if "DOCKER_CONFIG" not in os.environ and str(plugin_dir) not in SYSTEM_PLUGIN_DIRS:
+        os.environ["DOCKER_CONFIG"] = str(plugin_dir.parent)
+
+
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[Any]:
     """A docker.DockerClient for DOCKER_HOST (default: the private test engine's socket).

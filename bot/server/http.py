@@ -11,6 +11,7 @@ traffic for one bot is small. The bot is built in the worker, after the fork.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 MAX_BODY = 1024 * 1024  # Slack's payloads are a few kB; anything huge is not Slack
+# Slack's X-Slack-Request-Timestamp: Unix seconds. slack_sdk's verifier calls int() on it, which
+# raises on "" or "abc" (HTTP 500 with a traceback), accepts " 1_7e..."-like oddities such as
+# "1_700_000_000" and non-ASCII digits, and chokes on 5000 digits: only plain ASCII digits pass.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 def wsgi_app(bot: Bot) -> WSGIApplication:
@@ -45,6 +50,16 @@ def wsgi_app(bot: Bot) -> WSGIApplication:
             if length < 0 or length > MAX_BODY:
                 start_response("413 Content Too Large", [("Content-Length", "0")])
                 return [b""]
+            timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
+            if timestamp is not None and not _TIMESTAMP.fullmatch(timestamp):
+                # Unsigned as far as we can tell: the same answer as a bad signature.
+                log.warning("refused a request with a malformed X-Slack-Request-Timestamp")
+                body = b"invalid request"
+                start_response(
+                    "401 Unauthorized",
+                    [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+                )
+                return [body]
         return slack(environ, start_response)
 
     return application

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from bot.render.check import render_finding, render_report
+from bot.render.mrkdwn import code, escape
 from bot.subcommands import (
     ACTION_PREFIX,
     Action,
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def parse(args: tuple[str, ...]) -> None:
     if args:
-        raise UsageError(f"`check` takes no arguments (got `{' '.join(args)[:100]}`)")
+        raise UsageError(f"`check` takes no arguments (got {code(' '.join(args), 100)})")
 
 
 def run(invocation: Invocation, ctx: Context) -> str:
@@ -43,7 +44,7 @@ def run(invocation: Invocation, ctx: Context) -> str:
         notes.append("_Shared a check that was already running._")
     engine = ctx.engine_note()
     if engine:
-        notes.append(f":warning: Docker engine unreachable: {engine}")
+        notes.append(f":warning: Docker engine unreachable: {escape(engine)}")
     rendered = render_report(
         report,
         requested_by=invocation.user_mention,
@@ -71,7 +72,7 @@ def run(invocation: Invocation, ctx: Context) -> str:
 
 
 def chat_buttons(report: Report) -> list[dict[str, Any]]:
-    """ "Chat test" when the report did not chat already and Dify's side was found."""
+    """A "Chat test" button when the report did not chat already and found the Dify project."""
     project = report.finding("dify.project")
     if report.finding("dify.chat") is not None or project is None:
         return []

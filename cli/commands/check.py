@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.output import print_report
-from config.settings import Settings
+from config.needs import HOST
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -27,7 +30,7 @@ def register(subparsers: Any) -> None:
         help="also chat with a configured model from inside Dify (dify.chat; loads the model "
         "if it is not loaded; bounded by CHAT_TIMEOUT)",
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, settings_used=HOST)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from config.settings import Settings
+from config.needs import HOST
 from handlers.logs import (
     DEFAULT_LINES,
     DEFAULT_SERVICE,
@@ -22,6 +23,9 @@ from handlers.logs import (
     parse_since,
 )
 from handlers.results import HandlerError
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -55,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--grep", "-g", metavar="TEXT", help="keep lines containing TEXT (case-insensitive)"
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, settings_used=HOST)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -8,20 +8,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from cli.identity import who
 from cli.output import print_report, progress
-from config.settings import Settings
+from config.needs import REPAIR
 from handlers.results import HandlerError
 
 if TYPE_CHECKING:  # the handlers load when the command runs: `check` starts faster without them
+    from config.settings import Settings
     from handlers.restart import Mode, RestartResult
 
 EXIT_USAGE = 2
 DEFAULT_WAIT = 120.0  # handlers.restart.DEFAULT_WAIT, without importing it at start-up
+MIN_WAIT, MAX_WAIT = 1.0, 3600.0
+
+
+def parse_wait(text: str | float) -> float:
+    """--wait: seconds, a finite number within MIN_WAIT..MAX_WAIT. `nan` compares false with
+    every bound (it would never time out, holding the lock), `inf`/`1e309` never end either."""
+    try:
+        seconds = float(text)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"--wait takes a number of seconds (got {str(text)[:40]!r})") from None
+    if not math.isfinite(seconds) or not MIN_WAIT <= seconds <= MAX_WAIT:
+        raise ValueError(
+            f"--wait must be within {MIN_WAIT:g}..{MAX_WAIT:g} seconds (got {str(text)[:40]!r})"
+        )
+    return seconds
 
 
 def register(subparsers: Any) -> None:
@@ -46,19 +63,21 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--wait",
-        type=float,
-        default=DEFAULT_WAIT,
+        default=str(DEFAULT_WAIT),
         metavar="SECONDS",
-        help=f"how long to wait for running/healthy containers (default {DEFAULT_WAIT:g})",
+        help=f"how long to wait for running/healthy containers ({MIN_WAIT:g}..{MAX_WAIT:g}, "
+        f"default {DEFAULT_WAIT:g})",
     )
     parser.add_argument("--no-check", action="store_true", help="skip the check afterwards")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, settings_used=REPAIR)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.wait <= 0 or args.wait > 3600:
-        print("dify-ollama restart: --wait must be within 1..3600 seconds", file=sys.stderr)
+    try:
+        wait = parse_wait(args.wait)
+    except ValueError as exc:
+        print(f"dify-ollama restart: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.all and args.services:
         print("dify-ollama restart: --all takes no service names", file=sys.stderr)
@@ -77,7 +96,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         settings,
         mode,
         args.services,
-        wait=args.wait,
+        wait=wait,
         check=not args.no_check,
         json_output=args.json,
     )

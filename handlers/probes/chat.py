@@ -17,6 +17,10 @@ from handlers.results import Finding, HandlerError, Status
 from handlers.urls import root_of, without_credentials
 
 CHAT_MODES = ("off", "on", "if-loaded")
+# How its skips begin (handlers/probes/__init__.py: skips that are an answer, not a gap).
+NOT_REQUESTED = "not requested"
+NOT_RUN = "chat test not run"
+NO_CHAT_MODEL = "no Ollama chat model"
 # A load this slow works today but leaves little room: the plugin reads with a 300 s timeout.
 SLOW_LOAD_SECONDS = 30.0
 
@@ -142,7 +146,7 @@ def judge(target: Target, probe: container_exec.HttpProbe, timeout: float) -> Fi
 def dify_chat(facts: Facts) -> Finding:
     mode = facts.chat
     if mode == "off":
-        raise Skip("not requested (`dify-ollama check --chat`)")
+        raise Skip(f"{NOT_REQUESTED} (`dify-ollama check --chat`)")
     try:
         rows = facts.credentials()
     except HandlerError as exc:
@@ -158,13 +162,13 @@ def dify_chat(facts: Facts) -> Finding:
         return Finding(
             "dify.chat",
             Status.SKIP,
-            "no Ollama chat model (LLM) is configured in Dify: nothing to chat with",
+            f"{NO_CHAT_MODEL} (LLM) is configured in Dify: nothing to chat with",
         )
     if mode == "if-loaded" and target.model not in loaded:
         return Finding(
             "dify.chat",
             Status.SKIP,
-            f"chat test not run: {target.model} is not loaded in Ollama (the test would load "
+            f"{NOT_RUN}: {target.model} is not loaded in Ollama (the test would load "
             "it; `dify-ollama check --chat` runs it anyway)",
         )
     timeout = facts.settings.chat_timeout

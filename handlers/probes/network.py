@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from handlers import container_exec
 from handlers.facts import Facts, Skip
+from handlers.layout import KIND_ENV_FILES
 from handlers.parallel import parallel_map
 from handlers.probes.ollama import ollama_host_remedy
 from handlers.results import Finding, Status
@@ -243,6 +245,41 @@ def no_proxy_covers(no_proxy: str, host: str) -> bool:
     return False
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
+
+
+def proxy_endpoint(value: str) -> str:
+    """Where a proxy variable points, and nothing else: `scheme://host:port` (or `host:port`).
+
+    Built by cutting, not by parsing: proxy URLs are often written without a scheme, and with
+    an unencoded `/`, `#` or `@` in the password, which makes a URL parser put part of the
+    password into the host or the path. The credentials end at the last `@`, the host at the
+    first `/`, `?` or `#` after it.
+    """
+    text = value.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep or not _SCHEME.fullmatch(scheme):
+        scheme, rest = "", text
+    host = re.split(r"[/?#]", rest.rsplit("@", 1)[-1], maxsplit=1)[0][:100]
+    name, colon, port = host.rpartition(":")
+    if colon and not port.isdigit() and not host.endswith("]"):
+        host = f"{name}:(not a port)"  # `user:password` with no `@` is not a host:port
+    if not host or host.startswith(":"):
+        return "(no host)"
+    return f"{scheme}://{host}" if scheme else host
+
+
+def _proxy_place(facts: Facts) -> str:
+    """Where a NO_PROXY change reaches the containers in this layout."""
+    try:
+        kind = facts.layout().kind
+    except Skip:
+        kind = ""
+    if kind == KIND_ENV_FILES:
+        return "in .env (Dify 1.14+ reads it last, after envs/*.env, into every service)"
+    return "in the compose override (`environment:`; .env only reaches keys the compose file names)"
+
+
 def container_proxy(facts: Facts) -> Finding:
     callers = _callers(facts)
     urls = facts.dify_urls()[:3]
@@ -259,12 +296,11 @@ def container_proxy(facts: Facts) -> Finding:
                 configured = lower.get(f"{scheme}_proxy") or lower.get("all_proxy")
                 if configured:
                     lines.append(
-                        f"{service}: proxy {without_credentials(configured)} set, NO_PROXY "
-                        f"covers {host}"
+                        f"{service}: proxy {proxy_endpoint(configured)} set, NO_PROXY covers {host}"
                     )
                 continue
             lines.append(
-                f"{service}: {scheme.upper()}_PROXY={without_credentials(proxy)} captures "
+                f"{service}: {scheme.upper()}_PROXY={proxy_endpoint(proxy)} captures "
                 f"{host} (NO_PROXY={no_proxy or 'unset'})"
             )
             captured.append((service, host))
@@ -277,7 +313,7 @@ def container_proxy(facts: Facts) -> Finding:
             f"a proxy variable captures {', '.join(hosts)} in {', '.join(services)}",
             detail="; ".join(lines) + " (requests from Dify go to the proxy: ProxyError)",
             remedy=f"Add {','.join(hosts)} to NO_PROXY (and no_proxy) for "
-            f"{', '.join(services)} in .env / the compose override, then `dify-ollama restart`.",
+            f"{', '.join(services)} {_proxy_place(facts)}, then `dify-ollama restart`.",
             service=services[0],
         )
     return Finding(

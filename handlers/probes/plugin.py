@@ -14,6 +14,7 @@ from handlers.results import Finding, HandlerError, Status
 from handlers.timeline import in_context
 from handlers.urls import without_credentials
 
+NO_PLUGINS = "Dify 0.x has no plugins"
 RECREATE = "then recreate plugin_daemon (`dify-ollama restart plugin_daemon` recreates it when "
 RECREATE += ".env changed; a plain `docker restart` does not re-read .env)"
 DOWNLOAD_WORDS = (
@@ -228,7 +229,7 @@ def dify_plugin(facts: Facts) -> Finding:
         return Finding(
             "dify.plugin",
             Status.SKIP,
-            "Dify 0.x has no plugins: api and worker call Ollama themselves",
+            f"{NO_PLUGINS}: api and worker call Ollama themselves",
         )
     cid = facts.running("plugin_daemon")
     # plugin_daemon's database and log do not depend on Dify's rows: read all three at once

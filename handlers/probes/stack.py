@@ -6,8 +6,9 @@ from handlers import container_exec
 from handlers.compose_binary import detect_compose
 from handlers.engine import docker_host
 from handlers.facts import Facts, Skip
+from handlers.layout import HEALTH_URLS
 from handlers.parallel import parallel_map
-from handlers.project import HEALTH_URLS
+from handlers.project import ContainerInfo
 from handlers.results import Finding, Status
 
 CORE_SERVICES = ("api", "worker", "plugin_daemon")
@@ -47,51 +48,81 @@ def dify_project(facts: Facts) -> Finding:
                 "to that folder / DIFY_COMPOSE_PROJECT to its project name."
             ),
         )
+    layout = facts.layout()
     env_state = "present" if project.env_path.exists() else "missing"
+    release = (
+        f"release {layout.release} (from the {layout.release_source})"
+        if layout.release
+        else "release unknown (no version in the api image tag or /health)"
+    )
     detail = (
         f"project {project.name}, folder {project.working_dir}, .env {project.env_path} "
-        f"({env_state}), compose: {compose_text}"
+        f"({env_state}); {release}; layout {layout.kind}; created by "
+        + (
+            f"Compose {layout.compose_version} ({layout.compose_flavour})"
+            if layout.compose_flavour
+            else "an unknown Compose (no containers)"
+        )
+        + f"; installed: {compose_text}; metadata DB {layout.db_kind}"
+        + (f" ({layout.db_service})" if layout.db_service else "")
     )
+    summary = f"Dify project {project.name} in {project.working_dir}: {layout.describe()}"
+    try:
+        facts.compose()
+    except Skip as exc:
+        # Compose would refuse the project too: no `up`, no recreate, until this is fixed.
+        return Finding(
+            "dify.project",
+            Status.WARN,
+            f"{summary}; Compose cannot read the project",
+            detail=f"{detail}; {exc}",
+            remedy=f"Fix what the detail names in {project.working_dir} (`docker compose "
+            "config -q` there shows the same); restart and fix-env refuse until then.",
+        )
     if compose is None:
         return Finding(
             "dify.project",
             Status.WARN,
-            f"Dify project {project.name} found, but neither `docker compose` nor "
-            "`docker-compose` is installed",
+            f"{summary}; neither `docker compose` nor `docker-compose` is installed",
             detail=detail,
             remedy="Install the Compose plugin (`apt-get install docker-compose-plugin`); "
             "restart and fix-env need it to recreate containers.",
         )
-    return Finding(
-        "dify.project", Status.OK, f"Dify project {project.name} in {project.working_dir}", detail
-    )
+    return Finding("dify.project", Status.OK, summary, detail)
 
 
-def _declared(facts: Facts, service: str) -> bool:
-    """Whether this Dify release has the service (by its compose files, else its containers)."""
-    try:
-        return service in facts.compose().services
-    except Skip:
-        return service in facts.project().containers
+def _container_line(service: str, info: ContainerInfo | None, one_shot: bool) -> tuple[str, str]:
+    """(line, verdict): verdict ok | bad | starting."""
+    if info is None:
+        return f"{service}: no container", "bad"
+    if one_shot:
+        if info.state == "exited":
+            code = info.exit_code
+            verdict = "ok" if code == 0 else "bad"
+            return f"{service}: one-shot, exited with code {code} ({info.name})", verdict
+        if info.state in ("running", "created"):
+            return f"{service}: one-shot, {info.state} ({info.name})", "starting"
+        return f"{service}: one-shot, {info.state} ({info.name})", "bad"
+    health = f", {info.health}" if info.health else ""
+    line = f"{service}: {info.state}{health} ({info.name})"
+    if info.state != "running" or info.health == "unhealthy":
+        return line, "bad"
+    return line, "starting" if info.health == "starting" else "ok"
 
 
 def dify_containers(facts: Facts) -> Finding:
     project = facts.project()
-    wanted = [s for s in CORE_SERVICES if s in project.containers or _declared(facts, s)]
-    db = project.db_service or "db_postgres"
-    wanted.append(db)
+    layout = facts.layout()
+    wanted = list(layout.services) or [s for s in CORE_SERVICES if s in project.containers]
     lines, bad, starting = [], [], []
     for service in wanted:
-        info = project.container(service)
-        if info is None:
-            lines.append(f"{service}: no container")
+        line, verdict = _container_line(
+            service, project.container(service), service in layout.one_shot
+        )
+        lines.append(line)
+        if verdict == "bad":
             bad.append(service)
-            continue
-        health = f", {info.health}" if info.health else ""
-        lines.append(f"{service}: {info.state}{health} ({info.name})")
-        if info.state != "running" or info.health == "unhealthy":
-            bad.append(service)
-        elif info.health == "starting":
+        elif verdict == "starting":
             starting.append(service)
     detail = "; ".join(lines)
     if bad:
@@ -115,7 +146,11 @@ def dify_containers(facts: Facts) -> Finding:
             remedy="Wait for the health checks to pass, then check again.",
             service=starting[0],
         )
-    return Finding("dify.containers", Status.OK, f"running: {', '.join(wanted)}", detail)
+    done = [s for s in wanted if s in layout.one_shot]
+    summary = "running: " + ", ".join(s for s in wanted if s not in layout.one_shot)
+    if done:
+        summary += f" ({', '.join(done)} completed)"
+    return Finding("dify.containers", Status.OK, summary, detail)
 
 
 def dify_health(facts: Facts) -> Finding:
@@ -127,16 +162,16 @@ def dify_health(facts: Facts) -> Finding:
         if service not in project.containers:
             continue
         try:
-            targets.append((service, url, facts.running(service)))
+            facts.running(service)
+            targets.append((service, url))
         except Skip as exc:
             lines.append(f"{service}: not probed ({exc})")
             bad.append(service)
 
-    def get(target: tuple[str, str, str]) -> container_exec.HttpProbe:
-        service, url, cid = target
-        return facts.http_in(service, cid, url)
+    def get(target: tuple[str, str]) -> container_exec.HttpProbe:
+        return facts.health(*target)
 
-    for (service, url, _), probe in zip(targets, parallel_map(get, targets), strict=True):
+    for (service, url), probe in zip(targets, parallel_map(get, targets), strict=True):
         if probe.ok:
             lines.append(f"{service}: {url} -> {probe.status} in {probe.latency_ms} ms")
         else:
@@ -155,6 +190,8 @@ def dify_health(facts: Facts) -> Finding:
             f"`dify-ollama restart {bad[0]}`.",
             service=bad[0],
         )
+    probed = [s for s, _ in targets]
+    noun = "endpoint answers" if len(probed) == 1 else "endpoints answer"
     return Finding(
-        "dify.health", Status.OK, "api and plugin_daemon health endpoints answer", "; ".join(lines)
+        "dify.health", Status.OK, f"{' and '.join(probed)} health {noun}", "; ".join(lines)
     )

@@ -53,13 +53,20 @@ def wait_ephemeral(bot: Any, needle: str, timeout: float = 10.0) -> str:
 # --- the three clicks, on the real engine ---------------------------------------------------
 @pytest.mark.docker
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("release", "compose"),
+    [("1.13.3", "v1"), ("1.15.0", "v2")],
+    ids=["1.13.3-v1", "1.15.0-v2"],
+)
 def test_incident_check_fix_apply_restart_verified_in_three_clicks(
-    run_bot: Any, dify_stack_factory: Any, session_ollama: FakeOllama
+    run_bot: Any, dify_stack_factory: Any, session_ollama: FakeOllama, release: str, compose: str
 ) -> None:
     stack = dify_stack_factory(
         env_overrides={"OPENAI_API_BASE": f"http://127.0.0.1:{session_ollama.port}/v1"},
-        ollama_rows=incident_rows(session_ollama),
-    ).up()
+        ollama_rows=incident_rows(session_ollama, release),
+        release=release,
+        compose=compose,
+    ).up(timeout=120)
     bot = run_bot(
         check=run_check,
         operators=(OPERATOR,),
@@ -224,7 +231,7 @@ def test_a_busy_host_says_what_runs_and_who_started_it(run_bot: Any) -> None:
     with MutationLock(bot.settings.state_path).hold("fix-env apply", "alice@host", "cli"):
         bot.click(RESTART_APPLY, "{}", user=OPERATOR)
         text = wait_ephemeral(bot, "in progress")
-    assert "`fix-env apply` started by alice@host" in text
+    assert "`fix-env apply` started by `alice@host`" in text
     assert bot.slack.of("chat.postMessage") == []
 
 

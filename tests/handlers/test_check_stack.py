@@ -96,7 +96,7 @@ def test_cli_json_on_healthy_stack(healthy_stack: DifyStack, session_ollama: Fak
         check=False,
         cwd=Path(__file__).resolve().parents[2],
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr + proc.stdout[-3000:]
     data = json.loads(proc.stdout)
     assert data["status"] in ("ok", "warn")
     assert {"id", "status", "summary", "detail", "remedy"} <= set(data["findings"][0])

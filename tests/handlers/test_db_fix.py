@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from handlers import container_exec, db_fix
+from handlers import container_exec, db_fix, dify_db
 from handlers.dify_db import PostgresInContainer
 from handlers.results import HandlerError
 from tests.rig.stack import DifyStack, OllamaRow, cache_keys_for
@@ -132,3 +133,31 @@ def test_no_usable_password_is_a_clear_error(fresh: DifyStack) -> None:
         db_fix.purge_cache(fresh.client, redis, "wrong-password", 10, username="nobody")
     assert "wrong-password" not in str(err.value)
     assert len(fresh.redis_keys()) > 1
+
+
+def hold_row_lock(stack: DifyStack, row_id: str, seconds: int) -> None:
+    """Another session holds the row's lock for `seconds` (as a long Dify request might)."""
+    sql = (
+        f"BEGIN; SELECT id FROM provider_model_credentials WHERE id = '{row_id}' FOR UPDATE; "
+        f"SELECT pg_sleep({seconds}); COMMIT;"
+    )
+    stack.container("db_postgres").exec_run(
+        ["psql", "-X", "-q", "-U", "postgres", "-d", "dify", "-c", sql], detach=True
+    )
+
+
+def test_a_locked_row_ends_the_write_on_the_server_and_changes_nothing(fresh: DifyStack) -> None:
+    """lock_timeout/statement_timeout are set in the writing session, below the client's
+    deadline: a row another session holds makes the server give up, the transaction rolls
+    back, and the error says so (no client-side timeout, no unknown state)."""
+    db = _db(fresh)
+    changes = db_fix.plan_changes(db.read_rows(10), NEW)
+    hold_row_lock(fresh, changes[0].row.id, 8)
+    time.sleep(1.0)  # the holder has its lock
+    before = fresh.rows()
+    started = time.monotonic()
+    with pytest.raises(HandlerError, match=r"rolled back: .*lock timeout") as err:
+        db.write_rows([c.update() for c in changes], 5)
+    assert time.monotonic() - started < 5  # the server's 2 s lock_timeout, not the client's 5 s
+    assert not isinstance(err.value, dify_db.DatabaseStateUnknown)
+    assert fresh.rows() == before

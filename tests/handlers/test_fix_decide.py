@@ -295,14 +295,14 @@ def test_an_existing_override_is_merged_and_its_comments_noted(tmp_path: Path) -
     assert "LOG_LEVEL: DEBUG" in plan.override.preview
 
 
-def test_unreadable_compose_files_are_a_reason_not_a_crash(incident: Scene) -> None:
+def test_compose_files_compose_cannot_read_are_a_clear_error_not_a_plan(incident: Scene) -> None:
+    """No restart could apply anything while Compose refuses the project: nothing is planned."""
     scene = replace(incident, compose=None, compose_config_error="docker-compose.yaml: bad YAML")
     dns = finding("container.dns", DNS_FAILING)
-    plan = fix_decide.plan(scene, report_of(dns), settings_of(incident))
-    assert plan.override is None
-    [step] = plan.instructions
-    assert step.finding == "container.dns"
-    assert step.text.startswith("cannot read the compose files (docker-compose.yaml: bad YAML)")
+    with pytest.raises(HandlerError) as err:
+        fix_decide.plan(scene, report_of(dns), settings_of(incident))
+    assert "Compose cannot read the project (docker-compose.yaml: bad YAML)" in str(err.value)
+    assert "nothing was planned or changed" in str(err.value)
 
 
 def test_no_compose_file_at_all_is_a_clear_error(incident: Scene) -> None:

@@ -18,9 +18,10 @@ from handlers.check import run_check
 from handlers.mutation_lock import Busy
 from handlers.pending import read_pending
 from handlers.results import HandlerError, Status
+from tests.rig.compose import compose_for
 from tests.rig.fake_ollama import FakeOllama
 from tests.rig.incident import container_ids, failing, fix_settings
-from tests.rig.stack import DifyStack, docker_host
+from tests.rig.stack import DifyStack, compose_env, docker_host
 
 pytestmark = pytest.mark.docker
 
@@ -140,8 +141,14 @@ def test_missing_compose_is_a_clear_error_and_changes_nothing(
     monkeypatch.setenv("PATH", str(tmp_path))  # neither docker nor docker-compose on it
     compose_binary.find_compose.cache_clear()
     try:
-        with pytest.raises(HandlerError, match="neither `docker compose` nor `docker-compose`"):
+        with pytest.raises(HandlerError) as err:
             restart.apply_configuration(settings, user="me", source="cli")
+        # the stack was made by v1 (labels); no Compose at all is found: the reason, the
+        # command to run by hand, and nothing changed
+        message = str(err.value)
+        assert "created by Compose 1.29.2 (v1), which is not installed here" in message
+        assert "found: no Compose" in message and "nothing was changed" in message
+        assert f"docker-compose -p {stack.project} up -d --no-deps" in message
     finally:
         monkeypatch.undo()
         compose_binary.find_compose.cache_clear()
@@ -283,3 +290,38 @@ def test_compose_sees_none_of_the_callers_environment(
     env = stack.container("api").attrs["Config"]["Env"]
     assert f"OPENAI_API_BASE={session_ollama.container_url()}/v1/" in env
     assert os.environ["OPENAI_API_BASE"].endswith("/leaked")
+
+
+def test_a_stack_recreated_partly_by_another_compose_is_refused_not_half_recreated(
+    stack: DifyStack, session_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    """Someone recreated worker with Compose v2 in a stack v1 made: no single Compose can
+    reproduce both, so restart names the mix and the command, and recreates nothing."""
+    settings = fix_settings(stack, session_ollama, tmp_path / "state")
+    v2 = compose_for("v2")
+    done = v2.run(
+        [
+            "-p",
+            stack.project,
+            "--project-directory",
+            str(stack.dir),
+            "up",
+            "-d",
+            "--no-deps",
+            "--force-recreate",
+            "worker",
+        ],
+        cwd=stack.dir,
+        env=compose_env(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    set_env(stack, "OPENAI_API_BASE", f"{session_ollama.container_url()}/v1/")
+    before = container_ids(stack) | {"worker": stack.container("worker").id}
+    with pytest.raises(HandlerError) as err:
+        restart.apply_configuration(settings, user="me", source="cli")
+    message = str(err.value)
+    assert "created by different Compose flavours" in message
+    assert "worker: Compose 2.40.3" in message and "api: Compose 1.29.2" in message
+    assert "nothing was changed" in message and "up -d --no-deps" in message
+    assert container_ids(stack) | {"worker": stack.container("worker").id} == before

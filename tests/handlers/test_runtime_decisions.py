@@ -361,3 +361,22 @@ def test_error_scan_is_linear_on_hostile_lines() -> None:
     for _ in range(20):
         error_texts.classify(hostile[:10_000], ["h:1"] * 50)
     assert time.monotonic() - start < 2.0
+
+
+# --- skips that are answers (handlers/probes/__init__.py) -----------------------------------
+def test_not_applicable_skips_stay_skips_and_a_gap_is_a_warning() -> None:
+    from handlers.probes import REQUIRES, account_for_skips
+
+    assert {"dify.plugin", "dify.chat", "dify.errors"} <= set(REQUIRES)
+    passed = tuple(
+        Finding(fid, Status.OK, "fine")
+        for fid in ("docker.engine", "dify.project", "dify.containers", "dify.base_url")
+    )
+    zero_x = Finding("dify.plugin", Status.SKIP, f"{plugin.NO_PLUGINS}: api and worker call")
+    not_run = Finding("dify.chat", Status.SKIP, f"{chat.NOT_RUN}: llama3.2 is not loaded")
+    gap = Finding("dify.chat", Status.SKIP, "needs dify.base_url (psql timed out)")
+    out = {f.summary: f for f in account_for_skips((*passed, zero_x, not_run, gap))}
+    assert out[zero_x.summary].status is Status.SKIP
+    assert out[not_run.summary].status is Status.SKIP
+    warned = out["not checked: " + gap.summary]
+    assert warned.status is Status.WARN
