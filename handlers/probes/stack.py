@@ -97,6 +97,9 @@ def dify_containers(facts: Facts) -> Finding:
         elif info.health == "starting":
             starting.append(service)
     detail = "; ".join(lines)
+    # How many containers the project has at all: 0 means it was taken down (`compose down`),
+    # which the watch tells apart from a crash (containers present, not running).
+    metrics = {"containers": float(len(project.containers)), "not_running": float(len(bad))}
     if bad:
         compose = detect_compose()
         up = compose.label if compose else "docker compose"
@@ -108,6 +111,7 @@ def dify_containers(facts: Facts) -> Finding:
             remedy=f"`cd {project.working_dir} && {up} up -d {' '.join(bad)}`, then read "
             f"`dify-ollama logs {bad[0]}` for why it stopped.",
             service=bad[0],
+            metrics=metrics,
         )
     if starting:
         return Finding(
@@ -117,8 +121,11 @@ def dify_containers(facts: Facts) -> Finding:
             detail=detail,
             remedy="Wait for the health checks to pass, then check again.",
             service=starting[0],
+            metrics=metrics,
         )
-    return Finding("dify.containers", Status.OK, f"running: {', '.join(wanted)}", detail)
+    return Finding(
+        "dify.containers", Status.OK, f"running: {', '.join(wanted)}", detail, metrics=metrics
+    )
 
 
 def dify_health(facts: Facts) -> Finding:
