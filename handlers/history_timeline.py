@@ -150,3 +150,24 @@ def span(seconds: float) -> str:
 
 def stamp(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def timeline_lines(timeline: Timeline) -> list[str]:
+    """The timeline for a terminal: a header, then one block per incident, newest first."""
+    lines = [
+        f"History {stamp(timeline.since)} .. {stamp(timeline.now)}: {timeline.checks} checks, "
+        f"{len(timeline.incidents)} incident(s)"
+    ]
+    if timeline.problem:
+        lines.append(f"warning: {timeline.problem}")
+    for incident in reversed(timeline.incidents):
+        end = stamp(incident.end) if incident.end is not None else "ongoing"
+        lines.append(
+            f"  {incident.worst.upper():4}  {stamp(incident.start)} .. {end} "
+            f"({span(incident.duration(timeline.now))}): {', '.join(incident.findings)}"
+        )
+        for action in incident.actions:
+            lines.append(
+                f"        {stamp(action.at)} {action.command} by {action.user} -> {action.outcome}"
+            )
+    return lines

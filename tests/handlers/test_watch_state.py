@@ -186,7 +186,7 @@ def test_mutes_hold_back_alerts_until_lifted_and_expire():
 
 def test_a_muted_finding_is_left_out_the_others_alert():
     mutes = Mutes(findings={"ollama.bind": 9e9})
-    state, said = run(WatchState(), [ollama_down()] * 2, mutes=mutes)
+    _state, said = run(WatchState(), [ollama_down()] * 2, mutes=mutes)
     assert said == [(1, "opened", ("ollama.host", "container.reach"))]
 
 
