@@ -7,6 +7,7 @@ import time
 from bot.home import host_view
 from bot.render.history import render_timeline
 from bot.render.home import HOME_CHECK, HOME_HISTORY, render_home
+from bot.render.limits import section
 from bot.subcommands import Action, Click, Context, Registry
 from bot.watch import triggered_by
 from handlers.history import open_history
@@ -42,8 +43,8 @@ def on_history(click: Click, ctx: Context) -> str:
         )
     finally:
         history.close()
-    _text, blocks = render_timeline(timeline, "24 h")
-    blocks[0] = {"type": "section", "text": {"type": "mrkdwn", "text": "*Last 24 hours*"}}
+    text, blocks = render_timeline(timeline, "24 h")
+    blocks[0] = section(f"*{text}*")  # a modal has its own title; the header becomes a line
     blocks.append(
         {
             "type": "context",

@@ -8,6 +8,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from bot.render.limits import escape
 from bot.render.watch import clock
 from bot.subcommands import Context, Invocation, Registry, Subcommand, UsageError
 from handlers.history_timeline import parse_since, span
@@ -23,10 +24,14 @@ class MuteOptions:
     finding: str | None
 
 
-def _finding(word: str) -> str:
+def _shape(word: str) -> str:
     if not _FINDING.fullmatch(word):
-        raise UsageError(f"`{word[:60]}` is not a finding id such as container.reach")
-    from handlers.probes import FINDING_IDS
+        raise UsageError(f"`{escape(word[:60])}` is not a finding id such as container.reach")
+    return word
+
+
+def _finding(word: str) -> str:
+    from handlers.probes import FINDING_IDS  # not in the ack path: it loads docker-py
 
     if word not in FINDING_IDS:
         raise UsageError(f"unknown finding id `{word}`; known: {', '.join(FINDING_IDS)}")
@@ -42,13 +47,13 @@ def parse_mute(args: tuple[str, ...]) -> MuteOptions:
         raise UsageError(str(exc)) from None
     if seconds > MAX_MUTE:
         raise UsageError("a mute lasts at most 7 days")
-    return MuteOptions(seconds, args[1] if len(args) == 2 else None)
+    return MuteOptions(seconds, _shape(args[1]) if len(args) == 2 else None)
 
 
 def parse_unmute(args: tuple[str, ...]) -> str | None:
     if len(args) > 1:
         raise UsageError("unmute takes at most one finding id")
-    return args[0] if args else None
+    return _shape(args[0]) if args else None
 
 
 def run_mute(invocation: Invocation, ctx: Context) -> str:
