@@ -180,11 +180,12 @@ class WatchService:
                 self._wake.clear()
             trigger = f"watch:event {reasons[0]}" if reasons else "watch:interval"
             last_run = time.monotonic()
+            # Every WATCH_INTERVAL from the start of a run: a slow check does not stretch it.
+            next_at = last_run + interval
             try:
                 self.run_once(trigger)
             except Exception:  # the watch must outlive any bug in one run
                 log.exception("watch run failed")
-            next_at = time.monotonic() + interval
 
     # --- one run --------------------------------------------------------------------------
     def run_once(self, trigger: str = "watch:interval") -> list[Notice]:

@@ -278,7 +278,9 @@ def step(
             flapping_noted = True
         elif _changed(member.finding, finding):
             members[index] = replace(member, finding=Seen.of(finding))
-            notes.append(("changed", (finding.id,)))
+            # While it flaps, its text changes with every bounce: the alert shows the latest.
+            quiet = flapping_noted or track.flapping
+            notes.append(("updated" if quiet else "changed", (finding.id,)))
 
     # New bad findings: confirmed by their streak, or flapping.
     joined: list[str] = []
