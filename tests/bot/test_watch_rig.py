@@ -186,9 +186,7 @@ def test_flapping_for_a_minute_is_one_alert(watch_bot, session_ollama, slack):
     assert sum("is flapping" in line for line in lines) == 1  # once
     assert not any("changed" in line for line in lines)  # each bounce only edits the alert
     assert len(lines) <= 4  # flapping, and the findings that joined
-    flaps = until(
-        lambda: [c for c in slack.of("chat.update") if "flap" in json.dumps(c.params)], 5
-    )
+    flaps = until(lambda: [c for c in slack.of("chat.update") if "flap" in json.dumps(c.params)], 5)
     assert flaps  # the count lives in the alert
 
 
@@ -252,9 +250,7 @@ def test_an_engine_event_triggers_a_check_at_once(watch_bot, restore_healthy_sta
     restore_healthy_stack.stop("api")
     stopped = time.monotonic()
     events = until(
-        lambda: [
-            c for c in bot.bot.history.checks_since(0) if c.trigger.startswith("watch:event")
-        ],
+        lambda: [c for c in bot.bot.history.checks_since(0) if c.trigger.startswith("watch:event")],
         15,
     )
     took = time.monotonic() - stopped
