@@ -26,6 +26,8 @@ Dify release, key for key.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -237,6 +239,13 @@ def load_compose(
     return ComposeConfig(files, services, inactive, tuple(sorted(active)), base)
 
 
+@functools.lru_cache(maxsize=8)
+def _parse_yaml(text: str) -> Any:
+    # Remembered by content (a check reads the same compose files every time; the watch checks
+    # every few seconds): callers get a deep copy, ~6x cheaper than parsing Dify's file again.
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
+
+
 def _raw_services(path: Path) -> dict[str, dict[str, Any]]:
     """The file's services as written (merge keys resolved, nothing interpolated)."""
     try:
@@ -246,7 +255,7 @@ def _raw_services(path: Path) -> dict[str, dict[str, Any]]:
     except UnicodeDecodeError:
         raise HandlerError(f"{path} is not UTF-8 text") from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
+        data = copy.deepcopy(_parse_yaml(text))
     except yaml.YAMLError as exc:
         raise HandlerError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if data is None:

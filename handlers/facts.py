@@ -4,7 +4,9 @@ computed once per check, on first use, by whichever probe asks first; the others
 
 from __future__ import annotations
 
+import functools
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +36,19 @@ T = TypeVar("T")
 # margins leave the CLI's own start-up inside the promised CHECK_TIMEOUT + 1 s.
 DEADLINE_MARGIN = 0.6
 EXEC_MARGIN = 0.45
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # httpx builds a TLS context (loading the CA bundle) for every client: ~60 ms of CPU, twice
+    # per check, most of what a watch costs when idle. The context is only read: share it.
+    return httpx.create_ssl_context()
+
+
+def http_client(timeout: float) -> httpx.Client:
+    """An httpx client for probes. trust_env=False: a proxy variable on the host must not
+    capture a loopback probe."""
+    return httpx.Client(timeout=timeout, trust_env=False, verify=_tls())
 
 
 class Skip(Exception):
@@ -232,8 +247,7 @@ class Facts:
 
     # -- Ollama on the host ----------------------------------------------------------------
     def _http(self) -> httpx.Client:
-        # trust_env=False: a proxy variable on the host must not capture a loopback probe.
-        return httpx.Client(timeout=self.timeout, trust_env=False)
+        return http_client(self.timeout)
 
     def ollama(self) -> OllamaAnswer:
         def compute() -> OllamaAnswer:
