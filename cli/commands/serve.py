@@ -127,6 +127,15 @@ def _serve_socket(settings: Settings, verify_token: bool) -> int:
 
     bot = build(settings, mode="socket", verify_token=verify_token)
     stop = threading.Event()
+    if bot.metrics is not None:
+        from bot.server.metrics import serve_metrics
+
+        try:
+            serve_metrics(bot.metrics, settings.metrics_host, settings.metrics_port)
+        except OSError as exc:
+            bot.shutdown()
+            _say("error", f"METRICS_PORT: cannot listen on {settings.metrics_port}: {exc}")
+            return EXIT_CONFIG
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %s: shutting down", signum)
