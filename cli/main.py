@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import cli.commands
 from config.settings import ConfigError, load_settings
+from config.version import version
 
 EXIT_USAGE = 2
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dify-ollama",
         description="Diagnose and repair a self-hosted Dify talking to Ollama on the same host.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in command_modules():
         register = getattr(importlib.import_module(name), "register", None)
