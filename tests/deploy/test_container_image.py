@@ -1,0 +1,225 @@
+"""deploy/Dockerfile built from a local base image (no pulls) and run beside the rig's Dify the
+way the README says: host network, the engine's socket, Dify's folder at its host path."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from config.version import version
+from tests.bot.fakes.slack_api import BOT_TOKEN, SlackApiDouble
+from tests.rig.fake_ollama import FakeOllama
+from tests.rig.stack import DifyStack, free_port
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = "dify-ollama-test/debian:1"  # python3 3.11, no pip, no ensurepip
+SIGNING_SECRET = "5e0c1d4f2a3b4c5d6e7f8091a2b3c4d5"
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackApiDouble]:
+    double = SlackApiDouble().start()
+    yield double
+    double.stop()
+
+
+def engine_socket() -> str:
+    host = os.environ.get("DOCKER_HOST", "unix:///run/dify-ollama-test-engine/docker.sock")
+    assert host.startswith("unix://"), f"the image test needs a unix socket engine, not {host}"
+    return host.removeprefix("unix://")
+
+
+@pytest.fixture(scope="module")
+def image(docker_engine: object) -> Iterator[str]:
+    tag = f"dify-ollama-bot-test:{secrets.token_hex(4)}"
+    started = time.monotonic()
+    built = subprocess.run(
+        [str(ROOT / "scripts" / "build-image"), tag],
+        env={**os.environ, "BASE_IMAGE": BASE},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    print(f"\nimage {tag} built in {time.monotonic() - started:.1f} s")
+    yield tag
+    subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True, check=False)
+
+
+def docker_run(
+    image: str,
+    *args: str,
+    env: dict[str, str],
+    mounts: tuple[tuple[Path | str, str], ...] = (),
+    host_network: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    argv = ["docker", "run", "--rm"]
+    if host_network:
+        argv += ["--network", "host"]
+    argv += ["-v", f"{engine_socket()}:/var/run/docker.sock"]
+    for source, target in mounts:
+        argv += ["-v", f"{source}:{target}"]
+    for key, value in env.items():
+        argv += ["-e", f"{key}={value}"]
+    argv += [image, *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def rig_env(stack: DifyStack, ollama: FakeOllama) -> dict[str, str]:
+    return {
+        "DIFY_DIR": str(stack.dir),
+        "DIFY_COMPOSE_PROJECT": stack.project,
+        "OLLAMA_URL": ollama.url,
+        "CHECK_TIMEOUT": "10",  # the machine may be loaded; the deadline is not under test
+    }
+
+
+def statuses(report: dict[str, object]) -> dict[str, str]:
+    return {f["id"]: f["status"] for f in report["findings"]}  # type: ignore[attr-defined]
+
+
+def test_version_in_the_image(image: str) -> None:
+    done = docker_run(image, "--version", env={}, host_network=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"dify-ollama {version()}"
+
+
+def test_check_in_the_container_sees_the_host(
+    image: str, healthy_stack: DifyStack, session_ollama: FakeOllama, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    done = docker_run(
+        image,
+        "check",
+        "--json",
+        env=rig_env(healthy_stack, session_ollama),
+        mounts=((healthy_stack.dir, str(healthy_stack.dir)), (state, "/var/lib/dify-ollama-bot")),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    found = statuses(report)
+    assert report["status"] in ("ok", "warn")
+    for finding_id in ("docker.engine", "dify.project", "ollama.host", "ollama.bind"):
+        assert found[finding_id] == "ok", (finding_id, report)
+    assert found["container.reach"] == "ok"
+    assert str(healthy_stack.dir) in report["context"]["dify_dir"]
+    assert healthy_stack.db_password not in done.stdout + done.stderr
+
+
+def test_check_without_host_network_says_ollama_is_not_there(
+    image: str, healthy_stack: DifyStack, session_ollama: FakeOllama
+) -> None:
+    """What the README documents: in its own network namespace, 127.0.0.1 is the container,
+    so Ollama looks down and nothing listens on its port, though the host is healthy."""
+    done = docker_run(
+        image,
+        "check",
+        "--json",
+        env=rig_env(healthy_stack, session_ollama),
+        mounts=((healthy_stack.dir, str(healthy_stack.dir)),),
+        host_network=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    found = statuses(report)
+    assert found["docker.engine"] == "ok" and found["dify.project"] == "ok"
+    assert found["ollama.host"] == "fail" and found["ollama.bind"] == "fail"
+    bind = next(f for f in report["findings"] if f["id"] == "ollama.bind")
+    assert f"nothing listens on TCP port {session_ollama.port}" in bind["summary"]
+
+
+def test_serve_check_config_in_the_container(
+    image: str, healthy_stack: DifyStack, session_ollama: FakeOllama, slack: SlackApiDouble
+) -> None:
+    done = docker_run(
+        image,
+        "serve",
+        "--check-config",
+        env={
+            **rig_env(healthy_stack, session_ollama),
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.base_url,
+        },
+        mounts=((healthy_stack.dir, str(healthy_stack.dir)),),
+    )
+    assert [c.method for c in slack.calls] == ["auth.test"]
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == f"dify-ollama serve: info: dify-ollama-bot {version()} starting"
+    assert "dify-ollama serve: info: Docker engine: reachable" in lines
+    assert "dify-ollama serve: info: configuration OK (http mode)" in lines
+    assert BOT_TOKEN not in done.stderr and SIGNING_SECRET not in done.stderr
+
+
+def test_serve_in_the_container_answers_healthz_with_json_logs(
+    image: str, healthy_stack: DifyStack, session_ollama: FakeOllama, slack: SlackApiDouble
+) -> None:
+    port = free_port()
+    name = f"dify-ollama-bot-test-{secrets.token_hex(4)}"
+    argv = ["docker", "run", "-d", "--name", name, "--network", "host"]
+    argv += ["-v", f"{engine_socket()}:/var/run/docker.sock"]
+    argv += ["-v", f"{healthy_stack.dir}:{healthy_stack.dir}"]
+    env = {
+        **rig_env(healthy_stack, session_ollama),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "PORT": str(port),
+        "LOG_FORMAT": "json",
+    }
+    for key, value in env.items():
+        argv += ["-e", f"{key}={value}"]
+    started = subprocess.run(
+        [*argv, image, "serve", "--host", "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    try:
+        health = None
+        with httpx.Client(timeout=5, trust_env=False) as client:
+            for _ in range(150):  # 30 s at most
+                try:
+                    health = client.get(f"http://127.0.0.1:{port}/healthz")
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+        assert health is not None, "serve in the container never answered"
+        assert health.status_code == 200, health.text
+        data = health.json()
+        assert data["version"] == version() and data["engine"]["ok"] is True
+        state = subprocess.run(
+            ["docker", "inspect", "--format", "{{json .State.Health}}", name],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert '"Status"' in state.stdout  # the image declares a HEALTHCHECK
+    finally:
+        subprocess.run(["docker", "stop", "-t", "20", name], capture_output=True, timeout=60)
+        logs = subprocess.run(
+            ["docker", "logs", name], capture_output=True, text=True, timeout=30, check=False
+        )
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+    records = [json.loads(line) for line in logs.stderr.splitlines() if line.strip()]
+    assert records, logs.stdout + logs.stderr
+    assert records[0]["message"] == f"dify-ollama-bot {version()} starting"
+    assert any(r["logger"].startswith("gunicorn") for r in records)
+    assert BOT_TOKEN not in logs.stderr and SIGNING_SECRET not in logs.stderr
