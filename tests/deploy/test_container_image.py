@@ -115,6 +115,7 @@ def test_check_in_the_container_sees_the_host(
     for finding_id in ("docker.engine", "dify.project", "ollama.host", "ollama.bind"):
         assert found[finding_id] == "ok", (finding_id, report)
     assert found["container.reach"] == "ok"
+    assert "--network host" not in done.stdout  # on the host's network: no such note
     assert str(healthy_stack.dir) in report["context"]["dify_dir"]
     assert healthy_stack.db_password not in done.stdout + done.stderr
 
@@ -139,6 +140,9 @@ def test_check_without_host_network_says_ollama_is_not_there(
     assert found["ollama.host"] == "fail" and found["ollama.bind"] == "fail"
     bind = next(f for f in report["findings"] if f["id"] == "ollama.bind")
     assert f"nothing listens on TCP port {session_ollama.port}" in bind["summary"]
+    # and it names the likeliest cause first
+    assert bind["remedy"].startswith("This runs inside a container with its own network")
+    assert "--network host" in bind["remedy"]
 
 
 def test_serve_check_config_in_the_container(
