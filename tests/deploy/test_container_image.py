@@ -170,18 +170,30 @@ def test_serve_check_config_in_the_container(
 
 
 def test_serve_in_the_container_answers_healthz_with_json_logs(
-    image: str, healthy_stack: DifyStack, session_ollama: FakeOllama, slack: SlackApiDouble
+    image: str,
+    healthy_stack: DifyStack,
+    session_ollama: FakeOllama,
+    slack: SlackApiDouble,
+    tmp_path: Path,
 ) -> None:
+    """As the README runs it: the bot's env file mounted read-only and named by
+    DIFY_OLLAMA_BOT_ENV (tokens with quotes and a comment, which --env-file would mangle)."""
     port = free_port()
     name = f"dify-ollama-bot-test-{secrets.token_hex(4)}"
+    config = tmp_path / "etc"
+    config.mkdir()
+    (config / "dify-ollama-bot.env").write_text(
+        f'SLACK_BOT_TOKEN="{BOT_TOKEN}"   # the bot token\n'
+        f"SLACK_SIGNING_SECRET={SIGNING_SECRET}\n"
+        f"SLACK_API_URL={slack.base_url}\n"
+    )
     argv = ["docker", "run", "-d", "--name", name, "--network", "host"]
     argv += ["-v", f"{engine_socket()}:/var/run/docker.sock"]
     argv += ["-v", f"{healthy_stack.dir}:{healthy_stack.dir}"]
+    argv += ["-v", f"{config}:/etc/dify-ollama-bot:ro"]
     env = {
         **rig_env(healthy_stack, session_ollama),
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.base_url,
+        "DIFY_OLLAMA_BOT_ENV": "/etc/dify-ollama-bot/dify-ollama-bot.env",
         "PORT": str(port),
         "LOG_FORMAT": "json",
     }
