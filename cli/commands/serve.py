@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from config.settings import Settings
@@ -48,25 +49,34 @@ def register(subparsers: Any) -> None:
 
 
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-_json_lines = False  # LOG_FORMAT=json: startup messages are log records like the rest
+
+
+def _print(kind: str, message: str) -> None:
+    print(f"dify-ollama serve: {kind}: {message}", file=sys.stderr, flush=True)
+
+
+# Where startup messages go: plain lines until the settings are read, then (run) redacted
+# plain lines, or log records like every other line with LOG_FORMAT=json.
+_sink: Callable[[str, str], None] = _print
 
 
 def _say(kind: str, message: str) -> None:
-    if _json_lines:
-        log.log(_LEVELS[kind], message)
-    else:
-        print(f"dify-ollama serve: {kind}: {message}", file=sys.stderr, flush=True)
+    _sink(kind, message)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    global _json_lines
+    global _sink
     from bot import logsetup
     from bot.slack_client import make_client
     from bot.startup import check_settings, verify_slack
     from config.version import version
 
     formatter = logsetup.configure(settings)
-    _json_lines = settings.log_format == "json"
+    if settings.log_format == "json":
+        _sink = lambda kind, message: log.log(_LEVELS[kind], message)  # noqa: E731
+    else:
+        redact = logsetup.redactor(settings)
+        _sink = lambda kind, message: _print(kind, redact(message))  # noqa: E731
     _say("info", f"dify-ollama-bot {version()} starting")
     mode = None if args.mode == "auto" else args.mode
     report = check_settings(settings, mode)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import time
@@ -15,9 +16,11 @@ import httpx
 import pytest
 
 from config.version import version
-from tests.bot.fakes.slack_api import BOT_TOKEN, SlackApiDouble
+from tests.bot.fakes.slack_api import APP_TOKEN, BOT_TOKEN, SlackApiDouble
+from tests.bot.fakes.socket_mode_server import SocketModeServer
+from tests.rig.compose import v2_binary
 from tests.rig.fake_ollama import FakeOllama
-from tests.rig.stack import DifyStack, free_port
+from tests.rig.stack import DifyStack, compose_env, free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -239,3 +242,82 @@ def test_serve_in_the_container_answers_healthz_with_json_logs(
     assert records[0]["message"] == f"dify-ollama-bot {version()} starting"
     assert any(r["logger"].startswith("gunicorn") for r in records)
     assert BOT_TOKEN not in logs.stderr and SIGNING_SECRET not in logs.stderr
+
+
+def readme_compose_snippet() -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"```yaml\n(# compose\.yaml.*?)```", text, re.S)
+    assert match, "README lost its compose snippet"
+    return match.group(1)
+
+
+def test_readme_compose_snippet_runs_socket_mode_with_healthz(
+    image: str,
+    healthy_stack: DifyStack,
+    session_ollama: FakeOllama,
+    slack: SlackApiDouble,
+    tmp_path: Path,
+) -> None:
+    """The README's compose snippet, with only its host paths, image and port replaced: Socket
+    Mode connects through the Slack doubles and /healthz on HEALTH_PORT says 200."""
+    ws = SocketModeServer().start()
+    slack.ws_url = ws.url
+    port = free_port()
+    config = tmp_path / "etc"
+    config.mkdir()
+    (config / "dify-ollama-bot.env").write_text(
+        f"SLACK_BOT_TOKEN={BOT_TOKEN}\nSLACK_APP_TOKEN={APP_TOKEN}\n"
+        f"SLACK_API_URL={slack.base_url}\nOLLAMA_URL={session_ollama.url}\n"
+        f"DIFY_COMPOSE_PROJECT={healthy_stack.project}\n"
+    )
+    snippet = readme_compose_snippet()
+    for old, new in (
+        ("dify-ollama-bot:0.1.0", image),
+        ("/opt/dify/docker", str(healthy_stack.dir)),
+        ("- /etc/dify-ollama-bot:", f"- {config}:"),
+        ("/var/run/docker.sock:/var", f"{engine_socket()}:/var"),
+        ('HEALTH_PORT: "8787"', f'HEALTH_PORT: "{port}"'),
+    ):
+        assert old in snippet, old
+        snippet = snippet.replace(old, new)
+    compose_file = tmp_path / "compose.yaml"
+    compose_file.write_text(snippet)
+    project = f"dobot{secrets.token_hex(4)}"
+    compose = [str(v2_binary()), "-p", project, "-f", str(compose_file)]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*compose, *args],
+            env=compose_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    try:
+        up = run("up", "-d")
+        assert up.returncode == 0, up.stderr
+        try:
+            ws.wait_connections(1, timeout=60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the bot's log:\n{run('logs').stdout[-3000:]}") from None
+        health = None
+        with httpx.Client(timeout=5, trust_env=False) as client:
+            for _ in range(150):  # 30 s at most
+                try:
+                    health = client.get(f"http://127.0.0.1:{port}/healthz")
+                    if health.status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
+        assert health is not None and health.status_code == 200, health and health.text
+        data = health.json()
+        assert data["mode"] == "socket" and data["slack"]["detail"] == "Socket Mode connected"
+    finally:
+        logs = run("logs", "--no-color")
+        run("down", "-v", "--timeout", "20")
+        ws.stop()
+    assert BOT_TOKEN not in logs.stdout + logs.stderr
+    assert APP_TOKEN not in logs.stdout + logs.stderr
