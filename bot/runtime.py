@@ -16,13 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.audit import Auditor, describe
+from bot.audit import Auditor, EchoQueue, describe
 from bot.auth import Authorizer, Decision
-from bot.context import SlackContext
+from bot.context import SlackContext, scrub
 from bot.executor import BoundedExecutor
 from bot.health import EngineStatus, Probe, engine_probe
 from bot.parsing import split, strip_mention
 from bot.render.help import render_help, render_unknown, render_usage
+from bot.render.mrkdwn import escape, guard, guard_blocks
+from bot.render.people import error_text
 from bot.singleflight import SharedRun
 from bot.subcommands import (
     ACTION_PREFIX,
@@ -35,8 +37,8 @@ from bot.subcommands import (
     load_registry,
 )
 from config.settings import Settings
-from handlers.redact import redactor_for
 from handlers.results import HandlerError, Report
+from handlers.secret_set import shared as shared_secrets
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ GENERIC_ERROR = (
     ":x: Something went wrong while running `{command}` (error id `{rid}`). "
     "The details are in the bot's log under that id."
 )
-HANDLER_ERROR = ":x: `{command}` failed: {message} (error id `{rid}`)"
+HANDLER_ERROR = ":x: `{command}` failed: {message} (error id `{rid}`)"  # message: mrkdwn
 
 
 def _default_check(settings: Settings) -> Report:
@@ -123,10 +125,14 @@ class Runtime:
         self.registry = registry or load_registry()
         self.executor = BoundedExecutor(settings.worker_threads, max_pending=max_pending)
         self.authorizer = Authorizer(settings.allowed_channels, settings.operators, client)
+        # Arguments are audited with the host's whole secret set (Dify's .env, its containers'
+        # environments, the bot's tokens), kept fresh as .env changes.
+        self.secrets = shared_secrets(settings)
+        self.echo = EchoQueue(self._post_audit) if settings.audit_channel else None
         self.auditor = Auditor(
             settings.audit_path,
-            echo=self._echo_audit if settings.audit_channel else None,
-            redact=redactor_for(settings).redact,
+            echo=self.echo.submit if self.echo is not None else None,
+            redact=self.secrets.redact,
         )
         check_fn = check or _default_check
         self.checks: SharedRun[Report] = SharedRun(lambda: check_fn(settings))
@@ -135,6 +141,8 @@ class Runtime:
 
     def shutdown(self, wait: bool = True) -> None:
         self.executor.shutdown(wait=wait)
+        if self.echo is not None:
+            self.echo.close(timeout=5.0 if wait else 0.5)
 
     # --- ack path: slash commands and mentions ----------------------------------------------
     def on_command(self, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -151,9 +159,12 @@ class Runtime:
         reply = self._dispatch(request, time.monotonic(), new_request_id())
         if reply is None:
             return None
-        answer: dict[str, Any] = {"text": reply.text}
+        # Answers quote what was typed (an unknown name, a bad argument): no secret of the
+        # host may come back in them either.
+        redact = self.secrets.redact
+        answer: dict[str, Any] = {"text": guard(redact(reply.text))}
         if reply.blocks is not None:
-            answer["blocks"] = reply.blocks
+            answer["blocks"] = guard_blocks(scrub(reply.blocks, redact))
         return answer
 
     def on_mention(self, event: dict[str, Any], event_id: str | None = None) -> None:
@@ -180,6 +191,7 @@ class Runtime:
             thread_ts=request.thread_ts,
             request_id=rid,
             received_at=received,
+            source="mention",
         )
         if reply.busy:
             self._safe(ctx.ephemeral, reply.text)  # rare; a direct call beats dropping it
@@ -196,12 +208,24 @@ class Runtime:
             "channel": request.channel,
             "source": request.source,
         }
+        words: tuple[str, ...] | None
         try:
-            words = split(request.text)
+            words, problem = split(request.text), ""
         except UsageError as exc:
-            self._audit(base, "?", (), "usage", received)
-            return Reply(f":warning: {exc}. Try `{request.help_command}`.")
-        name, args = (words[0].lower(), words[1:]) if words else ("help", ())
+            words, problem = None, str(exc)
+        if words:
+            name, args = words[0].lower(), words[1:]
+        else:  # no text means help; text that does not parse has no name
+            name, args = ("help" if words is not None else "?"), ()
+        # The channel rule comes before everything, help and usage included: outside
+        # ALLOWED_CHANNELS the bot says nothing about itself or the engine.
+        channel_rule = self.authorizer.channel_decision(request.channel, request.channel_name)
+        if not channel_rule.allowed:
+            self._audit(base, name, args, "denied", received)
+            return Reply(f":no_entry: {channel_rule.reason}")
+        if words is None:
+            self._audit(base, name, args, "usage", received)
+            return Reply(f":warning: {escape(problem)}. Try `{request.help_command}`.")
         if name in ("help", "-h", "--help"):
             self._audit(base, "help", args, "ok", received)
             return Reply(*render_help(self.registry, self.engine.cached()))
@@ -261,6 +285,8 @@ class Runtime:
             response_url=body.get("response_url"),
             request_id=rid,
             received_at=received,
+            source="action",
+            ephemeral_ts=message_ts if container.get("is_ephemeral") else None,
         )
         key = f"action:{user}:{action_id}:{action.get('action_ts')}:{message_ts}"
         if not self._seen.first_time(key):
@@ -307,6 +333,7 @@ class Runtime:
             response_url=invocation.response_url,
             request_id=invocation.request_id,
             received_at=invocation.received_at,
+            source=invocation.source,
         )
         base = {
             "request_id": invocation.request_id,
@@ -378,7 +405,9 @@ class Runtime:
             log.exception("request %s (%s) crashed", rid, name)
             self._report_failure(ctx, GENERIC_ERROR.format(command=name, rid=rid))
         except HandlerError as exc:
-            self._report_failure(ctx, HANDLER_ERROR.format(command=name, message=str(exc), rid=rid))
+            self._report_failure(
+                ctx, HANDLER_ERROR.format(command=name, message=error_text(exc), rid=rid)
+            )
             log.warning("request %s (%s) failed: %s", rid, name, exc)
         except Exception:
             log.exception("request %s (%s) crashed", rid, name)
@@ -398,7 +427,7 @@ class Runtime:
     def _report_failure(self, ctx: SlackContext, text: str) -> None:
         note = self.engine.cached()
         if note:
-            text += f"\n:warning: Docker engine unreachable: {note}"
+            text += f"\n:warning: Docker engine unreachable: {escape(note)}"
         progress = ctx.last_progress
         try:
             if progress is not None and progress.ts is not None:
@@ -432,12 +461,8 @@ class Runtime:
             duration_ms=int((time.monotonic() - received) * 1000) if received else 0,
         )
 
-    def _echo_audit(self, line: dict[str, Any]) -> None:
-        channel = self.settings.audit_channel
-        if channel:
-            self.executor.submit(
-                self._safe,
-                lambda: self.client.chat_postMessage(
-                    channel=channel, text=describe(line), unfurl_links=False
-                ),
-            )
+    def _post_audit(self, line: dict[str, Any]) -> None:
+        """One audit line into AUDIT_CHANNEL (on the echo queue's thread)."""
+        self.client.chat_postMessage(
+            channel=self.settings.audit_channel, text=guard(describe(line)), unfurl_links=False
+        )

@@ -118,11 +118,16 @@ def check_settings(settings: Settings, mode: Mode | None = None) -> StartupRepor
     return report
 
 
-def verify_slack(client: Any, settings: Settings, report: StartupReport) -> None:
+def verify_slack(
+    client: Any, settings: Settings, report: StartupReport, strict: bool = False
+) -> None:
     """auth.test with the bot token: a rejected token is an error, an unreachable API a warning
-    (the network may come back; the bot retries on every request)."""
+    (the network may come back; the bot retries on every request). `strict` (serve
+    --check-config): an unreachable API is an error too, and the token must hold every scope
+    the code uses."""
     if not report.ok:
         return
+    problems = report.errors if strict else report.warnings
     try:
         response = client.auth_test()
     except SlackApiError as exc:
@@ -130,14 +135,13 @@ def verify_slack(client: Any, settings: Settings, report: StartupReport) -> None
         if error in _REJECTED:
             report.errors.append(f"Slack rejected SLACK_BOT_TOKEN ({error}): copy it again.")
         else:
-            report.warnings.append(f"auth.test failed ({error}); starting anyway.")
+            tail = "" if strict else "; starting anyway."
+            problems.append(f"auth.test failed ({error}){tail}")
         return
     except Exception as exc:  # network: say so, keep going
-        where = settings.slack_api_url
-        hint = "" if where == SLACK_DEFAULT_API_URL else " (SLACK_API_URL)"
-        report.warnings.append(
-            f"could not reach Slack's Web API at {where}{hint}: {type(exc).__name__}: {exc}; "
-            "starting anyway."
+        problems.append(
+            f"could not reach Slack's Web API at {_where(settings)}: {type(exc).__name__}: "
+            f"{exc}" + ("" if strict else "; starting anyway.")
         )
         return
     report.identity = {
@@ -146,3 +150,89 @@ def verify_slack(client: Any, settings: Settings, report: StartupReport) -> None
         "team": str(response.get("team", "")),
         "url": str(response.get("url", "")),
     }
+    if strict:
+        _check_scopes(getattr(response, "headers", {}) or {}, settings, report)
+
+
+def _where(settings: Settings) -> str:
+    where = settings.slack_api_url
+    return where if where == SLACK_DEFAULT_API_URL else f"{where} (SLACK_API_URL)"
+
+
+def required_scopes(settings: Settings) -> tuple[str, ...]:
+    """The bot scopes the code uses: the manifest's, user groups' only when OPERATORS names
+    a group."""
+    from config.manifest import GROUP_SCOPE, bot_scopes
+
+    groups = any(o.startswith("S") for o in settings.operators)
+    return tuple(s for s in bot_scopes() if s != GROUP_SCOPE or groups)
+
+
+def _check_scopes(headers: Any, settings: Settings, report: StartupReport) -> None:
+    """Slack names a token's scopes in auth.test's `x-oauth-scopes` response header."""
+    granted_header = next(
+        (str(v) for k, v in dict(headers).items() if str(k).lower() == "x-oauth-scopes"), None
+    )
+    if granted_header is None:
+        report.warnings.append(
+            "Slack did not say which scopes SLACK_BOT_TOKEN has (no x-oauth-scopes header, a "
+            "proxy may strip it): scopes not verified."
+        )
+        return
+    granted = {s.strip() for s in granted_header.split(",") if s.strip()}
+    missing = [s for s in required_scopes(settings) if s not in granted]
+    if missing:
+        report.errors.append(
+            f"SLACK_BOT_TOKEN lacks the scope(s) {', '.join(missing)}: add them under OAuth & "
+            "Permissions -> Scopes (or recreate the app from config/slack-manifest.yaml), then "
+            "reinstall the app to the workspace."
+        )
+
+
+def verify_app_token(settings: Settings, report: StartupReport, timeout: int = 10) -> None:
+    """Socket Mode: apps.connections.open with SLACK_APP_TOKEN must work (connections:write
+    scope, Socket Mode on). The URL it returns is not used."""
+    if report.mode != "socket" or not report.ok:
+        return
+    from slack_sdk import WebClient
+
+    from bot.slack_client import api_base_url
+
+    app_token = secret(settings.slack_app_token)
+    try:
+        WebClient(base_url=api_base_url(settings), timeout=timeout).apps_connections_open(
+            app_token=app_token
+        )
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", "unknown"))
+        report.errors.append(
+            f"Slack refused SLACK_APP_TOKEN for Socket Mode ({error}): it needs the "
+            "connections:write scope (Basic Information -> App-Level Tokens), and Socket Mode "
+            "must be enabled in the app's settings."
+        )
+    except Exception as exc:
+        report.errors.append(
+            f"could not open a Socket Mode connection at {_where(settings)}: {type(exc).__name__}"
+        )
+
+
+def verify_engine(settings: Settings, report: StartupReport) -> str:
+    """The Docker engine answers and lets this user list containers; the line to print."""
+    from handlers import engine
+
+    client, problem, version = engine.ping(settings, timeout=min(10.0, settings.check_timeout * 2))
+    if client is None or problem is not None:
+        why = f"{problem.message}. {problem.remedy}" if problem else "unreachable"
+        report.errors.append(f"Docker engine: {why}")
+        return why
+    try:
+        client.api.containers(limit=1)
+    except Exception as exc:  # an authorization plugin, a proxy that only answers ping
+        report.errors.append(
+            f"Docker engine {version} answers but refuses to list containers "
+            f"({type(exc).__name__}): the bot needs the docker group or root."
+        )
+        return "refuses to list containers"
+    finally:
+        client.close()
+    return f"Docker {version}, containers readable"

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import cli.commands
+from cli.redaction import protect_output
 from config.settings import ConfigError, load_settings
 from config.version import version
 
@@ -41,10 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    protect_output()  # before anything can echo what was typed
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
+        # Only the settings this command uses are validated (it declares them).
+        settings = load_settings(getattr(args, "settings_used", None))
     except ConfigError as exc:
         print(f"dify-ollama: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import textwrap
 
-from handlers.report_text import render_text
+from handlers.report_text import render_text, wrap_text
 from handlers.results import Progress, Report, no_progress
 
 MIN_WIDTH, MAX_WIDTH = 40, 120  # narrower is unreadable; wider lines are hard to follow
@@ -30,7 +29,7 @@ def color_enabled(stream: object = None) -> bool:
 
 def fit(text: str, columns: int | None = None) -> str:
     """Wrap each line longer than the width, continuing at its own indent plus two spaces.
-    Words are never cut: a path or a URL stays whole and copyable."""
+    Words and `commands` are never cut: a path, a URL or a command stays whole and copyable."""
     columns = columns or width()
     out: list[str] = []
     for line in text.split("\n"):
@@ -38,14 +37,7 @@ def fit(text: str, columns: int | None = None) -> str:
             out.append(line)
             continue
         indent = " " * (len(line) - len(line.lstrip(" ")))
-        out += textwrap.wrap(
-            line.strip(" "),
-            columns,
-            initial_indent=indent,
-            subsequent_indent=indent + "  ",
-            break_long_words=False,
-            break_on_hyphens=False,
-        ) or [line]
+        out += wrap_text(line.strip(" "), columns, indent, indent + "  ") or [line]
     return "\n".join(out)
 
 

@@ -7,6 +7,7 @@ people run this tool from Dify's docker folder, and Dify's `.env` holds ~700 key
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -141,19 +142,50 @@ def env_file_path(environ: dict[str, str] | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Load settings, turning any validation error into one ConfigError line per bad variable."""
-    try:
-        env_file = env_file_path()
-        if env_file is not None and env_file.name == ".env":
-            raise ConfigError(
-                f"DIFY_OLLAMA_BOT_ENV: {env_file} looks like Dify's .env; give the bot its own file"
-            )
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg,arg-type]
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors(include_input=False, include_url=False):
-            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
-            message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"{name}: {message}")
-        raise ConfigError("; ".join(lines)) from None
+# What each CLI command reads (it declares one of these as `settings_used`): a bad value of a
+# setting it never reads (PORT=99999 for `check`) is not its problem. The bot's tokens are
+# there for redaction: every output masks them.
+ALL_SETTINGS = frozenset(Settings.model_fields)
+HOST = frozenset(
+    {
+        "dify_dir",
+        "dify_compose_project",
+        "ollama_url",
+        "check_timeout",
+        "docker_host",
+        "slack_bot_token",
+        "slack_app_token",
+        "slack_signing_secret",
+    }
+)
+REPAIR = HOST | {"fix_ollama_url", "fix_ollama_base_url", "fix_database", "backup_dir", "state_dir"}
+
+
+def load_settings(needs: Collection[str] | None = None, **overrides: object) -> Settings:
+    """Load settings, turning any validation error into one ConfigError line per bad variable.
+
+    `needs`: the fields the caller uses (None: all). An invalid value of any other field is
+    not an error; that field keeps its default, which the caller never reads."""
+    env_file = env_file_path()
+    if env_file is not None and env_file.name == ".env":
+        raise ConfigError(
+            f"DIFY_OLLAMA_BOT_ENV: {env_file} looks like Dify's .env; give the bot its own file"
+        )
+    wanted = ALL_SETTINGS if needs is None else frozenset(needs)
+    unused: dict[str, object] = {}
+    for _ in range(len(ALL_SETTINGS)):  # each round sets aside at least one unused field
+        try:
+            values = {**unused, **overrides}
+            return Settings(_env_file=env_file, **values)  # type: ignore[call-arg,arg-type]
+        except ValidationError as exc:
+            lines = []
+            for error in exc.errors(include_input=False, include_url=False):
+                field = str(error["loc"][0]) if error["loc"] else ""
+                if field in ALL_SETTINGS and field not in wanted:
+                    unused[field] = Settings.model_fields[field].default
+                    continue
+                message = str(error["msg"]).removeprefix("Value error, ")
+                lines.append(f"{field.upper() or 'settings'}: {message}")
+            if lines:
+                raise ConfigError("; ".join(lines)) from None
+    raise ConfigError("settings: could not be loaded")

@@ -21,7 +21,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -171,10 +171,32 @@ def remove_file(path: Path) -> None:
         fsync_dir(target.parent)
 
 
-def _private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) != 0o700:
-        path.chmod(0o700)
+def _ours_and_private(st: os.stat_result) -> bool:
+    return st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077 == 0
+
+
+def _backup_root(root: Path) -> None:
+    """BACKUP_DIR, created private when missing. An existing folder is never chmod'ed (it may
+    be /tmp or a share): what keeps a backup private is its own 0700 folder inside."""
+    try:
+        root.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        if not root.is_dir():
+            raise HandlerError(f"BACKUP_DIR {root} is not a folder; nothing was changed") from None
+
+
+def _private_folder(folder: Path) -> None:
+    """A new folder only this user can enter; refused (and removed) if it is not."""
+    folder.mkdir(mode=0o700)
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or not _ours_and_private(st):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        raise HandlerError(
+            f"the backup folder {folder} would be readable by others (mode "
+            f"{stat.S_IMODE(st.st_mode):o}, owner uid {st.st_uid}); nothing was changed. "
+            "Check the umask and BACKUP_DIR's file system"
+        )
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -198,7 +220,10 @@ class SavedFile:
     mode: int | None = None
     uid: int | None = None
     gid: int | None = None
-    written_sha256: str | None = None  # what the fix wrote (filled in after applying)
+    # What the fix writes, recorded before it writes: undo restores only a file that still
+    # holds exactly that (or the original), and shows what changed since otherwise.
+    written_sha256: str | None = None
+    written_copy: str | None = None  # file name inside the backup folder
 
 
 @dataclass
@@ -236,6 +261,26 @@ class Backup:
         if sha256(data) != saved.sha256:
             raise HandlerError(f"backup {self.id}: copy of {saved.path} is damaged (checksum)")
         return data
+
+    def written_bytes(self, saved: SavedFile) -> bytes | None:
+        """What the fix wrote to this file (None: not recorded, e.g. an older backup)."""
+        if saved.written_copy is None:
+            return None
+        data = (self.dir / saved.written_copy).read_bytes()
+        if sha256(data) != saved.written_sha256:
+            raise HandlerError(
+                f"backup {self.id}: the copy of what was written to {saved.path} is damaged"
+            )
+        return data
+
+    def record_written(self, role: str, data: bytes) -> None:
+        """Keep what the fix is about to write to the file of `role` (a private copy and its
+        checksum); the caller saves the manifest before writing."""
+        for index, saved in enumerate(self.files):
+            if saved.role == role:
+                name = f"{index:02d}-{role}-written"
+                _write_private(self.dir / name, data)
+                self.files[index] = replace(saved, written_sha256=sha256(data), written_copy=name)
 
     def restore(self, saved: SavedFile) -> None:
         """Put one saved file back byte for byte, with the mode and owner it had; a file the
@@ -289,8 +334,8 @@ def create_backup(
     backup_id = f"{prefix}{utc_stamp()}-{secrets.token_hex(3)}"
     folder = root / backup_id
     try:
-        _private_dir(root)
-        folder.mkdir(mode=0o700)
+        _backup_root(root)
+        _private_folder(folder)
         saved: list[SavedFile] = []
         for index, (role, path) in enumerate(files):
             target = resolve_target(path)
@@ -370,12 +415,22 @@ def load_backup(folder: Path) -> Backup:
     )
 
 
+def _is_backup_folder(path: Path) -> bool:
+    """Ours and private: in a shared BACKUP_DIR (/tmp) anyone could plant a folder with a
+    manifest, and undo would write its files into Dify's folder."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and _ours_and_private(st)
+
+
 def iter_backups(root: Path) -> Iterator[Backup]:
-    """Backups with a manifest, newest first."""
+    """Backups with a manifest, newest first (only folders of this user, private to it)."""
     try:
         # Names start with a UTC timestamp (after an optional "pre-undo-" prefix).
         names = sorted(
-            (p for p in root.iterdir() if p.is_dir()),
+            (p for p in root.iterdir() if _is_backup_folder(p)),
             key=lambda p: p.name.removeprefix("pre-undo-"),
         )
     except FileNotFoundError:
@@ -406,6 +461,6 @@ def find_backup(root: Path, backup_id: str) -> Backup:
     if "/" in backup_id or backup_id in ("", ".", ".."):
         raise HandlerError(f"not a backup id: {backup_id!r}")
     folder = root / backup_id
-    if not (folder / MANIFEST).exists():
+    if not (folder / MANIFEST).exists() or not _is_backup_folder(folder):
         raise HandlerError(f"no backup {backup_id} in {root}")
     return load_backup(folder)

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from config.settings import Settings
 from handlers.facts import Facts, Skip
-from handlers.probes import PROBES, Probe
+from handlers.probes import PROBES, Probe, account_for_skips, with_prerequisites
 from handlers.redact import Redactor, environment_secrets, redactor_for
 from handlers.results import Finding, HandlerError, Report, Status
 
@@ -55,10 +55,12 @@ def _scrub(finding: Finding, redactor: Redactor) -> Finding:
 
 
 def run_check(settings: Settings, only: tuple[str, ...] = ()) -> Report:
-    """Run the probes (all, or the ids in `only`) and return the report within the deadline."""
+    """Run the probes (all, or the ids in `only` with their prerequisites) and return the
+    report within the deadline."""
     start = time.monotonic()
     facts = Facts(settings)
-    probes = [(fid, probe) for fid, probe in PROBES if not only or fid in only]
+    run = with_prerequisites(only)
+    probes = [(fid, probe) for fid, probe in PROBES if fid in run]
     results: queue.Queue[tuple[str, Finding]] = queue.Queue()
     for finding_id, probe in probes:
         threading.Thread(
@@ -92,4 +94,5 @@ def run_check(settings: Settings, only: tuple[str, ...] = ()) -> Report:
     project, _ = facts.project_or_error() if "dify.project" in found else (None, None)
     if project is not None:
         context.update({"dify_dir": str(project.working_dir), "project": project.name})
-    return Report(tuple(findings), int((time.monotonic() - start) * 1000), context)
+    elapsed = int((time.monotonic() - start) * 1000)
+    return Report(account_for_skips(tuple(findings)), elapsed, context)

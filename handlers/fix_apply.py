@@ -207,6 +207,13 @@ def apply_to(
         rows=rows_saved,
         plan_id=plan.id,
     )
+    # What is about to be written, kept before the first write: undo then restores a file
+    # only while it holds exactly this (a kill mid-apply leaves each file old or new).
+    if plan.env and ready.new_env is not None:
+        backup.record_written("env", ready.new_env)
+    if plan.override and ready.new_override is not None:
+        backup.record_written("override", ready.new_override)
+    backup.save_manifest()
     redactor = redactor_for(settings, env_values=scene.env_values, env_path=scene.env_path)
     changed: list[str] = []
     written: list[str] = []  # roles of the files already replaced

@@ -7,6 +7,7 @@ the rows in one transaction, the cache purged, a pending restart recorded).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,14 @@ import docker
 
 from config.settings import Settings
 from handlers import backup as backups
-from handlers import db_fix, dify_db
+from handlers import db_fix, dify_db, env_edit
 from handlers.engine import connect
 from handlers.fix_cache import purge_after_rows
 from handlers.fix_scene import Scene, gather
 from handlers.mutation_lock import exclusive
 from handlers.pending import Pending, record_pending
 from handlers.project import discover
+from handlers.redact import Redactor, redactor_for
 from handlers.results import HandlerError, Progress, no_progress
 
 
@@ -42,6 +44,91 @@ class UndoResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class UndoConflict(HandlerError):
+    """Files changed after the fix: undo would overwrite (or delete) someone's later edit.
+    `diff` shows what changed since the fix, secrets masked; `--force` overrides."""
+
+    def __init__(self, backup_id: str, paths: list[str], diff: str) -> None:
+        self.backup_id = backup_id
+        self.paths = paths
+        self.diff = diff
+        super().__init__(
+            f"{', '.join(paths)} changed after fix-env wrote {'it' if len(paths) == 1 else 'them'}"
+            f" (backup {backup_id}); undo would overwrite that, so nothing was changed"
+        )
+
+
+@dataclass(frozen=True)
+class FileUndo:
+    """What undo does with one saved file, decided from its current bytes."""
+
+    saved: backups.SavedFile
+    action: str  # restore | unchanged (already as before the fix) | conflict
+
+
+def file_undos(
+    backup: backups.Backup, current: dict[str, bytes | None], force: bool = False
+) -> list[FileUndo]:
+    """Per saved file (pure): restore it when it holds what the fix wrote, leave it when it
+    already holds what was there before, else a conflict (someone changed it since; `force`
+    restores anyway). `current`: each file's bytes now, by its target path (None: absent)."""
+    decided = []
+    for saved in backup.files:
+        now = backups.sha256(current.get(saved.target))
+        if now == saved.sha256:
+            action = "unchanged"  # also: a file the fix created is already gone again
+        elif force or (saved.written_sha256 is not None and now == saved.written_sha256):
+            action = "restore"
+        else:
+            action = "conflict"
+        decided.append(FileUndo(saved, action))
+    return decided
+
+
+def conflict_diff(
+    backup: backups.Backup,
+    conflicts: list[FileUndo],
+    current: dict[str, bytes | None],
+    redactor: Redactor,
+) -> str:
+    """What changed in each conflicting file since the fix wrote it, secrets masked."""
+    parts = []
+    for item in conflicts:
+        saved = item.saved
+        wrote = backup.written_bytes(saved)
+        now = current.get(saved.target)
+        if wrote is None:
+            parts.append(f"{saved.path}: what the fix wrote was not recorded (an older backup)")
+            continue
+        if now is None:
+            parts.append(f"{saved.path}: deleted after the fix")
+            continue
+        diff = changed_lines(
+            wrote.decode("utf-8", "replace"),
+            now.decode("utf-8", "replace"),
+            f"{saved.path} (as fix-env wrote it)",
+            f"{saved.path} (now)",
+            redactor,
+        )
+        parts.append(diff or f"{saved.path}: differs in bytes only (line endings or encoding)")
+    return "\n".join(parts)
+
+
+def changed_lines(old: str, new: str, old_label: str, new_label: str, redactor: Redactor) -> str:
+    """A unified diff computed on the real lines, then masked line by line: a secret that
+    changed shows as a changed line, its values hidden on both sides."""
+    diff = difflib.unified_diff(
+        old.splitlines(), new.splitlines(), old_label, new_label, n=1, lineterm=""
+    )
+    out = []
+    for line in diff:
+        if line.startswith(("---", "+++", "@@")):
+            out.append(env_edit.mask_text(line, redactor))
+        else:
+            out.append(line[:1] + env_edit.mask_line(line[1:], redactor))
+    return "\n".join(out)
 
 
 def saved_login(backup: backups.Backup) -> dify_db.DbLogin | None:
@@ -94,9 +181,11 @@ def undo(
     source: str,
     backup_id: str | None = None,
     progress: Progress = no_progress,
+    force: bool = False,
 ) -> UndoResult:
     """Restore the most recent fix-env backup (or `backup_id`): files byte for byte with
-    their mode and owner, database rows in one transaction, then purge the cache again."""
+    their mode and owner, database rows in one transaction, then purge the cache again.
+    UndoConflict when a file changed after the fix (`force`: restore it anyway)."""
     client = connect(settings)
     root = settings.backup_path
     if backup_id is None:
@@ -115,7 +204,7 @@ def undo(
                 f"backup {backup.id} belongs to a fix that was rolled back; nothing to undo"
             )
         scene = gather(settings, client, rows=saved_login(backup), gateway=False)
-        result = undo_to(settings, backup, scene, client, user=user, progress=progress)
+        result = undo_to(settings, backup, scene, client, user=user, progress=progress, force=force)
         if rec is not None:
             rec.result = result.to_json()
         return result
@@ -129,9 +218,20 @@ def undo_to(
     *,
     user: str,
     progress: Progress = no_progress,
+    force: bool = False,
 ) -> UndoResult:
     """Undo `backup` on the host `scene` was gathered from (the caller holds the lock).
     `client` None: no engine, so the backup must hold no database rows to put back."""
+    current = {f.target: backups.read_bytes(Path(f.target)) for f in backup.files}
+    files = file_undos(backup, current, force)
+    conflicts = [f for f in files if f.action == "conflict"]
+    if conflicts:
+        redactor = redactor_for(settings, env_values=scene.env_values, env_path=scene.env_path)
+        raise UndoConflict(
+            backup.id,
+            [f.saved.path for f in conflicts],
+            conflict_diff(backup, conflicts, current, redactor),
+        )
     updates = row_updates(backup, scene)
     project = scene.project
     progress("saving the current state before undoing")
@@ -150,7 +250,11 @@ def undo_to(
     notes: list[str] = []
     login = saved_login(backup)
     try:
-        for saved in backup.files:
+        for item in files:
+            saved = item.saved
+            if item.action == "unchanged":
+                restored.append(f"{saved.path} (already as before the fix)")
+                continue
             progress(f"restoring {saved.path}")
             backup.restore(saved)
             done.append(saved.role)

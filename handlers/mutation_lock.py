@@ -34,6 +34,8 @@ from handlers.backup import Ownership, atomic_write, utc_stamp
 from handlers.results import HandlerError
 
 LOCK_NAME = "mutation.lock"
+# How long a request keeps trying while only peeks, or a holder letting go, stand in its way.
+SETTLE = 1.0
 OPS_DIR = "ops"
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,120}$")
 # How a person is named in a message: (user, source) -> text. Handlers use the raw id.
@@ -94,6 +96,11 @@ def _private(path: Path) -> Path:
 
 
 class MutationLock:
+    """The host's mutation lock. Holders take it exclusively; a peek (`holder()`, precheck)
+    takes it shared for an instant, so it never holds the real thing. A request refused while
+    a peek held it shared tries again at once: only an exclusive holder makes a request Busy,
+    and Busy names that holder, never one that has finished."""
+
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.path = state_dir / LOCK_NAME
@@ -101,28 +108,29 @@ class MutationLock:
     def holder(self) -> Holder | None:
         """Who holds the lock now (None when it is free)."""
         try:
-            fd = os.open(self.path, os.O_RDWR)
+            fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return None
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                return self._read_holder(fd) or None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
+            if _try_flock(fd, fcntl.LOCK_SH):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return None
+            return self._read_holder(fd)
         finally:
             os.close(fd)
 
     def _read_holder(self, fd: int) -> Holder | None:
+        """The current holder's record; None when the file says the last holder released it
+        (the lock changed hands in between) or no record appeared."""
         # The holder writes its record right after taking the lock: retry briefly.
         for _ in range(20):
             try:
                 raw = os.pread(fd, 4096, 0)
                 if raw:
-                    return Holder(**json.loads(raw.decode()))
+                    data = json.loads(raw.decode())
+                    if data.pop("released", False):
+                        return None
+                    return Holder(**data)
             except (ValueError, TypeError):
                 pass
             time.sleep(0.01)
@@ -146,17 +154,7 @@ class MutationLock:
                 f"cannot create the lock file {self.path}: {exc.strerror or exc}"
             ) from None
         try:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() >= deadline:
-                        raise Busy(self._read_holder(fd)) from None
-                    time.sleep(0.1)
+            self._acquire(fd, wait)
             me = Holder(
                 operation, user, source, utc_stamp(), os.getpid(), socket.gethostname(), key
             )
@@ -165,12 +163,43 @@ class MutationLock:
             try:
                 yield me
             finally:
-                # The record stays: truncating first would let a contender read an empty file
-                # between truncate and unlock. A stale record is never shown, because holder()
-                # reads it only while the lock is actually held.
+                # Marked released (not truncated: a contender could read an empty file between
+                # truncate and unlock), so nobody is ever told that a finished operation runs.
+                with contextlib.suppress(OSError):
+                    os.pwrite(fd, json.dumps({**asdict(me), "released": True}).encode(), 0)
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+    def _acquire(self, fd: int, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        # Retries while only peeks (shared, an instant each) or a holder in the middle of
+        # letting go stand in the way: bounded in count and time.
+        settle = time.monotonic() + SETTLE
+        while True:
+            if _try_flock(fd, fcntl.LOCK_EX):
+                return
+            holder = None
+            if _try_flock(fd, fcntl.LOCK_SH):  # only peeks hold it: they are gone at once
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            else:
+                holder = self._read_holder(fd)
+            now = time.monotonic()
+            if holder is not None and now >= deadline:
+                raise Busy(holder)
+            if holder is None and now >= max(deadline, settle):
+                raise Busy(None)
+            time.sleep(0.1 if holder is not None else 0.001)
+
+
+def _try_flock(fd: int, kind: int) -> bool:
+    try:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        return False
 
 
 @dataclass
@@ -191,14 +220,15 @@ class Idempotency:
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir / OPS_DIR
 
-    def _path(self, key: str) -> Path:
+    def path(self, key: str) -> Path:
+        """The key's record file."""
         if not _KEY.match(key):
             raise ValueError(f"bad idempotency key {key!r}")
         return self.dir / (key.replace(":", "_") + ".json")
 
     def get(self, key: str) -> dict[str, Any] | None:
         try:
-            data = json.loads(self._path(key).read_text())
+            data = json.loads(self.path(key).read_text())
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
@@ -206,7 +236,7 @@ class Idempotency:
     def put(self, record: OpRecord) -> None:
         _private(self.dir)
         atomic_write(
-            self._path(record.key),
+            self.path(record.key),
             json.dumps(asdict(record), sort_keys=True).encode(),
             like=Ownership(0o600, os.geteuid(), os.getegid()),
         )
@@ -280,24 +310,49 @@ _CLAIMS = threading.Lock()  # check-and-claim of `once` keys, between threads of
 
 
 @contextlib.contextmanager
+def _key_lock(ops: Idempotency, key: str) -> Iterator[bool]:
+    """An flock of the key's own lock file for as long as its run lasts: True when taken. The
+    kernel drops it when the process dies, so a `running` record whose lock is free belongs to
+    a run that was killed (a bot restarted mid-request), never to one still going."""
+    _private(ops.dir)
+    fd = os.open(ops.dir / (ops.path(key).stem + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        taken = _try_flock(fd, fcntl.LOCK_EX)
+        try:
+            yield taken
+        finally:
+            if taken:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def once(state_dir: Path, key: str, operation: str, user: str, source: str) -> Iterator[OpRecord]:
     """At most one run per key of an operation that changes nothing on the host (posting one
     fix-env plan per report): AlreadyDone when a run with this key is running or done; a failed
-    one may run again. It takes no host lock, so it serializes nothing else."""
+    one may run again, and so may one left `running` by a process that died. It takes no host
+    lock, so it serializes nothing else."""
     ops = Idempotency(state_dir)
     record = OpRecord(key, operation, user, source)
-    with _CLAIMS:
-        previous = ops.get(key)
-        if previous is not None and previous.get("state") in ("running", "done"):
-            raise AlreadyDone(previous)
-        ops.put(record)
-    try:
-        yield record
-    except BaseException:
-        record.state = "failed"
+    with _key_lock(ops, key) as mine:
+        with _CLAIMS:
+            previous = ops.get(key)
+            state = previous.get("state") if previous is not None else None
+            if not mine:  # a live run holds the key (its record may not be written yet)
+                running = {"operation": operation, "state": "running", "user": "?"}
+                raise AlreadyDone(previous if state == "running" and previous else running)
+            if previous is not None and state == "done":
+                raise AlreadyDone(previous)
+            # A `running` record here is stale: its process died without finishing.
+            ops.put(record)
+        try:
+            yield record
+        except BaseException:
+            record.state = "failed"
+            record.finished_at = utc_stamp()
+            ops.put(record)
+            raise
+        record.state = "done"
         record.finished_at = utc_stamp()
         ops.put(record)
-        raise
-    record.state = "done"
-    record.finished_at = utc_stamp()
-    ops.put(record)

@@ -3,6 +3,7 @@ app attaches when its message had to leave findings out. One renderer for both."
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 from handlers.results import Report, Status
@@ -15,31 +16,46 @@ def _paint(text: str, status: Status, color: bool) -> str:
     return f"\033[{COLOR[status]}m{text}\033[0m" if color else text
 
 
+# A `command in backticks` is one unit: a line break inside it would break copy and paste.
+_CODE = re.compile(r"`[^`\n]{1,200}`")
+_GLUE = "\x00"  # stands for a space inside such a span while wrapping
+
+
+def wrap_text(
+    text: str, width: int, initial_indent: str = "", subsequent_indent: str = ""
+) -> list[str]:
+    """textwrap.wrap, except that words, paths, URLs and `commands` are never cut (a single
+    word longer than the width gets a line of its own; a command that cannot fit on one line
+    is wrapped at its spaces)."""
+    room = width - len(subsequent_indent)
+
+    def glue(match: re.Match[str]) -> str:
+        span = match.group(0)
+        return span.replace(" ", _GLUE) if len(span) <= room else span
+
+    glued = _CODE.sub(glue, text)
+    lines = textwrap.wrap(
+        glued,
+        width,
+        initial_indent=initial_indent,
+        subsequent_indent=subsequent_indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return [line.replace(_GLUE, " ") for line in lines]
+
+
 def _indent(label: str, text: str, width: int = 100) -> list[str]:
     lines = []
     for i, paragraph in enumerate(text.splitlines() or [""]):
         prefix = f"    {label:<9}" if i == 0 else " " * 13
-        lines += textwrap.wrap(
-            paragraph,
-            width,
-            initial_indent=prefix,
-            subsequent_indent=" " * 13,
-            break_long_words=False,
-            break_on_hyphens=False,
-        ) or [prefix]
+        lines += wrap_text(paragraph, width, prefix, " " * 13) or [prefix]
     return lines
 
 
 def _wrap(text: str, width: int, indent: int) -> list[str]:
-    """`text` wrapped to `width`, continuation lines indented by `indent` spaces. Words are
-    never cut (a path or URL stays whole and copyable, even when longer than the line)."""
-    return textwrap.wrap(
-        text,
-        width,
-        subsequent_indent=" " * indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    ) or [text]
+    """`text` wrapped to `width`, continuation lines indented by `indent` spaces."""
+    return wrap_text(text, width, subsequent_indent=" " * indent) or [text]
 
 
 def render_text(report: Report, color: bool = False, width: int = 100) -> str:

@@ -24,8 +24,9 @@ class Status(StrEnum):
     SKIP = "skip"
 
 
-# Worst first: the overall verdict is the worst status of any finding (skip counts as ok,
-# because a skipped probe always has a failing prerequisite that already carries the verdict).
+# Worst first: the overall verdict is the worst status of any finding. A skip ranks lowest:
+# check reports every skip's prerequisites, and a skip no failing prerequisite explains is made
+# a warning (handlers.probes.account_for_skips); a report of nothing but skips is SKIP, exit 1.
 _RANK = {Status.FAIL: 3, Status.WARN: 2, Status.OK: 1, Status.SKIP: 0}
 
 
@@ -62,6 +63,10 @@ class Report:
 
     @property
     def status(self) -> Status:
+        """The worst finding's status; SKIP when nothing at all was checked (every finding a
+        skip): that is never "ok"."""
+        if self.findings and all(f.status is Status.SKIP for f in self.findings):
+            return Status.SKIP
         worst = Status.OK
         for finding in self.findings:
             if _RANK[finding.status] > _RANK[worst]:
@@ -85,7 +90,8 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.status is Status.FAIL else 0
+        """1 when something fails or nothing could be checked; 0 otherwise."""
+        return 1 if self.status in (Status.FAIL, Status.SKIP) else 0
 
 
 class HandlerError(Exception):

@@ -12,16 +12,18 @@ from bot.render.limits import (
     MAX_ACTIONS,
     MAX_BLOCKS,
     MAX_FALLBACK,
+    MAX_MESSAGE_TEXT,
     MAX_SECTION,
     actions,
     code_block,
     context,
-    escape,
     header,
     section,
     split_lines,
+    text_size,
     truncate,
 )
+from bot.render.mrkdwn import code, escape
 from handlers.results import Finding, Report, Status
 
 log = logging.getLogger(__name__)
@@ -36,9 +38,11 @@ _ORDER = {Status.FAIL: 0, Status.WARN: 1, Status.OK: 2, Status.SKIP: 3}
 
 ButtonFn = Callable[[Finding, Report], "dict[str, Any] | None"]
 
-# Blocks kept back from problems: header, passed list (up to 2), overflow note, context.
-_RESERVED = 5
-_MAX_PASSED_SECTIONS = 2
+# Characters of the message's texts: the passed findings' list, the note naming the problems
+# left out, and the least a problem's section is worth showing.
+PASSED_TEXT = 1500
+HIDDEN_TEXT = 1200
+MIN_PROBLEM_TEXT = 300
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ def _plural(count: int, word: str) -> str:
 
 
 def verdict(report: Report) -> str:
+    if report.status is Status.SKIP:
+        return f"{EMOJI[Status.SKIP]} Dify ↔ Ollama: nothing could be checked"
     failing = sum(1 for f in report.findings if f.status is Status.FAIL)
     warnings = sum(1 for f in report.findings if f.status is Status.WARN)
     if failing:
@@ -65,13 +71,15 @@ def verdict(report: Report) -> str:
     return f"{EMOJI[Status.OK]} Dify ↔ Ollama: healthy"
 
 
-def _problem_text(finding: Finding) -> str:
+def _problem_text(finding: Finding, limit: int = MAX_SECTION) -> str:
+    """The finding's section, at most `limit` characters: head and remedy first, the
+    evidence gets what is left (cut with an ellipsis)."""
     # The id is the stable handle alerts and scripts key on: show it where people act.
-    head = f"{EMOJI[finding.status]} *{escape(finding.summary)}*  `{finding.id}`"
+    head = f"{EMOJI[finding.status]} *{escape(finding.summary)}*  {code(finding.id)}"
     remedy = f"\n*Fix:* {escape(finding.remedy)}" if finding.remedy else ""
-    head = truncate(head, 600)
-    remedy = truncate(remedy, 1000)
-    room = MAX_SECTION - len(head) - len(remedy) - 1
+    head = truncate(head, min(600, limit // 3))
+    remedy = truncate(remedy, min(1000, limit // 3))
+    room = limit - len(head) - len(remedy) - 1
     evidence = f"\n{code_block(finding.detail, room)}" if finding.detail and room > 20 else ""
     return head + evidence + remedy
 
@@ -90,7 +98,7 @@ def _buttons(finding: Finding, report: Report, makers: Sequence[ButtonFn]) -> li
 
 
 def _context_line(report: Report, requested_by: str | None, notes: Sequence[str]) -> dict[str, Any]:
-    parts = [f"{escape(key)} `{escape(value)}`" for key, value in report.context.items() if value]
+    parts = [f"{escape(key)} {code(value)}" for key, value in report.context.items() if value]
     parts.append(f"{report.duration_ms / 1000:.1f} s")
     if requested_by:
         parts.append(f"asked by {requested_by}")
@@ -104,53 +112,63 @@ def render_report(
     finding_buttons: Sequence[ButtonFn] = (),
     notes: Sequence[str] = (),
     max_blocks: int = MAX_BLOCKS,
+    max_text: int = MAX_MESSAGE_TEXT,
 ) -> Rendered:
+    """The report within Slack's limits: `max_blocks` blocks whose texts add up to at most
+    `max_text` characters. Problems share what the header, the passed list and the context
+    line leave; when evidence had to be cut or a problem left out, `degraded` says so and the
+    caller attaches the whole report as a file."""
     findings = sorted(report.findings, key=lambda f: _ORDER[f.status])
     problems = [f for f in findings if f.status in (Status.FAIL, Status.WARN)]
     passed = [f for f in findings if f.status not in (Status.FAIL, Status.WARN)]
 
-    blocks: list[dict[str, Any]] = [header(verdict(report))]
+    top = header(verdict(report))
+    end = _context_line(report, requested_by, notes)
     degraded = False
 
-    budget = max_blocks - _RESERVED
+    passed_lines = [f"{EMOJI[f.status]} {escape(f.summary)}" for f in passed]
+    chunks = split_lines(passed_lines, PASSED_TEXT)
+    if len(chunks) > 1:
+        degraded = True
+        kept = chunks[0].count("\n") + 1
+        note = f"\n_…and {len(passed_lines) - kept} more passed_"
+        chunks = [truncate(chunks[0], PASSED_TEXT - len(note)) + note]
+    passed_blocks = [section(c) for c in chunks]
+    if not report.findings:
+        passed_blocks.append(section("_No findings: nothing was checked._"))
+
+    fixed = [top, *passed_blocks, end]
+    chars = max_text - text_size(fixed) - (HIDDEN_TEXT if problems else 0)
+    slots = max_blocks - len(fixed) - (1 if problems else 0)
+    problem_blocks: list[dict[str, Any]] = []
     shown = 0
-    for finding in problems:
+    for index, finding in enumerate(problems):
         buttons = _buttons(finding, report, finding_buttons)
-        need = 2 if buttons else 1
-        if need > budget:
+        row = [actions(buttons)] if buttons else []
+        need = 1 + len(row)
+        # An equal share of what is left for this problem and the ones after it.
+        share = chars // (len(problems) - index) - text_size(row)
+        limit = min(MAX_SECTION, share)
+        if need > slots or limit < MIN_PROBLEM_TEXT:
             break
-        blocks.append(section(_problem_text(finding)))
-        if buttons:
-            blocks.append(actions(buttons))
-        budget -= need
+        text = _problem_text(finding, limit)
+        degraded = degraded or text != _problem_text(finding)
+        problem_blocks += [section(text), *row]
+        chars -= text_size(problem_blocks[-need:])
+        slots -= need
         shown += 1
     hidden = problems[shown:]
 
-    passed_lines = [f"{EMOJI[f.status]} {escape(f.summary)}" for f in passed]
-    chunks = split_lines(passed_lines)
-    if len(chunks) > _MAX_PASSED_SECTIONS:
-        degraded = True
-        chunks = chunks[:_MAX_PASSED_SECTIONS]
-        kept = sum(c.count("\n") + 1 for c in chunks)
-        note = f"\n_…and {len(passed_lines) - kept} more passed_"
-        chunks[-1] = truncate(chunks[-1], MAX_SECTION - len(note)) + note
-    blocks.extend(section(c) for c in chunks)
-
+    blocks = [top, *problem_blocks, *passed_blocks]
     if hidden:
         degraded = True
         lines = [f"{EMOJI[f.status]} {escape(f.summary)}" for f in hidden]
         title = f"*{_plural(len(hidden), 'more problem')} (all details in the attached report):*"
-        blocks.append(section(split_lines([title, *lines])[0]))
-
-    if not report.findings:
-        blocks.append(section("_No findings: nothing was checked._"))
-
-    blocks.append(_context_line(report, requested_by, notes))
-    if len(blocks) > max_blocks:  # cannot happen with the budget above; never fail anyway
-        degraded = True
-        blocks = [*blocks[: max_blocks - 1], blocks[-1]]
+        blocks.append(section(split_lines([title, *lines], HIDDEN_TEXT)[0]))
+    blocks.append(end)
 
     text = verdict(report)
     if problems:
-        text += ": " + "; ".join(f.summary for f in problems[:5])
+        # The notification text is mrkdwn too: finding text comes from Dify and the host.
+        text += ": " + "; ".join(escape(f.summary) for f in problems[:5])
     return Rendered(text=truncate(text, MAX_FALLBACK), blocks=blocks, degraded=degraded)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.render.limits import context, escape, section, truncate
+from bot.render.limits import context, section, truncate
+from bot.render.mrkdwn import code, escape, guard
 from bot.subcommands import Registry, Subcommand
 
 COMMAND = "/dify-ollama"
@@ -32,12 +33,14 @@ def render_help(registry: Registry, note: str | None = None) -> tuple[str, list[
 
 
 def render_usage(sub: Subcommand, problem: str) -> str:
-    return f":warning: {escape(problem)}\nUsage: {usage_line(sub)}"
+    """`problem` is a UsageError's message: mrkdwn whose user text is already escaped (see
+    bot.subcommands.UsageError); `guard` makes sure nothing in it can mention or link."""
+    return f":warning: {guard(problem)}\nUsage: {usage_line(sub)}"
 
 
 def render_unknown(name: str, registry: Registry) -> str:
     names = ", ".join(f"`{n}`" for n, s in registry.subcommands.items() if not s.hidden)
     return (
-        f":grey_question: Unknown subcommand `{escape(truncate(name, 40))}`. "
+        f":grey_question: Unknown subcommand {code(name, 40)}. "
         f"Try one of {names}, or `{COMMAND} help`."
     )

@@ -1,8 +1,12 @@
-"""Slack's message limits and helpers that keep any content within them (degrade, never fail)."""
+"""Slack's message limits and helpers that keep any content within them (degrade, never fail).
+
+`escape` is bot.render.mrkdwn's, re-exported for the renderers that import it from here."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from bot.render.mrkdwn import escape
 
 MAX_BLOCKS = 50  # blocks per message
 MAX_SECTION = 3000  # characters of a section's text
@@ -11,6 +15,10 @@ MAX_CONTEXT_ELEMENTS = 10
 MAX_CONTEXT_TEXT = 2000  # characters per context element
 MAX_ACTIONS = 25  # elements per actions block
 MAX_FALLBACK = 3000  # the top-level `text` (notifications); Slack truncates at 40k, keep it short
+# chat.postMessage and chat.update refuse a message whose blocks' texts add up to more than
+# about 12,000 characters (`msg_blocks_too_long`, undocumented: slackapi/bolt-js #2509 saw it
+# at ~13,200, #2867 at 11,341), far below 50 x 3000. Keep a margin under the lowest report.
+MAX_MESSAGE_TEXT = 10_000
 ELLIPSIS = "…"
 
 
@@ -18,11 +26,6 @@ def truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: max(0, limit - len(ELLIPSIS))] + ELLIPSIS
-
-
-def escape(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn treats as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def code_block(text: str, limit: int) -> str:
@@ -72,9 +75,31 @@ def split_lines(lines: list[str], limit: int = MAX_SECTION) -> list[str]:
     return chunks
 
 
+def text_size(value: Any) -> int:
+    """The characters of every `text` string inside blocks: what Slack adds up."""
+    if isinstance(value, list):
+        return sum(text_size(item) for item in value)
+    if isinstance(value, dict):
+        return sum(
+            len(item) if key == "text" and isinstance(item, str) else text_size(item)
+            for key, item in value.items()
+        )
+    return 0
+
+
 def fit(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Last line of defence: at most MAX_BLOCKS blocks, the last one saying what was cut."""
-    if len(blocks) <= MAX_BLOCKS:
+    """Last line of defence: at most MAX_BLOCKS blocks whose texts add up to at most
+    MAX_MESSAGE_TEXT characters, the last one saying what was cut. Renderers that can say
+    more (a report with a file attached) keep within the limits themselves."""
+    if len(blocks) <= MAX_BLOCKS and text_size(blocks) <= MAX_MESSAGE_TEXT:
         return blocks
-    kept = blocks[: MAX_BLOCKS - 1]
-    return [*kept, context(f"{len(blocks) - len(kept)} more blocks not shown (Slack's limit).")]
+    note_room = 100
+    kept: list[dict[str, Any]] = []
+    size = 0
+    for block in blocks[: MAX_BLOCKS - 1]:
+        size += text_size(block)
+        if size > MAX_MESSAGE_TEXT - note_room:
+            break
+        kept.append(block)
+    cut = len(blocks) - len(kept)
+    return [*kept, context(f"{cut} more blocks not shown (Slack's message limits).")]

@@ -32,7 +32,10 @@ Source = Literal["command", "mention", "action"]
 
 
 class UsageError(Exception):
-    """Bad arguments. The user gets the message plus the subcommand's usage, ephemerally."""
+    """Bad arguments. The user gets the message plus the subcommand's usage, ephemerally.
+
+    The message is Slack mrkdwn: put what the user typed in it through
+    `bot.render.mrkdwn.code` or `escape`, never raw."""
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,17 @@ class Click:
 
 
 class Progress(Protocol):
-    """A message posted once and then edited in place (chat.update)."""
+    """A message posted once and then edited in place (chat.update; when replies are
+    ephemeral, replaced through the command's response_url where Slack allows it)."""
 
-    ts: str | None  # None when replies are ephemeral (then updates are new ephemeral messages)
+    ts: str | None  # None when replies are ephemeral
 
-    def update(self, text: str, blocks: Sequence[dict[str, Any]] | None = None) -> None: ...
+    def update(
+        self, text: str, blocks: Sequence[dict[str, Any]] | None = None, transient: bool = False
+    ) -> None:
+        """`transient`: a progress line the next update replaces; it may be dropped where
+        Slack limits the messages (ephemeral replies), an outcome (the default) never is."""
+        ...
 
 
 class Context(Protocol):
@@ -121,8 +130,11 @@ class Context(Protocol):
         ts: str,
         text: str,
         blocks: Sequence[dict[str, Any]] | None = None,
+        transient: bool = False,
     ) -> None:
-        """chat.update of a message this bot posted."""
+        """chat.update of a message this bot posted; the clicked message, when it is
+        ephemeral, is replaced through the click's response_url instead. `transient`: see
+        Progress.update."""
         ...
 
     def ephemeral(self, text: str, blocks: Sequence[dict[str, Any]] | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from bot.render.check import render_report
+from bot.render.mrkdwn import code, escape
 from bot.subcommands import Context, Invocation, Registry, Subcommand, UsageError
 from handlers.report_text import render_text
 
@@ -13,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def parse(args: tuple[str, ...]) -> None:
     if args:
-        raise UsageError(f"`check` takes no arguments (got `{' '.join(args)[:100]}`)")
+        raise UsageError(f"`check` takes no arguments (got {code(' '.join(args), 100)})")
 
 
 def run(invocation: Invocation, ctx: Context) -> str:
@@ -27,7 +28,7 @@ def run(invocation: Invocation, ctx: Context) -> str:
         notes.append("_Shared a check that was already running._")
     engine = ctx.engine_note()
     if engine:
-        notes.append(f":warning: Docker engine unreachable: {engine}")
+        notes.append(f":warning: Docker engine unreachable: {escape(engine)}")
     rendered = render_report(
         report,
         requested_by=invocation.user_mention,

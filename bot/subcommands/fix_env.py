@@ -11,19 +11,22 @@ at most once (idempotency keys), whatever the number of clicks or retried delive
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bot.delivery import deliver, quietly
 from bot.render.limits import (
+    MAX_MESSAGE_TEXT,
     MAX_SECTION,
     actions,
     code_block,
     context,
-    escape,
     header,
     section,
     split_lines,
+    text_size,
     truncate,
 )
+from bot.render.mrkdwn import code, escape
 from bot.render.people import error_text, mention, recorded_user
 from bot.subcommands import (
     ACTION_PREFIX,
@@ -40,14 +43,19 @@ from bot.subcommands.restart import refused_early, restart_button
 from handlers.mutation_lock import AlreadyDone, Busy, once
 from handlers.results import Finding, HandlerError, Report
 
+if TYPE_CHECKING:
+    from handlers.fix_undo import UndoConflict
+
 FIX = ACTION_PREFIX + "fix-env:fix"
 APPLY = ACTION_PREFIX + "fix-env:apply"
 CANCEL = ACTION_PREFIX + "fix-env:cancel"
 UNDO = ACTION_PREFIX + "fix-env:undo"
 USAGE = "fix-env | fix-env undo"
 log = logging.getLogger(__name__)
-# Blocks kept for the plan's steps; the rest of a long plan goes into a snippet in the thread.
+# Blocks and characters kept for the plan's steps (the header, a note, the buttons and the
+# context line take the rest of Slack's limits); a longer plan goes into a snippet as well.
 MAX_PLAN_BLOCKS = 40
+PLAN_TEXT = MAX_MESSAGE_TEXT - 3000
 
 
 def parse(args: tuple[str, ...]) -> str:
@@ -55,67 +63,91 @@ def parse(args: tuple[str, ...]) -> str:
         return "plan"
     if args == ("undo",):
         return "undo"
-    raise UsageError(f"unexpected `{' '.join(args)[:60]}`")
+    raise UsageError(f"unexpected {code(' '.join(args), 60)}")
 
 
 # --- rendering ---------------------------------------------------------------------------------
-def _step_sections(title: str, body: str) -> list[dict[str, Any]]:
-    head = truncate(title, 600)
-    room = MAX_SECTION - len(head) - 1
+def _step_sections(title: str, body: str, limit: int = MAX_SECTION) -> list[dict[str, Any]]:
+    head = truncate(title, min(600, limit // 2))
+    room = limit - len(head) - 1
     return [section(f"{head}\n{code_block(body, room)}" if body else head)]
 
 
-def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list[dict[str, Any]]]:
-    """The plan as Block Kit: one section per step (previews masked), Apply/Cancel buttons."""
-    blocks: list[dict[str, Any]] = [header(f":wrench: fix-env plan for {plan.project}")]
-    if note:
-        blocks.append(section(note))
+def _plan_body(plan: Any, limit: int) -> list[dict[str, Any]]:
+    """The plan's steps, each section at most `limit` characters."""
+    blocks: list[dict[str, Any]] = []
     number = 0
     if plan.env:
         number += 1
         verb = "Create `.env` from `.env.example`" if plan.env.base_sha256 is None else "Edit"
-        title = f"*{number}. {verb}* `{escape(plan.env_path)}` (only the lines shown change)"
+        title = f"*{number}. {verb}* {code(plan.env_path)} (only the lines shown change)"
         if "OPENAI_API_BASE" in plan.env.values:
             title += "\n_OPENAI_API_BASE is legacy on Dify 1.x; set because the usual steps do._"
-        blocks += _step_sections(title, plan.env.preview)
+        blocks += _step_sections(title, plan.env.preview, limit)
     if plan.override:
         number += 1
         verb = "Create" if plan.override.base_sha256 is None else "Merge into"
         title = (
-            f"*{number}. {verb}* `{escape(plan.override.path)}`: map host.docker.internal to the "
-            f"host for {', '.join(plan.override.services)}"
+            f"*{number}. {verb}* {code(plan.override.path)}: map host.docker.internal to the "
+            f"host for {escape(', '.join(plan.override.services))}"
         )
         notes = "".join(f"\n_{escape(n)}_" for n in plan.override.notes)
-        blocks += _step_sections(title + notes, plan.override.preview)
+        blocks += _step_sections(title + notes, plan.override.preview, limit)
     if plan.db:
         number += 1
         title = (
             f"*{number}. :warning: Writes Dify's database* ({escape(plan.db.service)}, database "
-            f"`{escape(plan.db.database)}`): only the `base_url` of {len(plan.db.rows)} Ollama "
+            f"{code(plan.db.database)}): only the `base_url` of {len(plan.db.rows)} Ollama "
             "row(s), in one transaction, originals saved to the backup first; then Dify's "
             "cached credentials are deleted from Redis."
         )
-        blocks += _step_sections(title, plan.db.preview)
+        blocks += _step_sections(title, plan.db.preview, limit)
     if plan.restart_services:
         blocks.append(
             section(
                 "*Then* *Restart affected services* recreates "
-                + ", ".join(plan.restart_services)
+                + escape(", ".join(plan.restart_services))
                 + " (db and redis keep running) and re-checks."
             )
         )
     for item in plan.instructions:
-        blocks.append(section(f"*By hand: {escape(item.title)}*\n{code_block(item.text, 2500)}"))
+        blocks += _step_sections(f"*By hand: {escape(item.title)}*", item.text, min(limit, 2600))
     if plan.unfixed:
         lines = ["*Not fixed by fix-env:*", *(f"• {escape(line)}" for line in plan.unfixed)]
-        blocks += [section(chunk) for chunk in split_lines(lines)][:3]
+        blocks += [section(chunk) for chunk in split_lines(lines, limit)][:3]
     if not plan.has_changes and not plan.instructions:
         blocks.append(section("Nothing to fix: no finding that fix-env repairs is failing."))
-    blocks = blocks[:MAX_PLAN_BLOCKS]
+    return blocks[:MAX_PLAN_BLOCKS]
+
+
+def plan_fits(plan: Any) -> bool:
+    """Whether the plan's message shows every step whole (else the full plan is attached)."""
+    previews = [s.preview for s in (plan.env, plan.override, plan.db) if s is not None]
+    body = _plan_body(plan, MAX_SECTION)
+    return (
+        max(map(len, previews), default=0) <= 2300
+        and len(body) < MAX_PLAN_BLOCKS
+        and text_size(body) <= PLAN_TEXT
+    )
+
+
+def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list[dict[str, Any]]]:
+    """The plan as Block Kit: one section per step (previews masked), Apply/Cancel buttons.
+    Within Slack's limits whatever the plan: steps share PLAN_TEXT characters, so the
+    buttons and the context line always fit."""
+    blocks: list[dict[str, Any]] = [header(f":wrench: fix-env plan for {plan.project}")]
+    if note:
+        blocks.append(section(truncate(note, 1500)))
+    body = _plan_body(plan, MAX_SECTION)
+    if text_size(body) > PLAN_TEXT:
+        body = _plan_body(plan, max(400, PLAN_TEXT // max(1, len(body))))
+    blocks += body
     if plan.has_changes and plan.state == "planned":
         blocks.append(actions(_plan_buttons(plan)))
-    blocks.append(context(f"plan `{plan.id}` · {escape(plan.dify_dir)} · asked by {requested_by}"))
-    text = f"fix-env plan for {plan.project}: {plan.summary()}"
+    blocks.append(
+        context(f"plan {code(plan.id)} · {escape(plan.dify_dir)} · asked by {requested_by}")
+    )
+    text = escape(f"fix-env plan for {plan.project}: {plan.summary()}")
     return text, blocks
 
 
@@ -144,8 +176,8 @@ def _plan_buttons(plan: Any) -> list[dict[str, Any]]:
 def _applied_blocks(result: Any, user_id: str) -> tuple[str, list[dict[str, Any]]]:
     lines = [f"• {escape(c)}" for c in result.changed]
     lines += [f"• :warning: {escape(w)}" for w in result.warnings]
-    text = f":white_check_mark: fix-env applied by <@{user_id}>"
-    services = ", ".join(result.restart_services) or "nothing"
+    text = f":white_check_mark: fix-env applied by {mention(user_id)}"
+    services = escape(", ".join(result.restart_services) or "nothing")
     return text, [
         section(text + "\n" + "\n".join(lines)),
         section(
@@ -158,7 +190,7 @@ def _applied_blocks(result: Any, user_id: str) -> tuple[str, list[dict[str, Any]
                 _undo_button(result.backup_id),
             ]
         ),
-        context(f"backup `{escape(result.backup_id)}` (private to the bot's user on the host)"),
+        context(f"backup {code(result.backup_id)} (private to the bot's user on the host)"),
     ]
 
 
@@ -182,7 +214,7 @@ def _post_plan(ctx: Context, channel: str, thread_ts: str | None, user_id: str) 
     from handlers import fix_plan
 
     progress = ctx.progress(
-        f":hourglass_flowing_sand: Checking and planning fix-env… (asked by <@{user_id}>)"
+        f":hourglass_flowing_sand: Checking and planning fix-env… (asked by {mention(user_id)})"
     )
     report = ctx.check()
     plan = fix_plan.make_plan(ctx.settings, report)
@@ -190,8 +222,7 @@ def _post_plan(ctx: Context, channel: str, thread_ts: str | None, user_id: str) 
     progress.update(text, blocks)
     if progress.ts is None:
         return "planned"
-    previews = [s.preview for s in (plan.env, plan.override, plan.db) if s is not None]
-    if max(map(len, previews), default=0) > 2300 or len(blocks) >= MAX_PLAN_BLOCKS:
+    if not plan_fits(plan):
         full = plan.render()
         # A preview was cut to fit Slack: the whole plan (masked as shown) as a snippet.
         try:
@@ -216,7 +247,7 @@ def _offer_undo(ctx: Context, invocation: Invocation) -> str:
         ctx.reply(":information_source: No fix-env backup to undo on this host.")
         return "nothing"
     text = (
-        f":leftwards_arrow_with_hook: Undo the fix-env applied at {found.created_at} by "
+        f":leftwards_arrow_with_hook: Undo the fix-env applied at {escape(found.created_at)} by "
         f"{recorded_user(found.user)}? It restores .env, the compose override and the database "
         "rows from its backup."
     )
@@ -263,9 +294,16 @@ def on_apply(click: Click, ctx: Context) -> str:
     message_ts = click.message_ts
 
     def progress(line: str) -> None:
+        # Called by the handler while it changes the host: it must never raise into it.
         if message_ts is not None:
-            text = f":hourglass_flowing_sand: Applying plan `{plan.id}` (by {asked}): {line}"
-            ctx.update(click.channel_id, message_ts, text, [section(escape(text))])
+            text = (
+                f":hourglass_flowing_sand: Applying plan {code(plan.id)} (by {asked}): "
+                f"{escape(line)}"
+            )
+            quietly(
+                "apply progress",
+                lambda: ctx.update(click.channel_id, message_ts, text, [section(text)], True),
+            )
 
     try:
         result = fix_apply.apply_plan(
@@ -275,18 +313,13 @@ def on_apply(click: Click, ctx: Context) -> str:
         ctx.ephemeral(f":information_source: {error_text(exc)}")
         return "duplicate" if isinstance(exc, AlreadyDone) else "busy"
     except HandlerError as exc:
-        if message_ts is not None:
-            note = f":x: Applying failed: {escape(str(exc))}"
-            text, blocks = render_plan(fix_plan.load_plan(ctx.settings, plan.id), asked, note)
-            ctx.update(click.channel_id, message_ts, text, blocks)
         ctx.audit("fix-env:failed", plan=plan.id, error=str(exc)[:300])
+        if message_ts is not None:
+            note = f":x: Applying failed: {error_text(exc)}"
+            text, blocks = render_plan(fix_plan.load_plan(ctx.settings, plan.id), asked, note)
+            deliver("apply failure", lambda: ctx.update(click.channel_id, message_ts, text, blocks))
         return "failed"
-    applied = fix_plan.load_plan(ctx.settings, plan.id)
-    if message_ts is not None:
-        text, blocks = render_plan(applied, asked, f":white_check_mark: Applied by {asked}.")
-        ctx.update(click.channel_id, message_ts, text, blocks)
-    text, blocks = _applied_blocks(result, click.user_id)
-    ctx.post(click.channel_id, text, blocks, thread_ts=click.thread_ts or message_ts)
+    # The host is changed: from here on Slack only hears about it (retried, never raised).
     ctx.audit(
         "fix-env:applied",
         plan=plan.id,
@@ -294,6 +327,12 @@ def on_apply(click: Click, ctx: Context) -> str:
         changed=len(result.changed),
         db_changed=result.db_changed,
     )
+    applied = fix_plan.load_plan(ctx.settings, plan.id)
+    if message_ts is not None:
+        done, done_blocks = render_plan(applied, asked, f":white_check_mark: Applied by {asked}.")
+        deliver("applied plan", lambda: ctx.update(click.channel_id, message_ts, done, done_blocks))
+    text, blocks = _applied_blocks(result, click.user_id)
+    deliver("apply result", lambda: ctx.reply(text, blocks))
     return "applied"
 
 
@@ -302,13 +341,14 @@ def on_cancel(click: Click, ctx: Context) -> str:
 
     plan = fix_plan.cancel_plan(ctx.settings, str((click.value or {}).get("plan", "")))
     if plan.state != "cancelled":
-        ctx.ephemeral(f":information_source: Plan `{plan.id}` is already {plan.state}.")
+        ctx.ephemeral(f":information_source: Plan {code(plan.id)} is already {escape(plan.state)}.")
         return plan.state
-    if click.message_ts is not None:
+    message_ts = click.message_ts
+    if message_ts is not None:
         text, blocks = render_plan(
-            plan, mention(click.user_id), f":no_entry_sign: Cancelled by <@{click.user_id}>."
+            plan, mention(click.user_id), f":no_entry_sign: Cancelled by {mention(click.user_id)}."
         )
-        ctx.update(click.channel_id, click.message_ts, text, blocks)
+        deliver("cancelled plan", lambda: ctx.update(click.channel_id, message_ts, text, blocks))
     return "cancelled"
 
 
@@ -318,38 +358,53 @@ def on_undo(click: Click, ctx: Context) -> str:
     backup_id = str((click.value or {}).get("backup", ""))
     if refused_early(ctx, f"undo:{backup_id}"):
         return "duplicate"
-    live_ts = ctx.post(
-        click.channel_id,
-        f":hourglass_flowing_sand: Undoing (by <@{click.user_id}>)…",
-        thread_ts=click.thread_ts,
-    )
+    head = f":hourglass_flowing_sand: Undoing (by {mention(click.user_id)})"
+    live = ctx.progress(f"{head}…")
 
     def progress(line: str) -> None:
-        text = f":hourglass_flowing_sand: Undoing (by <@{click.user_id}>): {line}"
-        ctx.update(click.channel_id, live_ts, text, [section(escape(text))])
+        text = f"{head}: {escape(line)}"
+        quietly("undo progress", lambda: live.update(text, [section(text)], transient=True))
 
     try:
         result = fix_undo.undo(
             ctx.settings, user=click.user_id, source="slack", backup_id=backup_id, progress=progress
         )
+    except fix_undo.UndoConflict as exc:
+        text, blocks = render_conflict(exc)
+        deliver("undo refusal", lambda: live.update(text, blocks))
+        return "refused"
     except HandlerError as exc:  # Busy and AlreadyDone included
         text = f":x: Undo did not run: {error_text(exc)}"
-        ctx.update(click.channel_id, live_ts, text, [section(escape(text))])
+        deliver("undo failure", lambda: live.update(text, [section(text)]))
         return "failed"
-    lines = "\n".join(f"• {escape(line)}" for line in result.lines())
-    text = f":leftwards_arrow_with_hook: Undone by <@{click.user_id}>"
-    ctx.update(
-        click.channel_id,
-        live_ts,
-        text,
-        [
-            section(f"{text}\n{lines}"),
-            section("Restart to apply the restored configuration:"),
-            actions([restart_button({"backup": result.backup_id, "undo": True})]),
-        ],
-    )
     ctx.audit("fix-env:undone", backup=result.backup_id)
+    lines = "\n".join(f"• {escape(line)}" for line in result.lines())
+    text = f":leftwards_arrow_with_hook: Undone by {mention(click.user_id)}"
+    blocks = [
+        section(f"{text}\n{lines}"),
+        section("Restart to apply the restored configuration:"),
+        actions([restart_button({"backup": result.backup_id, "undo": True})]),
+    ]
+    deliver("undo result", lambda: live.update(text, blocks))
     return "undone"
+
+
+def render_conflict(exc: UndoConflict) -> tuple[str, list[dict[str, Any]]]:
+    """An undo refused because files changed after the fix: what changed (masked), and the
+    command that overrides it, which only someone at the host can run."""
+    text = f":no_entry: Undo refused: {escape(str(exc))}"
+    command = f"dify-ollama fix-env --undo {exc.backup_id} --force"
+    blocks = [section(text)]
+    if exc.diff:
+        diff = code_block(exc.diff, 2600)
+        blocks.append(section(f"Changed since the fix (secrets masked):\n{diff}"))
+    blocks.append(
+        section(
+            f"To overwrite those changes anyway, run {code(command)} on the host "
+            "(the current files are saved first)."
+        )
+    )
+    return text, blocks
 
 
 def register(registry: Registry) -> None:

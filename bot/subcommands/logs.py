@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot.render.limits import MAX_SECTION, code_block, context, escape, section
+from bot.render.limits import MAX_SECTION, code_block, context, section
+from bot.render.mrkdwn import code, escape
 from bot.subcommands import (
     ACTION_PREFIX,
     Action,
@@ -67,11 +68,11 @@ def parse(args: tuple[str, ...]) -> LogRequest:
     try:
         return parse_request(args)
     except LogsUsageError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(escape(str(exc))) from None
 
 
 def _facts(result: LogResult) -> str:
-    parts = [f"container `{escape(result.container)}`", escape(result.state)]
+    parts = [f"container {code(result.container)}", escape(result.state)]
     shown = f"{result.lines_returned} line{'s' * (result.lines_returned != 1)}"
     if result.grep:
         shown += f" of {result.lines_fetched}"
@@ -99,7 +100,7 @@ def render(result: LogResult, requested_by: str) -> LogsMessage:
         and len(inline) <= MAX_SECTION
         and not inline.endswith("…```")
     )
-    summary = f"{result.service}: {result.lines_returned} lines"
+    summary = escape(f"{result.service}: {result.lines_returned} lines")
     if small:
         return LogsMessage(
             header, parent_blocks, reply_text=summary, reply_blocks=[section(inline)]

@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.delivery import deliver, quietly
 from bot.render.check import render_report
-from bot.render.limits import actions, code_block, context, escape, section
+from bot.render.limits import MAX_BLOCKS, actions, code_block, context, section
+from bot.render.mrkdwn import code, escape
 from bot.render.people import error_text, mention
 from bot.subcommands import (
     ACTION_PREFIX,
@@ -27,6 +29,7 @@ from bot.subcommands import (
     button,
 )
 from handlers.mutation_lock import AlreadyDone, Busy, precheck
+from handlers.report_text import render_text
 from handlers.results import HandlerError
 
 if TYPE_CHECKING:
@@ -56,33 +59,36 @@ def parse(args: tuple[str, ...]) -> RestartOptions:
         if arg == "--all":
             everything = True
         elif arg.startswith("-"):
-            raise UsageError(f"unknown option `{arg[:40]}`")
+            raise UsageError(f"unknown option {code(arg, 40)}")
         elif _SERVICE.match(arg):
             services.append(arg)
         else:
-            raise UsageError(f"`{arg[:40]}` is not a service name")
+            raise UsageError(f"{code(arg, 40)} is not a service name")
     if everything and services:
         raise UsageError("`--all` takes no service names")
     return RestartOptions(tuple(dict.fromkeys(services)), everything)
 
 
 class _Live:
-    """One message edited in place as the restart goes (chat.update)."""
+    """One progress line for the restart: edited in place in the channel (chat.update), or
+    ephemeral (see Context.progress). Progress lines never stop the restart; the outcome is
+    retried (bot.delivery) and, if Slack still refuses it, only logged."""
 
-    def __init__(self, ctx: Context, channel: str, thread_ts: str | None, head: str) -> None:
-        self.ctx = ctx
-        self.channel = channel
+    def __init__(self, ctx: Context, head: str) -> None:
         self.head = head
         self.lines: list[str] = []
-        self.ts = ctx.post(channel, head, thread_ts=thread_ts)
+        self.progress = ctx.progress(head)
+        self.ts = self.progress.ts
 
     def __call__(self, line: str) -> None:
         self.lines = [*self.lines[-5:], line]
         body = self.head + "\n" + "\n".join(f"• {escape(x)}" for x in self.lines)
-        self.ctx.update(self.channel, self.ts, body, [section(body)])
+        quietly(
+            "restart progress", lambda: self.progress.update(body, [section(body)], transient=True)
+        )
 
     def done(self, text: str, blocks: list[dict[str, Any]]) -> None:
-        self.ctx.update(self.channel, self.ts, text, blocks)
+        deliver("restart outcome", lambda: self.progress.update(text, blocks))
 
 
 def run_restart(
@@ -96,31 +102,22 @@ def run_restart(
     key: str | None = None,
 ) -> str:
     """Restart (apply | services | all), edit progress in place, then post a fresh check in
-    the thread. Returns the audit outcome."""
+    the thread. Returns the audit outcome. Once the restart began, a Slack failure is retried
+    and logged, never raised: the host work stands and the audit line says what happened."""
     from handlers.restart import restart_and_check
 
     if refused_early(ctx, key):
         return "duplicate"
     what = {
         "apply": "Applying configuration (recreating what changed)",
-        "services": f"Restarting {', '.join(services)}",
+        "services": f"Restarting {escape(', '.join(services))}",
         "all": "Restarting the whole stack (down + up -d)",
     }[mode]
-    live = _Live(
-        ctx, channel, thread_ts, f":arrows_counterclockwise: {what}… (by {mention(user_id)})"
-    )
+    live = _Live(ctx, f":arrows_counterclockwise: {what}… (by {mention(user_id)})")
     thread = thread_ts or live.ts
 
     def restarted(result: RestartResult) -> None:
         # Shown while the check that follows runs.
-        icon = ":white_check_mark:" if result.ready else ":warning:"
-        summary = (
-            f"{icon} {what}: done in {result.duration_ms / 1000:.1f} s (by {mention(user_id)})"
-            if result.ready
-            else f"{icon} {what}: not ready in time: {', '.join(result.not_ready)}"
-        )
-        code = code_block("\n".join(result.lines()), 2900)
-        live.done(summary, [section(escape(summary)), section(code)])
         ctx.audit(
             "restart:done",
             mode=mode,
@@ -128,6 +125,14 @@ def run_restart(
             restarted=list(result.restarted),
             not_ready=list(result.not_ready),
         )
+        icon = ":white_check_mark:" if result.ready else ":warning:"
+        summary = (
+            f"{icon} {what}: done in {result.duration_ms / 1000:.1f} s (by {mention(user_id)})"
+            if result.ready
+            else f"{icon} {what}: not ready in time: {escape(', '.join(result.not_ready))}"
+        )
+        evidence = code_block("\n".join(result.lines()), 2900)
+        live.done(summary, [section(summary), section(evidence)])
 
     try:
         verified = restart_and_check(
@@ -142,14 +147,12 @@ def run_restart(
         )
     except (AlreadyDone, Busy) as exc:
         message = error_text(exc)
-        live.done(
-            f":information_source: {message}", [section(f":information_source: {escape(message)}")]
-        )
+        live.done(f":information_source: {message}", [section(f":information_source: {message}")])
         return "busy" if isinstance(exc, Busy) else "duplicate"
     except HandlerError as exc:
-        text = f":x: Restart failed: {exc}"
-        live.done(text, [section(escape(text))])
         ctx.audit("restart:failed", mode=mode, error=str(exc)[:300])
+        text = f":x: Restart failed: {error_text(exc)}"
+        live.done(text, [section(text)])
         return "failed"
     report = verified.report
     assert report is not None  # restart_and_check checks unless told not to
@@ -158,13 +161,25 @@ def run_restart(
         requested_by=mention(user_id),
         finding_buttons=ctx.registry.finding_buttons,
         notes=["_Re-check after the restart._"],
+        max_blocks=MAX_BLOCKS - 1,
     )
     verdict = (
         ":white_check_mark: Verified: no failing finding after the restart."
         if report.exit_code == 0
         else ":x: Still failing after the restart: see the findings below."
     )
-    ctx.post(channel, f"{verdict} {rendered.text}", [section(verdict), *rendered.blocks], thread)
+    text, blocks = f"{verdict} {rendered.text}", [section(verdict), *rendered.blocks]
+    if live.ts is not None and thread is not None:
+        deliver("re-check report", lambda: ctx.post(channel, text, blocks, thread))
+        if rendered.degraded:
+            deliver(
+                "full re-check report",
+                lambda: ctx.upload_text(
+                    channel, thread, "check-report.txt", render_text(report), "Full check report"
+                ),
+            )
+    else:  # ephemeral replies
+        deliver("re-check report", lambda: ctx.reply(text, blocks))
     return "ok" if verified.healthy else "still-failing"
 
 

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from cli.output import print_report
-from config.settings import Settings
+from config.settings import HOST, Settings
 
 
 def register(subparsers: Any) -> None:
@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--only", default="", metavar="ID,...", help="run only these finding ids (comma list)"
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, settings_used=HOST)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

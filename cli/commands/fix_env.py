@@ -8,13 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.commands.restart import restart_and_report
 from cli.identity import who
 from cli.output import fit, progress
-from config.settings import Settings
+from config.settings import REPAIR, Settings
 from handlers.results import HandlerError
+
+if TYPE_CHECKING:
+    from handlers.fix_undo import UndoConflict
 
 
 def register(subparsers: Any) -> None:
@@ -42,8 +45,14 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="with --yes or --undo: then run `restart` (apply configuration) and a fresh check",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --undo: restore files even if they changed after the fix (the current "
+        "files are saved first)",
+    )
     parser.add_argument("--json", action="store_true", help="print the plan/result as JSON")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, settings_used=REPAIR)
 
 
 def _fail(message: str) -> int:
@@ -57,16 +66,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.restart and not (args.yes or args.undo):
         print("dify-ollama fix-env: --restart needs --yes or --undo", file=sys.stderr)
         return 2
+    if args.force and not args.undo:
+        print("dify-ollama fix-env: --force goes with --undo", file=sys.stderr)
+        return 2
     try:
         if args.undo:
             backup_id = None if args.undo == "latest" else args.undo
-            result = fix_undo.undo(
-                settings,
-                user=who(),
-                source="cli",
-                backup_id=backup_id,
-                progress=progress(args.json),
-            )
+            try:
+                result = fix_undo.undo(
+                    settings,
+                    user=who(),
+                    source="cli",
+                    backup_id=backup_id,
+                    progress=progress(args.json),
+                    force=args.force,
+                )
+            except fix_undo.UndoConflict as exc:
+                return _conflict(exc, args.json)
             if args.json:
                 print(json.dumps(result.to_json(), indent=2))
             else:
@@ -102,6 +118,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _then(args, settings)
     except HandlerError as exc:
         return _fail(str(exc))
+
+
+def _conflict(exc: UndoConflict, json_output: bool) -> int:
+    """An undo refused because files changed after the fix: what changed, and how to force."""
+    command = f"dify-ollama fix-env --undo {exc.backup_id} --force"
+    if json_output:
+        print(
+            json.dumps(
+                {"error": str(exc), "changed": exc.paths, "diff": exc.diff, "force": command},
+                indent=2,
+            )
+        )
+    else:
+        print("Changed since the fix (secrets masked):")
+        print(exc.diff)
+        print(f"\nTo restore the backup over those changes: {command}")
+    print(f"dify-ollama fix-env: {exc}", file=sys.stderr)
+    return 1
 
 
 def _then(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from config.settings import Settings
+from config.settings import HOST, Settings
 from handlers.logs import (
     DEFAULT_LINES,
     DEFAULT_SERVICE,
@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the log and what describes it as JSON"
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, settings_used=HOST)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

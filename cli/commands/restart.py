@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cli.identity import who
 from cli.output import fit, print_report, progress
-from config.settings import Settings
+from config.settings import REPAIR, Settings
 from handlers.results import HandlerError
 
 if TYPE_CHECKING:  # the handlers load when the command runs: `check` starts faster without them
@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-check", action="store_true", help="skip the check afterwards")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, settings_used=REPAIR)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

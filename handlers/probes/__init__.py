@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from handlers.facts import Facts
 from handlers.probes import config, host, network, ollama, stack
-from handlers.results import Finding
+from handlers.results import Finding, Status
 
 Probe = Callable[[Facts], Finding]
 
@@ -30,3 +31,71 @@ PROBES: tuple[tuple[str, Probe], ...] = (
 )
 
 FINDING_IDS = tuple(finding_id for finding_id, _ in PROBES)
+
+# What each probe needs to have passed before it can say anything: the findings whose failure
+# makes it skip ("needs dify.containers (...)"). A subset of the probes runs with everything
+# these name, transitively, and reports it: a skip is then explained by a failure in the same
+# report, never shown as "ok".
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "docker.engine": (),
+    "dify.project": ("docker.engine",),
+    "dify.containers": ("dify.project",),
+    "dify.health": ("dify.containers",),
+    "ollama.host": (),
+    "ollama.bind": (),
+    "ollama.models": ("ollama.host", "dify.base_url"),
+    "container.dns": ("dify.containers",),
+    "container.reach": ("dify.containers", "ollama.host"),
+    "container.proxy": ("dify.containers",),
+    "dify.base_url": ("dify.containers",),
+    "env.file": ("dify.project",),
+    "env.drift": ("env.file", "dify.containers"),
+    "dify.web": ("dify.project",),
+    "host.resources": (),
+    "dify.secrets": ("env.file",),
+}
+
+
+def prerequisites(finding_id: str) -> tuple[str, ...]:
+    """Every finding `finding_id` needs, transitively, in report order."""
+    needed: set[str] = set()
+    todo = list(REQUIRES.get(finding_id, ()))
+    while todo:
+        current = todo.pop()
+        if current not in needed:
+            needed.add(current)
+            todo += REQUIRES.get(current, ())
+    return tuple(fid for fid in FINDING_IDS if fid in needed)
+
+
+def with_prerequisites(only: tuple[str, ...]) -> tuple[str, ...]:
+    """The ids to run for `only` (empty: all): the ones asked and what they need, in report
+    order."""
+    if not only:
+        return FINDING_IDS
+    wanted = set(only)
+    for finding_id in only:
+        wanted |= set(prerequisites(finding_id))
+    return tuple(fid for fid in FINDING_IDS if fid in wanted)
+
+
+def account_for_skips(findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
+    """A skip must be explained by a failing (or warning) prerequisite in the same report;
+    one that is not (its prerequisites passed, or were not run) becomes a warning that says
+    what could not be checked. A probe with no prerequisites that skips is not applicable
+    here (ollama.bind for a remote Ollama) and stays a skip."""
+    status = {f.id: f.status for f in findings}
+    out = []
+    for finding in findings:
+        needs = prerequisites(finding.id)
+        explained = any(status.get(n) in (Status.FAIL, Status.WARN) for n in needs)
+        if finding.status is Status.SKIP and needs and not explained:
+            finding = replace(
+                finding,
+                status=Status.WARN,
+                summary=f"not checked: {finding.summary}",
+                remedy=finding.remedy
+                or f"Run `dify-ollama check` (all probes) to see why; it needs {', '.join(needs)}.",
+            )
+        out.append(finding)
+    return tuple(out)

@@ -171,11 +171,24 @@ class RunningBot:
         message_ts: str = "1700000000.000001",
         thread_ts: str | None = None,
         action_ts: str = "1700000200.000001",
+        ephemeral: bool = False,
     ) -> httpx.Response:
+        """A button click. `ephemeral`: on a message only the user sees (Slack then sends the
+        container's is_ephemeral, and chat.update of that message fails)."""
         message: dict[str, Any] = {"type": "message", "ts": message_ts, "text": "report"}
         if thread_ts:
             message["thread_ts"] = thread_ts
-        payload = {
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": ephemeral,
+        }
+        if ephemeral:
+            self.slack.ephemeral_ts.add(message_ts)
+            if thread_ts:
+                container["thread_ts"] = thread_ts
+        payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user, "username": user.lower()},
             "api_app_id": "A0001",
@@ -183,9 +196,9 @@ class RunningBot:
             "trigger_id": "1.2.3",
             "team": {"id": "T0001"},
             "channel": {"id": channel, "name": "ops"},
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
-            "message": message,
-            "response_url": self.slack.response_url("click"),
+            "container": container,
+            # each interaction has its own response_url (five uses each)
+            "response_url": self.slack.response_url(f"click-{action_ts}"),
             "actions": [
                 {
                     "type": "button",
@@ -196,6 +209,8 @@ class RunningBot:
                 }
             ],
         }
+        if not ephemeral:  # Slack sends no `message` for a click on an ephemeral one
+            payload["message"] = message
         body = urlencode({"payload": json.dumps(payload)}).encode()
         return self.post(body, "application/x-www-form-urlencoded")
 

@@ -189,3 +189,21 @@ def test_tokens_typed_as_arguments_never_reach_the_audit_trail(bot, ran):
     line = bot.wait_audit(1)[0]  # read back from the AUDIT_LOG file
     assert typed not in json.dumps(line)
     assert "[REDACTED]" in " ".join(line["args"])
+
+
+@pytest.mark.parametrize("text", ["help", "", "--help", "frobnicate", "check now", 'logs "api'])
+def test_help_usage_and_unknown_are_refused_outside_allowed_channels(run_bot, text):
+    """Outside ALLOWED_CHANNELS the bot answers nothing but the refusal: no command list, no
+    usage, and never the engine's status (which names the host's Docker socket)."""
+    bot = run_bot(allowed_channels=("COPS",), probe=lambda: "socket /var/run/docker.sock is gone")
+    bot.bot.runtime.engine.refresh()
+    answer = bot.command(text, channel="CRANDOM", channel_name="random").json()
+    assert answer["text"].startswith(":no_entry:") and "ALLOWED_CHANNELS" in answer["text"]
+    assert "docker.sock" not in json.dumps(answer) and "/dify-ollama" not in json.dumps(answer)
+    bot.mention(f"<@UBOT0001> {text}", channel="CRANDOM", event_id=f"Ev-{len(text)}")
+    ephemeral = bot.slack.wait_for("chat.postEphemeral")[0].params
+    assert ephemeral["text"].startswith(":no_entry:") and "docker.sock" not in json.dumps(ephemeral)
+    assert {line["outcome"] for line in bot.wait_audit(2)} == {"denied"}
+    # the same text in an allowed channel is answered as before
+    inside = bot.command(text or "help", channel="COPS").json()
+    assert not inside["text"].startswith(":no_entry:")

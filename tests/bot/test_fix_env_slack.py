@@ -231,7 +231,7 @@ def test_a_busy_host_says_what_runs_and_who_started_it(run_bot: Any) -> None:
     with MutationLock(bot.settings.state_path).hold("fix-env apply", "alice@host", "cli"):
         bot.click(RESTART_APPLY, "{}", user=OPERATOR)
         text = wait_ephemeral(bot, "in progress")
-    assert "`fix-env apply` started by alice@host" in text
+    assert "`fix-env apply` started by `alice@host`" in text
     assert bot.slack.of("chat.postMessage") == []
 
 

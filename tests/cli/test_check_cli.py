@@ -91,3 +91,69 @@ def test_text_report_lists_evidence_and_remedy() -> None:
 def test_exit_code_zero_unless_failure(status: Status) -> None:
     assert Report((Finding("x", status, "s"),), 1).exit_code == 0
     assert Report((Finding("x", Status.FAIL, "s"),), 1).exit_code == 1
+
+
+NO_ENGINE_NO_OLLAMA = {"OLLAMA_URL": "http://127.0.0.1:9", "CHECK_TIMEOUT": "1"}
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_subset_runs_and_reports_its_prerequisites(tmp_path: Path, as_json: bool) -> None:
+    """`check --only dify.base_url` with the engine down: the probe cannot run, and what it
+    needs (docker.engine) is reported failing with it; never "OK", exit 1."""
+    env = {**NO_ENGINE_NO_OLLAMA, "DOCKER_HOST": f"unix://{tmp_path}/none.sock"}
+    args = ("check", "--only", "dify.base_url") + (("--json",) if as_json else ())
+    proc = run_cli(*args, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    if as_json:
+        data = json.loads(proc.stdout)
+        assert data["status"] == "fail"
+        shown = {f["id"]: f["status"] for f in data["findings"]}
+    else:
+        assert proc.stdout.startswith("Dify -> Ollama check: FAIL")
+        shown = {
+            line.split()[1]: line.split()[0].lower()
+            for line in proc.stdout.splitlines()
+            # a finding's row starts with its status (wrapped summaries continue below it)
+            if line.startswith("  ")
+            and len(line.split()) > 1
+            and line.split()[0] in ("ok", "WARN", "FAIL", "skip")
+        }
+    assert shown["docker.engine"] == "fail"
+    assert shown["dify.base_url"] == "skip"
+    assert list(shown)[:4] == ["docker.engine", "dify.project", "dify.containers", "dify.base_url"]
+
+
+def test_a_report_of_nothing_but_skips_is_not_ok() -> None:
+    report = Report((Finding("ollama.bind", Status.SKIP, "OLLAMA_URL is not on this host"),), 1)
+    assert report.status is Status.SKIP and report.exit_code == 1
+    assert render_text(report).startswith("Dify -> Ollama check: SKIP")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("PORT", "99999"), ("WORKER_THREADS", "0"), ("SLACK_API_URL", "ftp://x"), ("OPERATORS", "")],
+)
+def test_a_setting_the_command_never_reads_is_not_its_error(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    """`check` reads no Slack server setting: a bad PORT is the bot's problem, not check's.
+    `serve`, which reads it, still refuses it in one line."""
+    env = {
+        **NO_ENGINE_NO_OLLAMA,
+        "DOCKER_HOST": f"unix://{tmp_path}/none.sock",
+        "STATE_DIR": str(tmp_path),
+        variable: value,
+    }
+    proc = run_cli("check", "--only", "host.resources", env=env)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "configuration error" not in proc.stderr
+    if variable in ("PORT", "WORKER_THREADS", "SLACK_API_URL"):
+        served = run_cli("serve", "--check-config", env=env)
+        assert served.returncode == 2 and variable in served.stderr, served.stderr
+        assert "configuration error" in served.stderr
+
+
+def test_a_setting_the_command_reads_is_still_checked(tmp_path: Path) -> None:
+    proc = run_cli("logs", "api", env={"DOCKER_HOST": "tcp://h:99999999", "CHECK_TIMEOUT": "0"})
+    assert proc.returncode == 2 and "CHECK_TIMEOUT" in proc.stderr
+    assert run_cli("fix-env", env={"FIX_OLLAMA_URL": "nope"}).returncode == 2

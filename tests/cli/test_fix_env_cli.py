@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,48 @@ def test_preview_then_yes_restart_then_undo(
     again = run_cli("restart", env=env)  # applies the undone configuration: broken again
     assert again.returncode == 1
     assert "FAIL" in again.stdout and "dify.base_url" in again.stdout
+
+
+@pytest.mark.docker
+def test_undo_refuses_a_file_changed_after_the_fix_and_force_overrides(
+    docker_engine: Any, tmp_path: Path
+) -> None:
+    """The private engine with no Dify container: DIFY_DIR names a look-alike folder, so the
+    plan changes files only."""
+    from tests.rig.scenes import CONTAINER_URL, incident_folder
+
+    folder = incident_folder(tmp_path)
+    env = {
+        "DOCKER_HOST": os.environ["DOCKER_HOST"],
+        "DIFY_DIR": str(folder),
+        "OLLAMA_URL": "http://127.0.0.1:9",
+        "CHECK_TIMEOUT": "2",
+        "STATE_DIR": str(tmp_path / "state"),
+        "FIX_OLLAMA_URL": f"{CONTAINER_URL}/v1",
+        "FIX_OLLAMA_BASE_URL": CONTAINER_URL,
+    }
+    original = (folder / ".env").read_text()
+    fixed = run_cli("fix-env", "--yes", env=env)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    edited = (
+        (folder / ".env")
+        .read_text()
+        .replace("DB_PASSWORD=difyai123456", "DB_PASSWORD=Rotated-Later-77c1")
+    )
+    (folder / ".env").write_text(edited)
+
+    refused = run_cli("fix-env", "--undo", env=env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "changed after fix-env wrote it" in refused.stderr
+    assert "+DB_PASSWORD=[REDACTED]" in refused.stdout and "--force" in refused.stdout
+    assert "Rotated-Later-77c1" not in refused.stdout + refused.stderr
+    assert (folder / ".env").read_text() == edited
+
+    as_json = run_cli("fix-env", "--undo", "--json", env=env)
+    assert as_json.returncode == 1 and "Rotated-Later" not in as_json.stdout
+    assert json.loads(as_json.stdout)["force"].endswith("--force")
+
+    forced = run_cli("fix-env", "--undo", "--force", env=env)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert (folder / ".env").read_text() == original
+    assert run_cli("fix-env", "--force", env=env).returncode == 2

@@ -61,6 +61,10 @@ def test_wrapping_keeps_words_and_paths_whole() -> None:
     block = fit("  a plan line " + "word " * 30 + "\n  short", 40)
     assert all(len(line) <= 40 for line in block.splitlines())
     assert block.splitlines()[1].startswith("    word")  # continues at its indent + 2
+    # a `command` is never split across lines: it must stay copyable
+    command = "`sudo systemctl restart ollama --now`"
+    for columns in range(50, 90):  # wherever the command fits on a line
+        assert command in fit("  remedy: run " + "x " * 12 + command + " then check", columns)
 
 
 def run_in_terminal(env: dict[str, str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -177,3 +178,82 @@ def test_once_runs_a_key_once_and_lets_a_failed_run_retry(tmp_path: Path) -> Non
     assert runs == ["failed", "done"]
     assert Idempotency(tmp_path).get("fixplan:C1:1.2")["state"] == "done"  # type: ignore[index]
     assert MutationLock(tmp_path).holder() is None  # `once` never takes the host lock
+
+
+def test_a_peek_never_makes_a_real_operation_busy(tmp_path: Path) -> None:
+    """Status peeks (the Slack side's precheck, `holder()`) run all the time; a change starting
+    at that instant must get the lock, not be refused naming a finished operation."""
+    lock = MutationLock(tmp_path)
+    with lock.hold("fix-env apply", "UOLD", "slack"):
+        pass  # a finished operation: its record stays in the file
+    stop = threading.Event()
+    peeks = [0]
+
+    def peek() -> None:
+        while not stop.is_set():
+            MutationLock(tmp_path).holder()
+            with contextlib.suppress(Busy):  # a peek during a real hold is answered Busy
+                precheck(tmp_path)
+            peeks[0] += 1
+
+    peekers = [threading.Thread(target=peek) for _ in range(2)]
+    for t in peekers:
+        t.start()
+    refused: list[str] = []
+    holds = 0
+    deadline = time.monotonic() + 1.0
+    try:
+        while holds < 300 or (time.monotonic() < deadline and peeks[0] < 300):
+            try:
+                with MutationLock(tmp_path).hold("restart", f"u{holds}", "cli"):
+                    pass
+            except Busy as exc:
+                refused.append(str(exc))
+            holds += 1
+    finally:
+        stop.set()
+        for t in peekers:
+            t.join(10)
+    assert peeks[0] >= 100, peeks  # the peeks really raced the holds
+    assert refused == []
+
+
+def test_busy_names_the_operation_that_holds_the_lock_now(tmp_path: Path) -> None:
+    with MutationLock(tmp_path).hold("fix-env apply", "UOLD", "slack"):
+        pass
+    with MutationLock(tmp_path).hold("restart", "bob@host", "cli"):
+        now = MutationLock(tmp_path).holder()
+        assert now is not None and now.operation == "restart"
+        with pytest.raises(Busy) as err, MutationLock(tmp_path).hold("x", "me", "cli"):
+            pass
+    assert "`restart` started by bob@host" in str(err.value) and "UOLD" not in str(err.value)
+    assert MutationLock(tmp_path).holder() is None  # released: nobody is named any more
+
+
+ONCE_CHILD = (
+    "import sys, time; from pathlib import Path; from handlers.mutation_lock import once\n"
+    "with once(Path(sys.argv[1]), 'fixplan:C1:9.9', 'fix-env plan', 'UKILLED', 'slack'):\n"
+    "    print('running', flush=True); time.sleep(60)\n"
+)
+
+
+def test_a_running_record_left_by_a_killed_process_does_not_block_its_key(tmp_path: Path) -> None:
+    """A bot killed while posting a plan leaves `running` on disk: while it lives the key is
+    taken; once it is dead the next click runs (the record was stale)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ONCE_CHILD, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"running\n"
+        with (
+            pytest.raises(AlreadyDone, match="is already running"),
+            once(tmp_path, "fixplan:C1:9.9", "fix-env plan", "UNEXT", "slack"),
+        ):
+            pass
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert (Idempotency(tmp_path).get("fixplan:C1:9.9") or {})["state"] == "running"
+    with once(tmp_path, "fixplan:C1:9.9", "fix-env plan", "UNEXT", "slack") as record:
+        assert record.user == "UNEXT"
+    assert (Idempotency(tmp_path).get("fixplan:C1:9.9") or {})["state"] == "done"

@@ -173,17 +173,69 @@ def test_startup_checks_explain_bad_configuration(tmp_path, slack, env_change, a
         assert secret not in result.stderr
 
 
-def test_check_config_reports_engine_and_unreachable_slack(tmp_path, slack):
+def test_check_config_fails_with_a_dead_engine_socket_and_unreachable_slack(tmp_path, slack):
     env = serve_env(tmp_path, slack, OPERATORS="alice", ALLOWED_CHANNELS="ops")
     result = run_once(["--check-config"], env, tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr
     assert "Docker engine: Docker socket /nonexistent/docker.sock does not exist" in result.stderr
     assert "OPERATORS entries alice are not Slack user" in result.stderr
     assert "ALLOWED_CHANNELS entries ops are not channel ids" in result.stderr
+    assert "configuration NOT OK" in result.stderr and "configuration OK" not in result.stderr
     offline = serve_env(tmp_path, slack, SLACK_API_URL=f"http://127.0.0.1:{free_port()}/api/")
     result = run_once(["--check-config"], offline, tmp_path)
-    assert result.returncode == 0
-    assert "could not reach Slack's Web API" in result.stderr
+    assert result.returncode == 2
+    assert "error: could not reach Slack's Web API" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("granted", "operators", "missing"),
+    [
+        (["commands", "chat:write"], "U0ALICE", "files:write, app_mentions:read"),
+        (
+            ["commands", "chat:write", "files:write", "app_mentions:read"],
+            "S0OPS",
+            "usergroups:read",
+        ),
+    ],
+)
+def test_check_config_compares_the_tokens_scopes_with_what_the_code_uses(
+    tmp_path, slack, granted, operators, missing
+):
+    slack.scopes = granted
+    result = run_once(["--check-config"], serve_env(tmp_path, slack, OPERATORS=operators), tmp_path)
+    assert result.returncode == 2
+    assert f"SLACK_BOT_TOKEN lacks the scope(s) {missing}:" in result.stderr
+
+
+def test_check_config_refuses_an_app_token_slack_refuses(tmp_path, slack):
+    env = serve_env(tmp_path, slack, SLACK_APP_TOKEN="xapp-wrong")
+    result = run_once(["--check-config"], env, tmp_path)
+    assert result.returncode == 2
+    assert "Slack refused SLACK_APP_TOKEN for Socket Mode (invalid_auth)" in result.stderr
+    assert "xapp-wrong" not in result.stderr
+
+
+@pytest.mark.docker
+def test_check_config_ok_only_when_everything_answers(tmp_path, slack, docker_engine):
+    slack.ws_url = lambda: "ws://127.0.0.1:9/unused"
+    env = serve_env(
+        tmp_path,
+        slack,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        OPERATORS="U0ALICE",
+        DOCKER_HOST=os.environ["DOCKER_HOST"],
+    )
+    result = run_once(["--check-config"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "configuration OK (socket mode)" in result.stderr
+    assert "containers readable" in result.stderr
+    assert [c.method for c in slack.calls] == ["auth.test", "apps.connections.open"]
+    # usergroups:read is not needed without a user group in OPERATORS
+    slack.scopes = ["commands", "chat:write", "files:write", "app_mentions:read"]
+    assert run_once(["--check-config"], env, tmp_path).returncode == 0
+    slack.scopes = None  # a proxy that strips the header: said, not fatal
+    result = run_once(["--check-config"], env, tmp_path)
+    assert result.returncode == 0 and "scopes not verified" in result.stderr
 
 
 def test_socket_mode_process_connects_and_acks(tmp_path, slack):
