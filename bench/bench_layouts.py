@@ -81,8 +81,8 @@ def measure(layout: tuple[str, str, str], ollama: FakeOllama, tmp: Path) -> Figu
     finally:
         stack.down()
     return Figures(
-        check=statistics.median(s for s, _ in checks),
-        codes=sorted({c for _, c in checks}),
+        check=statistics.median(c[0] for c in checks),
+        codes=sorted({c[1] for c in checks}),
         targeted=statistics.median(r[0] for r in rounds),
         targeted_wall=statistics.median(r[1] for r in rounds),
         seed=statistics.median(r[3] for r in rounds),

@@ -110,7 +110,7 @@ def child(mode: str, project: str, folder: str, runs: int) -> dict[str, Any]:
     from handlers.project import discover
     from handlers.redact import Redactor
 
-    settings = Settings(_env_file=None, dify_compose_project=project, dify_dir=Path(folder))  # type: ignore[call-arg]
+    settings = Settings(dify_compose_project=project, dify_dir=Path(folder))
     client = docker.DockerClient(base_url=os.environ["DOCKER_HOST"], version="1.41", timeout=600)
     info = discover(client, settings).containers["api"]
 

@@ -137,7 +137,6 @@ def main() -> int:
         url = ollama.container_url()
         stack = healthy_stack(tmp, url)
         settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
             dify_compose_project=stack.project,
             docker_host=os.environ["DOCKER_HOST"],
             state_dir=Path(tmp) / "state",

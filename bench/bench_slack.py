@@ -8,7 +8,13 @@ compared in the same run with bolt's own development server (`App.start()`, the 
 Socket Mode (--socket-failover, about 2 minutes): time to replace a connection that died without
 a close frame (FIN) or went silent, tuned client vs bolt's default handler.
 
-Run: /tmp/venv/bin/python bench/bench_slack.py [--n 50] [--socket-failover]
+--report-latency RUNS (needs the private engine): `dify-ollama serve` against a real look-alike
+stack, one `/dify-ollama check` at a time, slash command to posted report, against the field
+notes' manual procedure timed in between (issue 12's target: <= 0.3x); `--before DIR` runs an
+older source tree's bot the same way in the same run.
+
+Run: .venv/bin/python bench/bench_slack.py [--n 50] [--socket-failover]
+     .venv/bin/python bench/bench_slack.py --report-latency 9 [--before DIR]
 The check is the real handlers.check.run_check with the Docker engine at an absent socket
 (DOCKER_HOST below) so the figure is the bot's own cost, not Docker's; pass --docker-host to
 measure against a real engine.
@@ -29,6 +35,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,6 +258,105 @@ def http_case(name: str, argv: list[str], port: int, n: int, docker_host: str) -
     return figures
 
 
+def report_latency(
+    tree: Path, stack: Any, ollama: Any, runs: int, manual: list[list[str]]
+) -> tuple[list[float], list[float]]:
+    """`dify-ollama serve` of the source tree `tree` against a real look-alike stack: one
+    signed `/dify-ollama check` at a time, seconds from sending it to the chat.update that
+    carries the report; the field notes' manual procedure timed between two requests (same
+    load on both sides). Returns (bot latencies, manual procedure times)."""
+    import tempfile
+
+    from bench.bench_check import manual_once
+
+    slack = SlackApiDouble().start()
+    port = free_port()
+    latencies: list[float] = []
+    by_hand: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = env_for(slack, Path(tmp), os.environ["DOCKER_HOST"])
+        env.update(
+            PYTHONPATH=str(tree),
+            DIFY_COMPOSE_PROJECT=stack.project,
+            OLLAMA_URL=ollama.url,
+            CHECK_TIMEOUT="3",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=tree,  # `python -m` puts the working directory first on sys.path
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_http(port, proc)
+            time.sleep(2)  # startup probes done
+            for i in range(runs + 1):  # the first one warms up (and fills the bot's cache)
+                user = f"UL{i:03d}"
+                body, headers = signed("check", user, slack)
+                sent = time.monotonic()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("POST", "/slack/events", body=body, headers=headers)
+                conn.getresponse().read()
+                conn.close()
+                posted = None
+                deadline = sent + 30
+                while posted is None and time.monotonic() < deadline:
+                    for call in slack.of("chat.update"):
+                        blocks = str(call.params.get("blocks"))
+                        if f"<@{user}>" in blocks and "Dify" in blocks and call.at >= sent:
+                            posted = call.at - sent
+                            break
+                    time.sleep(0.002)
+                if i == 0:
+                    continue
+                latencies.append(posted if posted is not None else float("nan"))
+                by_hand.append(manual_once(manual)[0])
+                time.sleep(0.3)
+        finally:
+            stop_process(proc)
+            slack.stop()
+    return latencies, by_hand
+
+
+def report_latency_case(runs: int, before: Path | None) -> None:
+    """The bot's path from slash command to posted report on a healthy look-alike stack,
+    against the field notes' manual procedure in the same run (issue 12: <= 0.3x)."""
+    import statistics
+    import tempfile
+
+    from bench.bench_check import literal_steps, spread
+    from tests.rig.fake_ollama import FakeOllama
+    from tests.rig.stack import healthy_stack
+
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp, FakeOllama(bind="0.0.0.0") as ollama:
+        stack = healthy_stack(tmp, ollama.container_url())
+        try:
+            stack.up()
+            manual = literal_steps(stack, ollama)
+            ours, by_hand = report_latency(ROOT, stack, ollama, runs, manual)
+            old: list[float] = []
+            if before is not None:
+                old, more = report_latency(before, stack, ollama, runs, manual)
+                by_hand += more
+        finally:
+            stack.down()
+    print(f"load average after:  {os.getloadavg()[0]:.2f}")
+    lit = statistics.median(by_hand)
+    mine = statistics.median(ours)
+    print(f"field notes' {len(manual)} commands by hand:          {spread(by_hand)}")
+    print(
+        f"slash command -> report posted (this tree): {spread(ours)}; "
+        f"ratio {mine / lit:.2f}x (target <= 0.30x: {'met' if mine <= 0.3 * lit else 'MISSED'})"
+    )
+    if old:
+        print(
+            f"slash command -> report posted (before):    {spread(old)}; "
+            f"ratio {statistics.median(old) / lit:.2f}x"
+        )
+
+
 def socket_process(n: int, docker_host: str) -> dict[str, float]:
     """`dify-ollama serve` in Socket Mode: time to connect, idle memory, n envelopes acked."""
     import tempfile
@@ -370,7 +476,18 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--docker-host", default="unix:///nonexistent/docker.sock")
     parser.add_argument("--socket-failover", action="store_true")
+    parser.add_argument(
+        "--report-latency",
+        type=int,
+        metavar="RUNS",
+        help="only: slash command to posted report on a real look-alike stack (needs "
+        "DOCKER_HOST), RUNS requests one at a time, against the manual procedure",
+    )
+    parser.add_argument("--before", type=Path, help="with --report-latency: an older tree too")
     args = parser.parse_args()
+    if args.report_latency:
+        report_latency_case(max(3, min(args.report_latency, 50)), args.before)
+        return 0
     py = sys.executable
     print(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}", flush=True)
     port = free_port()

@@ -51,10 +51,22 @@ GENERIC_ERROR = (
 HANDLER_ERROR = ":x: `{command}` failed: {message} (error id `{rid}`)"  # message: mrkdwn
 
 
-def _default_check(settings: Settings) -> Report:
-    from handlers.check import run_check  # lazy: pulls in docker-py
+class CachedCheck:
+    """The real check, keeping what it may between runs (handlers/engine_cache.py) while the
+    engine's event stream is connected; the stream is opened now, in the background."""
 
-    return run_check(settings)
+    def __init__(self, settings: Settings) -> None:
+        from handlers.engine_cache import EngineCache  # lazy: pulls in docker-py
+
+        self.cache = EngineCache(settings).start()
+
+    def __call__(self, settings: Settings) -> Report:
+        from handlers.check import run_check
+
+        return run_check(settings, cache=self.cache)
+
+    def close(self) -> None:
+        self.cache.close()
 
 
 def new_request_id() -> str:
@@ -134,7 +146,10 @@ class Runtime:
             echo=self.echo.submit if self.echo is not None else None,
             redact=self.secrets.redact,
         )
-        check_fn = check or _default_check
+        self.cached_check: CachedCheck | None = None
+        if check is None:
+            check = self.cached_check = CachedCheck(settings)
+        check_fn = check
         self.checks: SharedRun[Report] = SharedRun(lambda: check_fn(settings))
         self.engine = EngineStatus(probe or engine_probe(settings))
         self._seen = _Seen()
@@ -143,6 +158,8 @@ class Runtime:
         self.executor.shutdown(wait=wait)
         if self.echo is not None:
             self.echo.close(timeout=5.0 if wait else 0.5)
+        if self.cached_check is not None:
+            self.cached_check.close()
 
     # --- ack path: slash commands and mentions ----------------------------------------------
     def on_command(self, body: dict[str, Any]) -> dict[str, Any] | None:

@@ -12,9 +12,10 @@ import sys
 from collections.abc import Sequence
 
 import cli.commands
-from cli.redaction import protect_output
-from config.settings import ConfigError, load_settings
-from config.version import version
+from cli.redaction import protect_output, warm
+
+# Static text only: printing it needs no secret set (and must stay fast).
+INFO_FLAGS = frozenset({"-h", "--help", "--version"})
 
 EXIT_USAGE = 2
 
@@ -26,12 +27,27 @@ def command_modules() -> list[str]:
     return [f"cli.commands.{m.name}" for m in sorted(found, key=lambda m: m.name)]
 
 
+class _VersionAction(argparse.Action):
+    """`--version`, reading the package metadata only when asked (not on every start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        from config.version import version
+
+        print(f"{parser.prog} {version()}")  # stdout, as argparse's own version action
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dify-ollama",
         description="Diagnose and repair a self-hosted Dify talking to Ollama on the same host.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the installed version and exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in command_modules():
         register = getattr(importlib.import_module(name), "register", None)
@@ -42,15 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    protect_output()  # before anything can echo what was typed
+    words = sys.argv[1:] if argv is None else list(argv)
+    if not INFO_FLAGS.intersection(words):
+        protect_output()  # before anything can echo what was typed
     parser = build_parser()
     args = parser.parse_args(argv)
+    # After parsing: `--help` never pays for loading the configuration.
+    from config.settings import ConfigError, load_settings
+
     try:
         # Only the settings this command uses are validated (it declares them).
         settings = load_settings(getattr(args, "settings_used", None))
     except ConfigError as exc:
         print(f"dify-ollama: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    warm(settings)
     try:
         return int(args.func(args, settings))
     except KeyboardInterrupt:

@@ -142,23 +142,7 @@ def env_file_path(environ: dict[str, str] | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
-# What each CLI command reads (it declares one of these as `settings_used`): a bad value of a
-# setting it never reads (PORT=99999 for `check`) is not its problem. The bot's tokens are
-# there for redaction: every output masks them.
 ALL_SETTINGS = frozenset(Settings.model_fields)
-HOST = frozenset(
-    {
-        "dify_dir",
-        "dify_compose_project",
-        "ollama_url",
-        "check_timeout",
-        "docker_host",
-        "slack_bot_token",
-        "slack_app_token",
-        "slack_signing_secret",
-    }
-)
-REPAIR = HOST | {"fix_ollama_url", "fix_ollama_base_url", "fix_database", "backup_dir", "state_dir"}
 
 
 def load_settings(needs: Collection[str] | None = None, **overrides: object) -> Settings:

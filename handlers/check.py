@@ -7,11 +7,16 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import replace
+from typing import Any
 
 from config.settings import Settings
+from handlers import timeline
+from handlers.engine_cache import EngineCache
 from handlers.facts import Facts, Skip
 from handlers.probes import PROBES, Probe, account_for_skips, with_prerequisites
+from handlers.project import DifyProject
 from handlers.redact import Redactor, environment_secrets, redactor_for
 from handlers.results import Finding, HandlerError, Report, Status
 
@@ -54,34 +59,31 @@ def _scrub(finding: Finding, redactor: Redactor) -> Finding:
     )
 
 
-def run_check(settings: Settings, only: tuple[str, ...] = ()) -> Report:
+def run_check(
+    settings: Settings,
+    only: tuple[str, ...] = (),
+    *,
+    since: float | None = None,
+    cache: EngineCache | None = None,
+) -> Report:
     """Run the probes (all, or the ids in `only` with their prerequisites) and return the
-    report within the deadline."""
+    report within the deadline.
+
+    `since` (a time.monotonic() value: the process start, the Slack request) is where the
+    report's `before_first_probe_ms` counts from. `cache`: what a long-running process keeps
+    between checks (handlers/engine_cache.py).
+    """
     start = time.monotonic()
-    facts = Facts(settings)
-    run = with_prerequisites(only)
-    probes = [(fid, probe) for fid, probe in PROBES if fid in run]
-    results: queue.Queue[tuple[str, Finding]] = queue.Queue()
-    for finding_id, probe in probes:
-        threading.Thread(
-            target=lambda f=finding_id, p=probe: results.put((f, _run_probe(f, p, facts))),
-            name=f"probe-{finding_id}",
-            daemon=True,
-        ).start()
+    spans = timeline.Timeline(start)
+    with timeline.recording(spans):
+        facts = Facts(settings, cache)
+        run = with_prerequisites(only)
+        found, durations = _run_probes(facts, run)
+    probes = [fid for fid, _ in PROBES if fid in run]
     deadline = facts.deadline
-    found: dict[str, Finding] = {}
-    while len(found) < len(probes):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        try:
-            finding_id, finding = results.get(timeout=remaining)
-        except queue.Empty:
-            break
-        found[finding_id] = finding
     redactor = _redactor(facts)
     findings = []
-    for finding_id, _ in probes:
+    for finding_id in probes:
         finding = found.get(finding_id) or Finding(
             finding_id,
             Status.FAIL,
@@ -89,10 +91,72 @@ def run_check(settings: Settings, only: tuple[str, ...] = ()) -> Report:
             remedy="Something on the host is hanging; run `dify-ollama check` again and read "
             "the probe's evidence.",
         )
+        finding = replace(
+            finding, duration_ms=durations.get(finding_id, int(1000 * (deadline - start)))
+        )
         findings.append(_scrub(finding, redactor))
     context = {"host": facts.hostname}
     project, _ = facts.project_or_error() if "dify.project" in found else (None, None)
     if project is not None:
         context.update({"dify_dir": str(project.working_dir), "project": project.name})
-    elapsed = int((time.monotonic() - start) * 1000)
-    return Report(account_for_skips(tuple(findings)), elapsed, context)
+    return Report(
+        account_for_skips(tuple(findings)),
+        int((time.monotonic() - start) * 1000),
+        context,
+        _timing(spans, since, project, redactor),
+    )
+
+
+def _run_probes(facts: Facts, wanted: Collection[str]) -> tuple[dict[str, Finding], dict[str, int]]:
+    """The probes in `wanted`, each in its own thread; what answered before the deadline, and
+    how long each took."""
+    probes = [(fid, probe) for fid, probe in PROBES if fid in wanted]
+    results: queue.Queue[tuple[str, Finding, int]] = queue.Queue()
+
+    def run(finding_id: str, probe: Probe) -> None:
+        began = time.monotonic()
+        with timeline.span(f"probe {finding_id}"):
+            finding = _run_probe(finding_id, probe, facts)
+        results.put((finding_id, finding, int((time.monotonic() - began) * 1000)))
+
+    for finding_id, probe in probes:
+        threading.Thread(
+            target=timeline.in_context(run),
+            args=(finding_id, probe),
+            name=f"probe-{finding_id}",
+            daemon=True,
+        ).start()
+    found: dict[str, Finding] = {}
+    durations: dict[str, int] = {}
+    while len(found) < len(probes):
+        remaining = facts.deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            finding_id, finding, took = results.get(timeout=remaining)
+        except queue.Empty:
+            break
+        found[finding_id] = finding
+        durations[finding_id] = took
+    return found, durations
+
+
+def _timing(
+    spans: timeline.Timeline, since: float | None, project: DifyProject | None, redactor: Redactor
+) -> dict[str, Any]:
+    """The report's timing: spans with container ids named by their service, and redacted
+    like every finding (a span may name a URL, and a URL may carry a password)."""
+    names = {}
+    if project is not None:
+        names = {info.id[:12]: service for service, info in project.containers.items()}
+
+    def rename(name: str) -> str:
+        for short, service in names.items():
+            name = name.replace(short, service)
+        return redactor.redact(name)
+
+    first = spans.first_start("probe ")
+    before = None
+    if since is not None and first is not None:
+        before = max(0, round((first - since) * 1000))
+    return {"before_first_probe_ms": before, "spans": spans.to_json(rename)}

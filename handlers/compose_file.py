@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from handlers import compose_dotenv
 from handlers.compose_binary import detect_compose
 from handlers.compose_interpolation import (
@@ -44,11 +42,6 @@ from handlers.compose_interpolation import (
 )
 from handlers.envfile import decode_for_reading
 from handlers.results import HandlerError
-
-try:  # the C loader is ~10x faster on Dify's 77 kB file; fall back where libyaml is absent
-    _Loader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
 
 __all__ = [
     "ComposeConfig",
@@ -312,8 +305,18 @@ def load_compose(
     return ComposeConfig(files, services, inactive, tuple(sorted(active)), base, flavour)
 
 
+def _loader() -> type:
+    # The C loader is ~10x faster on Dify's 77 kB file; fall back where libyaml is absent.
+    import yaml
+
+    loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return loader
+
+
 def _raw_services(path: Path) -> dict[str, dict[str, Any]]:
     """The file's services as written (merge keys resolved, nothing interpolated)."""
+    import yaml  # here: only what reads compose files pays for PyYAML
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -321,7 +324,7 @@ def _raw_services(path: Path) -> dict[str, dict[str, Any]]:
     except UnicodeDecodeError:
         raise HandlerError(f"{path} is not UTF-8 text") from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
+        data = yaml.load(text, Loader=_loader())  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         raise HandlerError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if data is None:

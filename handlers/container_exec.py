@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import queue
 import tarfile
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import docker
+
+from handlers import timeline
 
 NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory", "not found")
 
@@ -56,6 +60,19 @@ def run(
     bound_inside: bool = True,
 ) -> ExecResult:
     """Run argv in the container; never blocks longer than `timeout` + 1 s."""
+    with timeline.span(f"exec {argv[0]} @{container_id[:12]}"):
+        return _run(client, container_id, argv, timeout, environment, user, bound_inside)
+
+
+def _run(
+    client: docker.DockerClient,
+    container_id: str,
+    argv: list[str],
+    timeout: float,
+    environment: dict[str, str] | None,
+    user: str,
+    bound_inside: bool,
+) -> ExecResult:
     # GNU timeout takes fractions; busybox truncates them, which only makes it stricter.
     command = ["timeout", f"{max(1.0, timeout):.1f}", *argv] if bound_inside else list(argv)
     box: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=1)
@@ -82,11 +99,11 @@ def run(
         text = str(exc)
         if bound_inside and any(m in text.lower() for m in NOT_FOUND_MARKERS) and "timeout" in text:
             # An image without `timeout` (rare): rely on the caller's deadline alone.
-            return run(client, container_id, argv, timeout, environment, user, bound_inside=False)
+            return _run(client, container_id, argv, timeout, environment, user, False)
         return ExecResult(127 if "not found" in text.lower() else 1, "", text, elapsed)
     result = ExecResult(code, _decode(out), _decode(err), elapsed)
     if bound_inside and result.missing_command and "timeout" in result.stderr.split(":")[0]:
-        return run(client, container_id, argv, timeout, environment, user, bound_inside=False)
+        return _run(client, container_id, argv, timeout, environment, user, False)
     return result
 
 
@@ -227,8 +244,21 @@ def _parse_python(url: str, res: ExecResult) -> HttpProbe:
 # Which tool worked last time, per container id: saves failed execs on every later probe.
 _TOOL_CACHE: dict[str, str] = {}
 _FOUND_CACHE: dict[str, frozenset[str]] = {}
+_PYTHON_CACHE: dict[str, bool] = {}
+_STAT_LOCKS: dict[str, threading.Lock] = {}
 BIN_DIRS = ("/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/sbin", "/sbin")
 TOOLS = ("curl", "wget", "python3", "getent")
+
+
+def forget(container_id: str) -> None:
+    """Drop what is known about a container's tools (it changed or is gone)."""
+    for cache in (_TOOL_CACHE, _FOUND_CACHE, _PYTHON_CACHE, _STAT_LOCKS):
+        cache.pop(container_id, None)
+
+
+def forget_all() -> None:
+    for cache in (_TOOL_CACHE, _FOUND_CACHE, _PYTHON_CACHE):
+        cache.clear()
 
 
 def _exists(client: docker.DockerClient, container_id: str, path: str) -> bool | None:
@@ -251,8 +281,14 @@ def find_tools(client: docker.DockerClient, container_id: str) -> frozenset[str]
 
     A stat costs ~1 ms; a failed exec costs 50-500 ms of two busy cores.
     """
-    if container_id in _FOUND_CACHE:
-        return _FOUND_CACHE[container_id]
+    with _STAT_LOCKS.setdefault(container_id, threading.Lock()):  # one stat run per container
+        if container_id in _FOUND_CACHE:
+            return _FOUND_CACHE[container_id]
+        with timeline.span(f"stat tools @{container_id[:12]}"):
+            return _find_tools(client, container_id)
+
+
+def _find_tools(client: docker.DockerClient, container_id: str) -> frozenset[str] | None:
     found = set()
     for tool in TOOLS:
         for folder in BIN_DIRS:
@@ -272,8 +308,9 @@ def read_file(
 ) -> str | None:
     """A small file of the container, through the engine's archive API (no exec)."""
     try:
-        stream, _ = client.api.get_archive(container_id, path)
-        data = b"".join(stream)
+        with timeline.span(f"read {path} @{container_id[:12]}"):
+            stream, _ = client.api.get_archive(container_id, path)
+            data = b"".join(stream)
     except Exception:  # any engine error: the caller falls back to an exec
         return None
     try:
@@ -283,6 +320,16 @@ def read_file(
             return handle.read(limit).decode("utf-8", "replace") if handle else None
     except (tarfile.TarError, OSError):
         return None
+
+
+def tool_proxy_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Lower-case copies of upper-case proxy variables: curl and busybox wget read only the
+    lower-case ones, Dify's Python code reads both."""
+    extra = {}
+    for key in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        if env.get(key) and key.lower() not in env:
+            extra[key.lower()] = env[key]
+    return extra
 
 
 def http_get(
@@ -414,3 +461,210 @@ def resolve(
     return Resolution(
         name, (), "hosts-file+nslookup", "timed out" if res.timed_out else "not found"
     )
+
+
+# --- one exec per container: health, Ollama and name resolution together -----------------------
+# Every Dify image that calls Ollama (api, worker, plugin_daemon) has python3: one process
+# answers all the check's questions about that container, in parallel threads, each bounded.
+# Its own endpoints (localhost) are asked without a proxy; everything else as Dify's code
+# asks, with the container's proxy variables.
+_PY_SURVEY = r"""
+import json, socket, sys, threading, time, urllib.error, urllib.request
+limit = float(sys.argv[1])
+urls, direct, names = json.loads(sys.argv[2])
+lock = threading.Lock()
+def say(*item):
+    # One line per answer, as soon as it is known: if the exec is cut off, what came is kept.
+    with lock:
+        sys.stdout.write(json.dumps(item) + "\n")
+        sys.stdout.flush()
+def get(url):
+    start = time.monotonic()
+    opener = urllib.request.build_opener(
+        *([urllib.request.ProxyHandler({})] if url in direct else []))
+    ms = lambda: round((time.monotonic() - start) * 1000)
+    try:
+        r = opener.open(url, timeout=limit)
+        say("http", url, {"status": r.status, "ms": ms(),
+                          "body": r.read(4096).decode("utf-8", "replace")})
+    except urllib.error.HTTPError as e:
+        say("http", url, {"status": e.code, "ms": ms(),
+                          "body": e.read(4096).decode("utf-8", "replace")})
+    except Exception as e:
+        reason = getattr(e, "reason", e)
+        say("http", url, {"error": (type(reason).__name__ + " " + str(reason))[:300],
+                          "ms": ms()})
+def resolve(name):
+    try:
+        say("dns", name, sorted({a[4][0] for a in socket.getaddrinfo(name, None)}))
+    except Exception as e:
+        say("dns", name, (type(e).__name__ + " " + str(e))[:200])
+jobs = [threading.Thread(target=get, args=(u,), daemon=True) for u in urls]
+jobs += [threading.Thread(target=resolve, args=(n,), daemon=True) for n in names]
+for job in jobs:
+    job.start()
+end = time.monotonic() + limit + 0.2
+for job in jobs:
+    job.join(max(0.0, end - time.monotonic()))
+"""
+PYTHON_PATHS = ("/usr/local/bin/python3", "/usr/bin/python3", "/bin/python3")
+
+
+class LiveSurvey:
+    """The answers of one survey exec, each available as soon as the container printed it:
+    a health endpoint that answers at once is not held back by an Ollama that hangs."""
+
+    def __init__(self, urls: list[str], names: tuple[str, ...], deadline: float) -> None:
+        self.urls, self.names, self.deadline = list(urls), names, deadline
+        self._cond = threading.Condition()
+        self._http: dict[str, HttpProbe] = {}
+        self._dns: dict[str, Resolution] = {}
+        self._done = False
+        self._usable = True
+        self._ms = 0
+        self.span: int | None = None  # the exec's span, for the waits on it
+
+    def feed(self, line: str, elapsed_ms: int) -> None:
+        try:
+            item = json.loads(line)
+        except ValueError:
+            return
+        if not (isinstance(item, list) and len(item) == 3):
+            return
+        kind, key, data = item[0], str(item[1]), item[2]
+        with self._cond:
+            if kind == "http" and key in self.urls:
+                self._http[key] = _survey_http(key, data, elapsed_ms)
+            elif kind == "dns" and key in self.names:
+                self._dns[key] = _survey_dns(key, data)
+            self._cond.notify_all()
+
+    def finish(self, cut_off: bool, elapsed_ms: int) -> None:
+        with self._cond:
+            self._done, self._ms = True, elapsed_ms
+            self._usable = cut_off or bool(self._http or self._dns)
+            self._cond.notify_all()
+
+    @property
+    def usable(self) -> bool:
+        with self._cond:
+            return self._usable
+
+    def _wait(self, ready: Callable[[], bool]) -> bool:
+        """Wait until `ready()` or the exec ended; False when the survey is of no use."""
+        with timeline.span("wait survey", waits=self.span), self._cond:
+            while not ready() and not self._done:
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            return self._usable or ready()
+
+    def http(self, url: str) -> HttpProbe | None:
+        """The answer for `url` (a timeout if none came in time); None when the survey was
+        not asked about it or could not run (ask tool by tool then)."""
+        if url not in self.urls or not self._wait(lambda: url in self._http):
+            return None
+        with self._cond:
+            return self._http.get(url) or HttpProbe(
+                url, "python3", None, "", "timeout", "no answer before the deadline", self._ms
+            )
+
+    def resolution(self, name: str) -> Resolution | None:
+        if name not in self.names or not self._wait(lambda: name in self._dns):
+            return None
+        with self._cond:
+            return self._dns.get(name) or Resolution(name, (), "python3", "timed out")
+
+
+def has_python(client: docker.DockerClient, container_id: str) -> bool:
+    """Whether the image has python3, by stat (no exec); cached per container."""
+    with _STAT_LOCKS.setdefault(container_id, threading.Lock()):
+        if container_id not in _PYTHON_CACHE:
+            found = _FOUND_CACHE.get(container_id)
+            if found is not None:
+                _PYTHON_CACHE[container_id] = "python3" in found
+            else:
+                with timeline.span(f"stat python3 @{container_id[:12]}"):
+                    exists = any(_exists(client, container_id, p) for p in PYTHON_PATHS)
+                _PYTHON_CACHE[container_id] = exists
+        return _PYTHON_CACHE[container_id]
+
+
+def _survey_http(url: str, data: object, fallback_ms: int) -> HttpProbe:
+    if not isinstance(data, dict):
+        return HttpProbe(url, "python3", None, "", "timeout", "no answer before the deadline", 0)
+    ms = data.get("ms")
+    latency = ms if isinstance(ms, int) else fallback_ms
+    status = data.get("status")
+    if isinstance(status, int):
+        body = data.get("body")
+        return HttpProbe(url, "python3", status, str(body or ""), None, "", latency)
+    text = str(data.get("error") or "no answer")
+    return HttpProbe(url, "python3", None, "", classify_error(text), text[:300], latency)
+
+
+def _survey_dns(name: str, data: object) -> Resolution:
+    if isinstance(data, list) and data:
+        return Resolution(name, tuple(str(a) for a in data), "python3")
+    if data is None:
+        return Resolution(name, (), "python3", "timed out")
+    text = str(data)
+    return Resolution(name, (), "python3", "not found" if "gaierror" in text else text[-200:])
+
+
+def start_survey(
+    client: docker.DockerClient,
+    container_id: str,
+    urls: list[str],
+    timeout: float,
+    *,
+    direct: tuple[str, ...] = (),
+    names: tuple[str, ...] = (),
+) -> LiveSurvey | None:
+    """GET each URL (those in `direct` without a proxy) and resolve each name, all in one
+    python3 exec in the container, concurrently, within `timeout`; returns at once, the
+    answers arrive in the LiveSurvey. None when the image has no python3."""
+    for url in urls:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"not an http URL: {url!r}")
+    if not has_python(client, container_id):
+        return None
+    started = time.monotonic()
+    live = LiveSurvey(urls, names, started + timeout + 1.0)
+    payload = json.dumps([urls, list(direct), list(names)])
+    # The requests give up a little before the exec's own bound, so their answers (timeouts
+    # included) are printed rather than cut off with the process.
+    limit = max(0.5, timeout - 0.4)
+    command = ["timeout", f"{max(1.0, timeout):.1f}", "python3", "-c", _PY_SURVEY]
+    command += [f"{limit:.2f}", payload]
+
+    def elapsed() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    def work() -> None:
+        code: int | None = None
+        with timeline.span(f"exec python3 @{container_id[:12]}") as span:
+            live.span = span
+            try:
+                created = client.api.exec_create(container_id, command, stdout=True, stderr=True)
+                pending = b""
+                for out, _err in client.api.exec_start(created["Id"], stream=True, demux=True):
+                    pending += out or b""
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines[:64]:
+                        live.feed(line.decode("utf-8", "replace"), elapsed())
+                code = client.api.exec_inspect(created["Id"]).get("ExitCode")
+            except Exception as exc:  # the engine refused the exec: ask tool by tool
+                code = 127 if "not found" in str(exc).lower() else None
+        # Cut off by `timeout` (124, 143): the answers missing are timeouts. No answer at all
+        # otherwise (an exec into a container that has just started can come back empty, or
+        # python3 did not run): the survey is of no use, the probes ask tool by tool.
+        live.finish(code in (124, 143), elapsed())
+        if code in (126, 127):
+            _PYTHON_CACHE[container_id] = False
+
+    threading.Thread(
+        target=timeline.in_context(work), name=f"survey-{container_id[:12]}", daemon=True
+    ).start()
+    return live

@@ -33,11 +33,17 @@ def docker_host(settings: Settings) -> str:
 
 def make_client(settings: Settings, timeout: float | None = None) -> docker.DockerClient:
     """A client that has not talked to the engine yet (no I/O here)."""
-    return docker.DockerClient(
-        base_url=docker_host(settings),
+    host = docker_host(settings)
+    client = docker.DockerClient(
+        base_url=host,
         version=API_VERSION,
         timeout=timeout or max(5.0, settings.check_timeout * 2),
     )
+    if host.startswith("unix://"):
+        # No proxy ever applies to a Unix socket, yet requests looks for one in the whole
+        # environment on every call: a third of the CPU a check spent on engine calls.
+        client.api.trust_env = False
+    return client
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

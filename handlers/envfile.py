@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-from dotenv import dotenv_values
 
 from handlers.results import HandlerError
 
@@ -219,6 +217,8 @@ def public_placeholders(env_path: Path | None) -> frozenset[str]:
         text = decode_for_reading(example.read_bytes())
     except OSError:
         return BUILTIN_PLACEHOLDERS
+    from dotenv import dotenv_values  # here: `--help` of the commands need not pay for it
+
     values = dotenv_values(stream=io.StringIO(text), interpolate=False)
     return BUILTIN_PLACEHOLDERS | {v for v in values.values() if v and len(v) < PLACEHOLDER_MAX}
 
@@ -262,6 +262,8 @@ def undecodable_lines(data: bytes) -> tuple[int, ...]:
 def parse_env_text(text: str, path: Path | None = None) -> EnvFile:
     # A UTF-8 byte order mark (Windows editors write one) is not part of the first key: Compose
     # reads the file as utf-8-sig (v1) and drops it (v2).
+    from dotenv import dotenv_values  # here: `--help` of the commands need not pay for it
+
     raw = dotenv_values(stream=io.StringIO(text.removeprefix("\ufeff")), interpolate=False)
     values = {k: (v if v is not None else "") for k, v in raw.items()}
     return EnvFile(path, values, text)
@@ -274,8 +276,13 @@ def parse_env_bytes(data: bytes, path: Path | None = None) -> EnvFile:
     return EnvFile(env.path, env.values, env.text, bad) if bad else env
 
 
-def read_env_file(path: Path) -> EnvFile:
-    """Read `.env`; a missing or unreadable file is a HandlerError saying which and why."""
+# A keeper of parses by the bytes parsed: memo(kind, data, parse) -> parse() or a kept copy.
+ParseMemo = Callable[[str, bytes, Callable[[], EnvFile]], EnvFile]
+
+
+def read_env_file(path: Path, memo: ParseMemo | None = None) -> EnvFile:
+    """Read `.env`; a missing or unreadable file is a HandlerError saying which and why.
+    `memo` (a long-running process's) may hand back the parse of the very same bytes."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -286,4 +293,6 @@ def read_env_file(path: Path) -> EnvFile:
         raise HandlerError(f"{path} is a directory, not a file") from None
     except OSError as exc:
         raise HandlerError(f"{path} could not be read: {exc.strerror or exc}") from None
+    if memo is not None:
+        return memo(f"env:{path}", data, lambda: parse_env_bytes(data, path))
     return parse_env_bytes(data, path)

@@ -5,11 +5,12 @@ computed once per check, on first use, by whichever probe asks first; the others
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -18,16 +19,19 @@ import docker
 import httpx
 
 from config.settings import Settings
-from handlers import compose_cli, compose_file, container_exec, dify_db, engine
+from handlers import compose_cli, compose_file, container_exec, dify_db, engine, timeline
 from handlers.creation import Creation, creation_of
+from handlers.engine_cache import EngineCache
 from handlers.envfile import EnvFile, read_env_file
-from handlers.layout import API_HEALTH_URL, Layout, describe_layout, release_from_image
-from handlers.project import DifyProject, discover
+from handlers.layout import API_HEALTH_URL, HEALTH_URLS, Layout, describe_layout, release_from_image
+from handlers.project import MODEL_CALLERS, DifyProject, discover
 from handlers.results import HandlerError
 from handlers.urls import (
     DEFAULT_DIFY_OLLAMA_URL,
     PUBLIC_OPENAI_BASE,
     host_of,
+    is_ip,
+    root_of,
     without_credentials,
 )
 
@@ -38,6 +42,17 @@ T = TypeVar("T")
 # margins leave the CLI's own start-up inside the promised CHECK_TIMEOUT + 1 s.
 DEADLINE_MARGIN = 0.6
 EXEC_MARGIN = 0.45
+
+
+def short_ids(text: str) -> str:
+    """A fact's key as a span name: container ids cut to Docker's 12 characters, URLs
+    without their credentials."""
+    kind, _, rest = text.partition(":")
+    if not rest:
+        return kind
+    cid, _, tail = rest.partition(":")
+    cid = cid[:12] if len(cid) == 64 else cid
+    return f"{kind}:{cid}" + (f":{without_credentials(tail)}" if tail else "")
 
 
 class Skip(Exception):
@@ -63,14 +78,38 @@ class OllamaAnswer:
     loaded: tuple[dict[str, Any], ...] = ()
 
 
+class LazyValues(Mapping[str, str]):
+    """A mapping computed on first access (then kept)."""
+
+    def __init__(self, load: Callable[[], Mapping[str, str]]) -> None:
+        self._load = load
+        self._values: Mapping[str, str] | None = None
+
+    def _data(self) -> Mapping[str, str]:
+        if self._values is None:
+            self._values = self._load()
+        return self._values
+
+    def __getitem__(self, key: str) -> str:
+        return self._data()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+
 class Facts:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cache: EngineCache | None = None) -> None:
         self.settings = settings
+        self.cache = cache  # what a long-running process keeps between checks
         self.timeout = settings.check_timeout
         self.deadline = time.monotonic() + settings.check_timeout + DEADLINE_MARGIN
         self.hostname = socket.gethostname()
         self._lock = threading.Lock()
         self._memo: dict[str, Future[Any]] = {}
+        self._spans: dict[str, int | None] = {}
 
     def _once(self, key: str, compute: Callable[[], T]) -> T:
         with self._lock:
@@ -79,11 +118,20 @@ class Facts:
             if future is None:
                 future = Future()
                 self._memo[key] = future
+        name = short_ids(key)
         if owner:
-            try:
-                future.set_result(compute())
-            except BaseException as exc:
-                future.set_exception(exc)
+            with timeline.span(f"fact {name}") as index:
+                with self._lock:
+                    self._spans[key] = index
+                try:
+                    future.set_result(compute())
+                except BaseException as exc:
+                    future.set_exception(exc)
+        elif not future.done():
+            with self._lock:
+                computing = self._spans.get(key)
+            with timeline.span(f"wait {name}", waits=computing):
+                return cast(T, future.result())
         return cast(T, future.result())
 
     def budget(self) -> float:
@@ -92,8 +140,20 @@ class Facts:
 
     # -- engine and project ------------------------------------------------------------
     def engine(self) -> tuple[docker.DockerClient | None, engine.EngineProblem | None, str]:
-        # A hung engine must not hold the report past the deadline either.
-        return self._once("engine", lambda: engine.ping(self.settings, self.timeout + 0.3))
+        def compute() -> tuple[docker.DockerClient | None, engine.EngineProblem | None, str]:
+            connection = self.cache.connection() if self.cache is not None else None
+            if connection is not None:  # the live event stream proves the engine answers
+                return connection[0], None, connection[1]
+            # A hung engine must not hold the report past the deadline either.
+            return engine.ping(self.settings, self.timeout + 0.3)
+
+        return self._once("engine", compute)
+
+    def _remember(self, key: str, compute: Callable[[], T]) -> T:
+        return self.cache.remember(key, compute) if self.cache is not None else compute()
+
+    def _discover(self) -> DifyProject:
+        return self._remember("project", lambda: discover(self.engine()[0], self.settings))
 
     def client(self) -> docker.DockerClient:
         client, problem, _ = self.engine()
@@ -102,25 +162,26 @@ class Facts:
         return client
 
     def project(self) -> DifyProject:
-        def compute() -> DifyProject:
-            client, _, _ = self.engine()
-            return discover(client, self.settings)
-
         try:
-            return self._once("project", compute)
+            return self._once("project", self._discover)
         except HandlerError:
             raise Skip("needs dify.project") from None
 
     def project_or_error(self) -> tuple[DifyProject | None, str | None]:
         try:
-            return self._once("project", lambda: discover(self.engine()[0], self.settings)), None
+            return self._once("project", self._discover), None
         except HandlerError as exc:
             return None, str(exc)
 
-    def env(self) -> EnvFile:
+    def env_file(self) -> EnvFile:
+        """`.env`, read once per check; HandlerError saying why it cannot be read."""
         project = self.project()
+        memo = self.cache.parsed if self.cache is not None else None
+        return self._once("env", lambda: read_env_file(project.env_path, memo))
+
+    def env(self) -> EnvFile:
         try:
-            return self._once("env", lambda: read_env_file(project.env_path))
+            return self.env_file()
         except HandlerError as exc:
             raise Skip(f"needs env.file ({exc})") from None
 
@@ -171,11 +232,7 @@ class Facts:
 
     def health(self, service: str, url: str) -> container_exec.HttpProbe:
         """GET `url` inside the service's running container (once per check)."""
-        cid = self.running(service)
-        return self._once(
-            f"health:{service}",
-            lambda: container_exec.http_get(self.client(), cid, url, self.budget()),
-        )
+        return self.http_in(service, self.running(service), url)
 
     def layout(self) -> Layout:
         """Release, layout, Compose and database kind (the api image tag, else /health)."""
@@ -196,8 +253,10 @@ class Facts:
         return self._once("layout", compute)
 
     def inspect(self, container_id: str) -> dict[str, Any]:
+        key = f"inspect:{container_id}"
         return self._once(
-            f"inspect:{container_id}", lambda: self.client().api.inspect_container(container_id)
+            key,
+            lambda: self._remember(key, lambda: self.client().api.inspect_container(container_id)),
         )
 
     def running(self, service: str) -> str:
@@ -210,8 +269,6 @@ class Facts:
         return info.id
 
     def model_callers(self) -> list[str]:
-        from handlers.project import MODEL_CALLERS
-
         project = self.project()
         return [s for s in MODEL_CALLERS if s in project.containers]
 
@@ -228,9 +285,123 @@ class Facts:
                 host, _, address = str(entry).partition(":")
                 if host == name and address:
                     return container_exec.Resolution(name, (address,), "extra_hosts")
+            service = next(
+                (s for s, i in self.project().containers.items() if i.id == container_id), ""
+            )
+            live = self.survey(service, container_id) if service else None
+            found = live.resolution(name) if live is not None else None
+            if found is not None:
+                return found
             return container_exec.resolve(self.client(), container_id, name, self.budget())
 
         return self._once(f"resolve:{container_id}:{name}", compute)
+
+    # -- one exec per container -------------------------------------------------------------
+    def prefetch(self, key: str, fact: Callable[[], object]) -> None:
+        """Start `fact` (a memoized getter of this class whose key is `key`) in the
+        background unless it is known or under way: for work whose inputs are ready before
+        the probe that needs it gets there. Its errors surface when the probe asks."""
+        with self._lock:
+            if key in self._memo:
+                return
+
+        def run() -> None:
+            with contextlib.suppress(Exception):
+                fact()
+
+        threading.Thread(
+            target=timeline.in_context(run), name=f"prefetch-{key}", daemon=True
+        ).start()
+
+    def survey_targets(self) -> list[str]:
+        """The Ollama URLs a container survey asks about: Dify's when the database has
+        already answered, else those known without it (OPENAI_API_BASE, the default), a
+        guess that usually equals the database's URL and saves a second exec after it."""
+        with self._lock:
+            known = self._memo.get("dify_urls")
+        if known is not None and known.done() and known.exception() is None:
+            return [u.url for u in known.result()][:3]
+        guesses = [DEFAULT_DIFY_OLLAMA_URL]
+        legacy = self.env_or_empty().get("OPENAI_API_BASE", "")
+        if legacy and legacy.rstrip("/") != PUBLIC_OPENAI_BASE:
+            guesses.insert(0, legacy)
+        return guesses
+
+    def _survey_urls(self, service: str, cid: str) -> tuple[list[str], tuple[str, ...]]:
+        """(URLs, host names) a survey of this container asks about: its health endpoint,
+        Ollama's /api/version at the likely URLs, their names not mapped by extra_hosts."""
+        health = HEALTH_URLS.get(service)
+        roots = list(dict.fromkeys(root_of(u) for u in self.survey_targets()))
+        urls = ([health] if health else []) + [r + "/api/version" for r in roots]
+        hosts = [host_of(r) for r in roots]
+        names = tuple(
+            dict.fromkeys(h for h in hosts if h and not is_ip(h) and not self._mapped(cid, h))
+        )
+        return urls, names
+
+    def survey(self, service: str, cid: str) -> container_exec.LiveSurvey | None:
+        """One exec in a model caller answering its health endpoint, Ollama at the likely
+        URLs and their host names together; started here, answers arrive as they come.
+        None when the image has no python3 (then `prefetch_surveys` asks tool by tool)."""
+
+        def compute() -> container_exec.LiveSurvey | None:
+            urls, names = self._survey_urls(service, cid)
+            client = self.client()
+            if not container_exec.has_python(client, cid):  # a stat: before taking the budget
+                return None
+            health = HEALTH_URLS.get(service)
+            direct = (health,) if health else ()
+            return container_exec.start_survey(
+                client, cid, urls, self.budget(), direct=direct, names=names
+            )
+
+        return self._once(f"survey:{cid}", compute)
+
+    def prefetch_surveys(self) -> None:
+        """Start the survey of every running model caller and health-checked service; in an
+        image without python3, the GETs of its health endpoint and of the likeliest Ollama URL
+        (an exec each)."""
+        project = self.project()
+        for service in dict.fromkeys([*MODEL_CALLERS, *HEALTH_URLS]):
+            cid = project.running(service)
+            if cid is not None:
+                self.prefetch(f"prefetch:{cid}", functools.partial(self._prefetch, service, cid))
+
+    def _prefetch(self, service: str, cid: str) -> None:
+        if self.survey(service, cid) is not None:
+            return
+        urls, _ = self._survey_urls(service, cid)
+        health = HEALTH_URLS.get(service)
+        env = container_exec.tool_proxy_env(self.container_env(cid)) or None
+        for url in urls[: 2 if health else 1]:
+            extra = None if url == health else env
+            self.prefetch(
+                f"get:{cid}:{url}", functools.partial(self.http_in, service, cid, url, extra)
+            )
+
+    def http_in(
+        self,
+        service: str,
+        cid: str,
+        url: str,
+        environment: dict[str, str] | None = None,
+    ) -> container_exec.HttpProbe:
+        """GET url inside the container: the survey's answer when it asked already, else with
+        the best HTTP tool the image has (once per check)."""
+        live = self.survey(service, cid)
+        probe = live.http(url) if live is not None else None
+        if probe is not None:
+            return probe
+
+        def get() -> container_exec.HttpProbe:
+            container_exec.find_tools(self.client(), cid)  # stats before taking the budget
+            return container_exec.http_get(self.client(), cid, url, self.budget(), environment)
+
+        return self._once(f"get:{cid}:{url}", get)
+
+    def _mapped(self, container_id: str, name: str) -> bool:
+        hosts = (self.inspect(container_id).get("HostConfig") or {}).get("ExtraHosts") or []
+        return any(str(entry).partition(":")[0] == name for entry in hosts)
 
     # -- database ------------------------------------------------------------------------
     def inspected_environments(self) -> list[list[str]]:
@@ -255,7 +426,9 @@ class Facts:
         project = self.project()
 
         def compute() -> list[dify_db.CredentialRow]:
-            env = self.env_or_empty()
+            # Parsed only if the db container's own environment lacks the login: .env is
+            # the slowest thing to read on the way to the query.
+            env = LazyValues(self.env_or_empty)
             cid = self.running(dify_db.db_service(project, env))
             # The login the running database was started with: on the critical path of
             # every container probe, and right even when .env changed since.
@@ -297,13 +470,16 @@ class Facts:
             base = self.settings.ollama_url.rstrip("/")
             try:
                 with self._http() as http:
-                    version = http.get(f"{base}/api/version", timeout=self.budget())
+                    with timeline.span("http GET /api/version"):
+                        version = http.get(f"{base}/api/version", timeout=self.budget())
                     if version.status_code != 200:
                         return OllamaAnswer(
                             False, None, f"GET /api/version answered HTTP {version.status_code}"
                         )
-                    tags = http.get(f"{base}/api/tags", timeout=self.budget())
-                    loaded = http.get(f"{base}/api/ps", timeout=self.budget())
+                    with timeline.span("http GET /api/tags"):
+                        tags = http.get(f"{base}/api/tags", timeout=self.budget())
+                    with timeline.span("http GET /api/ps"):
+                        loaded = http.get(f"{base}/api/ps", timeout=self.budget())
             except httpx.TimeoutException:
                 return OllamaAnswer(False, None, f"no answer within {self.timeout:g} s (hung)")
             except httpx.ConnectError as exc:

@@ -19,18 +19,17 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker
-import requests
-from docker.errors import APIError, DockerException, NotFound
-
-from config.settings import Settings
-from handlers import engine
 from handlers.envfile import read_env_file
 from handlers.project import DifyProject, discover
 from handlers.redact import Redactor, redactor_for
 from handlers.results import HandlerError
+
+if TYPE_CHECKING:
+    import docker
+
+    from config.settings import Settings
 
 DEFAULT_SERVICE = "api"
 DEFAULT_LINES = 50
@@ -308,6 +307,8 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, int]]:
 
 
 def _engine_error(exc: BaseException, settings: Settings) -> HandlerError:
+    from handlers import engine
+
     problem = engine.explain(exc, engine.docker_host(settings))
     return HandlerError(f"Docker engine: {problem.message}. {problem.remedy}")
 
@@ -413,6 +414,12 @@ def fetch_logs(
     service = parse_service(service)
     since_spec = parse_since(since) if isinstance(since, str) else since
     grep = parse_grep(grep) if grep is not None else None
+    # Here, not at the top: `dify-ollama logs --help` must not pay for docker-py.
+    import requests
+    from docker.errors import APIError, DockerException, NotFound
+
+    from handlers import engine
+
     own_client = client is None
     api = client or engine.make_client(settings)
     try:

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from handlers.compose_file import ComposeConfig
 from handlers.results import HandlerError
 
@@ -37,6 +35,8 @@ def override_path(working_dir: Path) -> Path:
 
 
 def _load(text: str, path: Path) -> dict[str, Any]:
+    import yaml  # here: `check` without a project to read never pays for PyYAML
+
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
@@ -128,6 +128,8 @@ def merge_gateway(
         "# Added by dify-ollama fix-env: on a Linux engine host.docker.internal exists only with\n"
         "# host-gateway. Compose merges this file into docker-compose.yaml.\n"
     )
+    import yaml
+
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
     new_text = (header if old_text is None else "") + body
     _verify_merge(old_text, new_text, added, path)
@@ -169,6 +171,8 @@ def missing_gateway(config: ComposeConfig) -> list[str]:
 
 def declared_services(files: Iterable[Path]) -> set[str]:
     """Service names the compose files declare (an override may only name these)."""
+    import yaml
+
     names: set[str] = set()
     for path in files:
         try:

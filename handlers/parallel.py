@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from handlers.timeline import in_context
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -18,4 +20,6 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], max_workers: int = 8)
     with ThreadPoolExecutor(
         max_workers=min(max_workers, len(items)), thread_name_prefix="probe"
     ) as pool:
-        return list(pool.map(fn, items))
+        # Each item runs in a copy of the caller's context: its spans land under the caller's.
+        futures = [pool.submit(in_context(fn), item) for item in items]
+        return [future.result() for future in futures]

@@ -6,12 +6,14 @@ import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker
-
-from config.settings import Settings
 from handlers.results import HandlerError
+
+if TYPE_CHECKING:
+    import docker
+
+    from config.settings import Settings
 
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"

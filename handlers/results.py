@@ -47,6 +47,8 @@ class Finding:
     remedy: str = ""
     service: str | None = None
     fixable: bool = False
+    # How long its probe ran, waits on shared facts included (set by the check; not a fact).
+    duration_ms: int = field(default=0, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -60,6 +62,9 @@ class Report:
     duration_ms: int
     # Where and what was checked: host name, Dify folder, compose project. Never secrets.
     context: dict[str, str] = field(default_factory=dict)
+    # Where the time went: `before_first_probe_ms` (from the process start or the request,
+    # when known) and `spans` (handlers/timeline.py). Measurements, not facts.
+    timing: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def status(self) -> Status:
@@ -86,6 +91,7 @@ class Report:
             "findings": [f.to_json() for f in self.findings],
             "duration_ms": self.duration_ms,
             "context": dict(self.context),
+            "timing": dict(self.timing),
         }
 
     @property

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.output import print_report
-from config.settings import HOST, Settings
+from config.needs import HOST
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -27,6 +30,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from handlers.check import run_check
     from handlers.probes import FINDING_IDS
+    from handlers.timeline import process_start
 
     only = tuple(part.strip() for part in args.only.split(",") if part.strip())
     unknown = [i for i in only if i not in FINDING_IDS]
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    report = run_check(settings, only)
+    report = run_check(settings, only, since=process_start())
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:

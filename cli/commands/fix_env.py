@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 from cli.commands.restart import restart_and_report
 from cli.identity import who
 from cli.output import fit, progress
-from config.settings import REPAIR, Settings
+from config.needs import REPAIR
 from handlers.results import HandlerError
 
 if TYPE_CHECKING:
+    from config.settings import Settings
     from handlers.fix_undo import UndoConflict
 
 

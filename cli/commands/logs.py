@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from config.settings import HOST, Settings
+from config.needs import HOST
 from handlers.logs import (
     DEFAULT_LINES,
     DEFAULT_SERVICE,
@@ -25,6 +26,9 @@ from handlers.logs import (
     parse_since,
 )
 from handlers.results import HandlerError
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

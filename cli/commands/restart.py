@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from cli.identity import who
 from cli.output import fit, print_report, progress
-from config.settings import REPAIR, Settings
+from config.needs import REPAIR
 from handlers.results import HandlerError
 
 if TYPE_CHECKING:  # the handlers load when the command runs: `check` starts faster without them
+    from config.settings import Settings
     from handlers.restart import Mode, RestartResult
 
 EXIT_USAGE = 2

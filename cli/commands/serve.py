@@ -12,9 +12,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from config.settings import ALL_SETTINGS, Settings
+from config.needs import ALL
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger("dify-ollama.serve")
 
@@ -46,7 +49,7 @@ def register(subparsers: Any) -> None:
         help="verify the configuration for real (tokens and their scopes with Slack, Socket "
         "Mode, the Docker engine) and exit: 0 all good, 2 with every problem named",
     )
-    parser.set_defaults(func=run, settings_used=ALL_SETTINGS)
+    parser.set_defaults(func=run, settings_used=ALL)
 
 
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}

@@ -114,7 +114,7 @@ def env_file(facts: Facts) -> Finding:
     example = path.parent / ".env.example"
     layout = facts.layout()
     try:
-        env = read_env_file(path)
+        env = facts.env_file()
     except HandlerError as exc:
         missing = not path.exists() and not path.is_symlink()
         required = (

@@ -52,6 +52,7 @@ def _declares_gateway(facts: Facts, service: str) -> bool:
 
 def container_dns(facts: Facts) -> Finding:
     callers = _callers(facts)
+    facts.prefetch_surveys()
     names = [h for h in facts.dify_hosts() if not is_ip(h)]
     if not names:
         return Finding(
@@ -153,20 +154,11 @@ def proxy_for(env: dict[str, str], url: str) -> str | None:
     return None if no_proxy_covers(no_proxy, host_of(url)) else proxy
 
 
-def _as_requests_sees_it(env: dict[str, str]) -> dict[str, str]:
-    """Lower-case copies of upper-case proxy variables: curl and busybox wget read only the
-    lower-case ones, Dify's Python code reads both."""
-    extra = {}
-    for key in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        if env.get(key) and key.lower() not in env:
-            extra[key.lower()] = env[key]
-    return extra
-
-
 def container_reach(facts: Facts) -> Finding:
     callers = _callers(facts)
+    # The surveys' URLs are mostly known before the database answers: start them now.
+    facts.prefetch_surveys()
     urls = facts.dify_urls()[:3]
-    client = facts.client()
     jobs = [(service, cid, u.url) for service, cid in callers for u in urls]
 
     def get(job: tuple[str, str, str]) -> tuple[str, str, container_exec.HttpProbe]:
@@ -184,9 +176,7 @@ def container_reach(facts: Facts) -> Finding:
                     container_exec.HttpProbe(target, "none", None, "", "dns", why, 0),
                 )
         env = facts.container_env(cid)
-        probe = container_exec.http_get(
-            client, cid, target, facts.budget(), _as_requests_sees_it(env) or None
-        )
+        probe = facts.http_in(service, cid, target, container_exec.tool_proxy_env(env) or None)
         if not probe.ok and probe.status is None and proxy_for(env, url):
             probe = container_exec.HttpProbe(
                 probe.url, probe.tool, None, "", "proxy", probe.error_text, probe.latency_ms

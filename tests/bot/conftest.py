@@ -47,7 +47,7 @@ def make_settings(tmp_path: Path, slack: SlackApiDouble, **overrides: Any) -> Se
         "docker_host": "unix:///nonexistent/docker.sock",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(**values)
 
 
 REFUSED = "HTTPConnectionPool(host='127.0.0.1', port=11434): Connection refused. "

@@ -92,11 +92,19 @@ def test_cli_json_on_healthy_stack(healthy_stack: DifyStack, session_ollama: Fak
         check=False,
         cwd=Path(__file__).resolve().parents[2],
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr + proc.stdout[-3000:]
     data = json.loads(proc.stdout)
     assert data["status"] in ("ok", "warn")
     assert {"id", "status", "summary", "detail", "remedy"} <= set(data["findings"][0])
     assert isinstance(data["duration_ms"], int)
+    # where the time went: each finding's own duration, the start-up, and the spans
+    assert all(
+        isinstance(f["duration_ms"], int) and f["duration_ms"] >= 0 for f in data["findings"]
+    )
+    assert 0 < data["timing"]["before_first_probe_ms"] < 60_000
+    names = [s["name"] for s in data["timing"]["spans"]]
+    assert "probe container.reach" in names and any(n.startswith("exec ") for n in names)
+    assert any(n.endswith("@api") for n in names), names  # container ids named by service
     env_text = healthy_stack.env_path.read_text()
     for line in env_text.splitlines():
         key, _, value = line.partition("=")
@@ -335,3 +343,52 @@ def test_no_secret_reaches_the_report(restore_healthy_stack: DifyStack, session_
     assert canary not in dumped and "xoxb-1-canary-token" not in dumped
     assert finding(report, "dify.base_url").status is Status.FAIL
     assert finding(report, "env.file").status is Status.FAIL
+
+
+def exec_spans(report: Report) -> dict[str, list[str]]:
+    """The `docker exec`s the check ran, by service (from the report's timing)."""
+    found: dict[str, list[str]] = {}
+    for span in report.timing["spans"]:
+        name = span["name"]
+        if name.startswith("exec "):
+            tool, _, service = name.removeprefix("exec ").partition(" @")
+            found.setdefault(service, []).append(tool)
+    return found
+
+
+def test_one_exec_per_container_that_has_python(
+    healthy_stack: DifyStack, session_ollama: FakeOllama
+):
+    """api (curl + python3) and worker (python3 only) answer health, reach and name
+    resolution in one exec each; plugin_daemon (busybox) needs one per URL; db one psql."""
+    report = run_check(settings_for(healthy_stack, session_ollama))
+    assert failing(report) == {}, report.to_json()
+    execs = exec_spans(report)
+    assert execs["api"] == ["python3"] and execs["worker"] == ["python3"], execs
+    assert execs["db_postgres"] == ["psql"], execs
+    assert sorted(execs["plugin_daemon"]) == ["wget", "wget"], execs  # health, Ollama
+    # the database said what the .env guessed: no second round of execs after it answered
+    assert sum(len(v) for v in execs.values()) == 5, execs
+
+
+def test_hung_ollama_does_not_hide_health(
+    restore_healthy_stack: DifyStack, session_ollama: FakeOllama
+):
+    """Health and Ollama share an exec; a hung Ollama still leaves the health answer in it."""
+    session_ollama.set_mode("hung")
+    report = run_check(settings_for(restore_healthy_stack, session_ollama, check_timeout=2))
+    assert finding(report, "dify.health").status is Status.OK, report.to_json()
+    assert "timeout" in finding(report, "container.reach").summary
+
+
+def test_base_url_other_than_the_guess_is_probed_after_the_database(
+    restore_healthy_stack: DifyStack, session_ollama: FakeOllama
+):
+    """The surveys guess the URL from .env; when the database says otherwise the reach probe
+    asks again at the database's URL, and reports on that one."""
+    stack = restore_healthy_stack
+    stack.set_rows([OllamaRow(base_url=f"http://172.17.0.1:{session_ollama.port}")])
+    report = run_check(settings_for(stack, session_ollama))
+    reach = finding(report, "container.reach")
+    assert reach.status is Status.OK and f"172.17.0.1:{session_ollama.port}" in reach.detail
+    assert "host.docker.internal" not in reach.detail

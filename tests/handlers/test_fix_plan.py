@@ -237,7 +237,7 @@ APPLY_CHILD = """
 import json, sys
 from config.settings import Settings
 from handlers.fix_apply import apply_plan
-settings = Settings(_env_file=None, **json.loads(sys.argv[1]))
+settings = Settings(**json.loads(sys.argv[1]))
 print("ready", flush=True)
 apply_plan(settings, sys.argv[2], user="victim", source="cli")
 print("done", flush=True)

@@ -209,7 +209,6 @@ def test_logging_driver_without_read_back(log_project: LogProject) -> None:
 @pytest.mark.docker
 def test_engine_down_is_explained(tmp_path: Path) -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
         docker_host=f"unix://{tmp_path}/no-docker.sock",
         dify_compose_project="x",
     )
@@ -221,7 +220,7 @@ def test_engine_down_is_explained(tmp_path: Path) -> None:
 # --- arguments (no engine) -------------------------------------------------------------------
 @pytest.mark.parametrize("lines", [0, -1, 5001, "abc", "1e3", "", True])
 def test_absurd_line_counts_are_refused_before_any_io(lines: Any) -> None:
-    settings = Settings(_env_file=None, docker_host="unix:///nonexistent.sock")  # type: ignore[call-arg]
+    settings = Settings(docker_host="unix:///nonexistent.sock")
     with pytest.raises(LogsUsageError, match="LINES"):
         fetch_logs(settings, "api", lines)
 

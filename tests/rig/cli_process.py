@@ -11,6 +11,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
+    return run_python("-m", "cli.main", *args, env=env, cwd=cwd)
+
+
+def run_python(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
+    """`python ARGS` with the project importable, in the same hermetic environment."""
     # Hermetic: none of the caller's settings for the bot leak into the process under test.
     full = {
         k: v
@@ -20,7 +25,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
     full["PYTHONPATH"] = str(ROOT)
     full.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         env=full,

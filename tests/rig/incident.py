@@ -140,7 +140,7 @@ def fix_settings(stack: DifyStack, ollama: FakeOllama, state: Path, **extra: Any
         "fix_ollama_base_url": ollama.container_url(),
     }
     values.update(extra)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(**values)
 
 
 def failing(report: Report) -> set[str]:

@@ -104,7 +104,7 @@ class LogProject:
             "docker_host": docker_host(),
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(**values)
 
     @property
     def env(self) -> dict[str, str]:

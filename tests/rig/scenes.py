@@ -61,7 +61,7 @@ def settings_for(folder: Path, state: Path, **extra: Any) -> Settings:
         "fix_ollama_base_url": CONTAINER_URL,
     }
     values.update(extra)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(**values)
 
 
 def containers(
