@@ -11,11 +11,15 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from bot.health import Probe
+from bot.home import HomeTab
 from bot.listeners import register_listeners
-from bot.runtime import CheckFn, Runtime
+from bot.runtime import CachedCheck, CheckFn, Runtime
 from bot.slack_client import Mode, api_base_url, make_client, secret
 from bot.subcommands import Registry
+from bot.watch import WatchService, action_recorder, default_check, recording
 from config.settings import Settings
+from handlers.history import History, open_history
+from handlers.metrics import CheckMetrics
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +38,17 @@ class _DropTokenWarning(logging.Filter):
 class Bot:
     app: App
     runtime: Runtime
+    history: History | None = None
+    home: HomeTab | None = None
+    metrics: CheckMetrics | None = None  # set when METRICS_ENABLED / METRICS_PORT
+    watch: WatchService | None = None  # set when WATCH_CHANNEL
 
     def shutdown(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
         self.runtime.shutdown(wait=False)
+        if self.history is not None:
+            self.history.close()
 
 
 def build(
@@ -48,13 +60,25 @@ def build(
     check: CheckFn | None = None,
     probe: Probe | None = None,
     verify_token: bool = True,
+    start_watch: bool = True,
 ) -> Bot:
     """The bolt App and its Runtime. `check`, `probe` and `registry` exist for tests and
     embedding; by default they are handlers.check.run_check, handlers.engine.ping and every
     module under bot/subcommands. `verify_token` False skips the auth.test at construction
     (when Slack was unreachable at startup: bolt then calls it on the first request)."""
     client = client or make_client(settings)
-    runtime = Runtime(settings, client, registry=registry, check=check, probe=probe)
+    # Every check run is recorded (history, metrics) whoever asked; see bot/watch.py.
+    history = open_history(settings.state_path, settings.history_days)
+    metrics = CheckMetrics() if settings.metrics_on else None
+    # The real check keeps engine facts between runs while the engine's events are followed
+    # (bot/runtime.CachedCheck); the runtime closes it.
+    cached = CachedCheck(settings) if check is None else None
+    recorded = recording(check or cached or default_check, history, metrics)
+    runtime = Runtime(settings, client, registry=registry, check=recorded, probe=probe)
+    runtime.cached_check = cached
+    runtime.auditor.listeners.append(action_recorder(history, runtime.registry))
+    home = HomeTab(runtime, history)
+    watch = WatchService(runtime, history, metrics, home) if settings.watch_channel else None
     bolt_logger = logging.getLogger("bot.bolt")
     if not any(isinstance(f, _DropTokenWarning) for f in bolt_logger.filters):
         bolt_logger.addFilter(_DropTokenWarning())
@@ -81,11 +105,14 @@ def build(
 
     def inject_runtime(context: BoltContext, next: Callable[[], None]) -> None:
         context["runtime"] = runtime
+        context["home"] = home
         next()
 
     app.use(inject_runtime)
     register_listeners(app)
-    return Bot(app=app, runtime=runtime)
+    if watch is not None and start_watch:
+        watch.start()
+    return Bot(app=app, runtime=runtime, history=history, home=home, metrics=metrics, watch=watch)
 
 
 def build_app(settings: Settings, **kwargs: Any) -> App:

@@ -35,6 +35,8 @@ class Auditor:
         # the audit file or the audit channel.
         self._redact = redact or (lambda text: text)
         self._lock = threading.Lock()
+        # Called with every line written (the watch's history records mutating actions).
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -59,6 +61,11 @@ class Auditor:
         except OSError as exc:
             # Losing an audit line must not lose the command; the log keeps the line instead.
             log.error("audit write to %s failed (%s): %s", self.path, exc, data.decode().strip())
+        for listener in self.listeners:
+            try:
+                listener(line)
+            except Exception as exc:  # a listener must not cost the command
+                log.warning("audit listener failed: %s", exc)
         if self._echo is not None:
             try:
                 self._echo(line)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ENV_FILE = "dify-ollama-bot.env"
@@ -83,6 +83,17 @@ class Settings(BaseSettings):
     health_port: int | None = Field(default=None, ge=1, le=65535)  # Socket Mode's /healthz
     health_host: str = "127.0.0.1"
 
+    # Watch, history, metrics (docs/slack.md: "Watching")
+    watch_channel: str | None = None  # set: `serve` watches and alerts there
+    # Tests lower the 10 s minimum to run a watch for seconds; not a user setting.
+    watch_interval_floor: float = Field(default=10.0, ge=0.2, le=10.0)
+    watch_interval: float = Field(default=60.0, le=86400)
+    watch_fail_after: int = Field(default=2, ge=1, le=20)
+    history_days: int = Field(default=30, ge=1, le=3650)
+    metrics_enabled: bool = False
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+
     _split_lists = field_validator("allowed_channels", "operators", mode="before")(_split)
 
     @field_validator("log_level", "log_format", mode="before")
@@ -107,12 +118,22 @@ class Settings(BaseSettings):
         name = getattr(info, "field_name", "url").upper()
         return _http_url(name, value)
 
-    @field_validator("dify_compose_project", "docker_host", "audit_channel", mode="before")
+    @field_validator("watch_interval")
+    @classmethod
+    def _watch_interval_floor(cls, value: float, info: ValidationInfo) -> float:
+        floor = float(info.data.get("watch_interval_floor", 10.0))
+        if value < floor:
+            raise ValueError(f"must be at least {floor:g} seconds")
+        return value
+
+    @field_validator(
+        "dify_compose_project", "docker_host", "audit_channel", "watch_channel", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("dify_dir", "backup_dir", "audit_log", mode="before")
+    @field_validator("dify_dir", "backup_dir", "audit_log", "metrics_port", mode="before")
     @classmethod
     def _blank_path_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -128,6 +149,10 @@ class Settings(BaseSettings):
     @property
     def audit_path(self) -> Path:
         return (self.audit_log or self.state_path / "audit.jsonl").expanduser()
+
+    @property
+    def metrics_on(self) -> bool:
+        return self.metrics_enabled or self.metrics_port is not None
 
 
 def env_file_path(environ: dict[str, str] | None = None) -> Path | None:

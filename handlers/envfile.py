@@ -6,6 +6,7 @@ with interpolate=False: `$` in Dify's values is data, not a reference.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Callable, Mapping
@@ -217,9 +218,7 @@ def public_placeholders(env_path: Path | None) -> frozenset[str]:
         text = decode_for_reading(example.read_bytes())
     except OSError:
         return BUILTIN_PLACEHOLDERS
-    from dotenv import dotenv_values  # here: `--help` of the commands need not pay for it
-
-    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    values = dotenv_parse(text)
     return BUILTIN_PLACEHOLDERS | {v for v in values.values() if v and len(v) < PLACEHOLDER_MAX}
 
 
@@ -259,12 +258,25 @@ def undecodable_lines(data: bytes) -> tuple[int, ...]:
     return tuple(found)
 
 
+@functools.lru_cache(maxsize=8)
+def _dotenv_items(text: str) -> tuple[tuple[str, str | None], ...]:
+    from dotenv import dotenv_values  # here: `--help` of the commands need not pay for it
+
+    return tuple(dotenv_values(stream=io.StringIO(text), interpolate=False).items())
+
+
+def dotenv_parse(text: str) -> dict[str, str | None]:
+    """python-dotenv's reading of `text` (no interpolation), remembered by content: one check
+    reads the same `.env` and `.env.example` several times (probes, the redactor, every
+    container's secrets), and python-dotenv takes ~60 ms per Dify `.env`. Keyed by the text
+    itself, so a changed file is always parsed again."""
+    return dict(_dotenv_items(text))
+
+
 def parse_env_text(text: str, path: Path | None = None) -> EnvFile:
     # A UTF-8 byte order mark (Windows editors write one) is not part of the first key: Compose
     # reads the file as utf-8-sig (v1) and drops it (v2).
-    from dotenv import dotenv_values  # here: `--help` of the commands need not pay for it
-
-    raw = dotenv_values(stream=io.StringIO(text.removeprefix("\ufeff")), interpolate=False)
+    raw = dotenv_parse(text.removeprefix("\ufeff"))
     values = {k: (v if v is not None else "") for k, v in raw.items()}
     return EnvFile(path, values, text)
 

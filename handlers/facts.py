@@ -8,6 +8,7 @@ import contextlib
 import functools
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -53,6 +54,19 @@ def short_ids(text: str) -> str:
     cid, _, tail = rest.partition(":")
     cid = cid[:12] if len(cid) == 64 else cid
     return f"{kind}:{cid}" + (f":{without_credentials(tail)}" if tail else "")
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # httpx builds a TLS context (loading the CA bundle) for every client: ~60 ms of CPU, twice
+    # per check, most of what a watch costs when idle. The context is only read: share it.
+    return httpx.create_ssl_context()
+
+
+def http_client(timeout: float) -> httpx.Client:
+    """An httpx client for probes. trust_env=False: a proxy variable on the host must not
+    capture a loopback probe."""
+    return httpx.Client(timeout=timeout, trust_env=False, verify=_tls())
 
 
 class Skip(Exception):
@@ -462,8 +476,7 @@ class Facts:
 
     # -- Ollama on the host ----------------------------------------------------------------
     def _http(self) -> httpx.Client:
-        # trust_env=False: a proxy variable on the host must not capture a loopback probe.
-        return httpx.Client(timeout=self.timeout, trust_env=False)
+        return http_client(self.timeout)
 
     def ollama(self) -> OllamaAnswer:
         def compute() -> OllamaAnswer:

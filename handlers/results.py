@@ -37,7 +37,8 @@ class Finding:
     `id` is a stable interface (alerts key on it). `detail` is the evidence, `remedy` the exact
     command or setting to change. `service` names the compose service the finding is about,
     when there is one, so a renderer can offer that service's logs. `fixable` is true when
-    `fix-env` knows how to repair it.
+    `fix-env` knows how to repair it. `metrics` carries the probe's key figures as numbers
+    (e.g. `plugin_daemon_ms`: reach latency), so history and /metrics never parse the text.
     """
 
     id: str
@@ -47,6 +48,7 @@ class Finding:
     remedy: str = ""
     service: str | None = None
     fixable: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
     # How long its probe ran, waits on shared facts included (set by the check; not a fact).
     duration_ms: int = field(default=0, compare=False)
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, events
+from bot.listeners import actions, commands, events, home
 
 
 def register_listeners(app: App) -> None:
     commands.register(app)
     actions.register(app)
     events.register(app)
+    home.register(app)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.health_report import HEALTH_PATH, wsgi_answer
+from handlers.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+METRICS_PATH = "/metrics"
 MAX_BODY = 1024 * 1024  # Slack's payloads are a few kB; anything huge is not Slack
 # Slack's X-Slack-Request-Timestamp: Unix seconds. slack_sdk's verifier calls int() on it, which
 # raises on "" or "abc" (HTTP 500 with a traceback), accepts " 1_7e..."-like oddities such as
@@ -44,6 +46,13 @@ def wsgi_app(bot: Bot) -> WSGIApplication:
             status, headers, chunks = wsgi_answer(bot.runtime, method)
             start_response(status, headers)
             return chunks
+        if path == METRICS_PATH and method == "GET" and bot.metrics is not None:
+            # Not from Slack, so not signed: what Prometheus scrapes (statuses and timings).
+            data = bot.metrics.render()
+            start_response(
+                "200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(data)))]
+            )
+            return [data]
         if path == EVENTS_PATH and method == "POST":
             try:
                 length = int(environ.get("CONTENT_LENGTH") or 0)

@@ -147,6 +147,15 @@ def _serve_socket(settings: Settings, verify_token: bool) -> int:
         _say("error", f"HEALTH_PORT {settings.health_port}: cannot listen ({exc.strerror})")
         return EXIT_CONFIG
     stop = threading.Event()
+    if bot.metrics is not None:
+        from bot.server.metrics import serve_metrics
+
+        try:
+            serve_metrics(bot.metrics, settings.metrics_host, settings.metrics_port)
+        except OSError as exc:
+            bot.shutdown()
+            _say("error", f"METRICS_PORT: cannot listen on {settings.metrics_port}: {exc}")
+            return EXIT_CONFIG
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %s: shutting down", signum)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from handlers.facts import Facts, Skip
+from handlers.facts import Facts, Skip, http_client
 from handlers.results import Finding, Status
 
 GIB = 1024**3
@@ -27,7 +27,7 @@ def dify_web(facts: Facts) -> Finding:
         return Finding("dify.web", Status.WARN, f"EXPOSE_NGINX_PORT={port!r} is not a port number")
     url = f"http://127.0.0.1:{port}/"
     try:
-        with httpx.Client(timeout=facts.budget(), trust_env=False) as http:
+        with http_client(facts.budget()) as http:
             response = http.get(url)
     except httpx.TimeoutException:
         return Finding(

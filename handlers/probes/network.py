@@ -197,6 +197,7 @@ def container_reach(facts: Facts) -> Finding:
             lines.append(f"{service} -> {shown}: {why}{text} via {probe.tool}")
             failed.append((service, url, probe))
     sources = ", ".join(sorted({u.source for u in urls}))
+    metrics = reach_metrics(results)
     if failed:
         service, url, probe = failed[0]
         remedy, fixable = _reach_remedy(facts, url, probe)
@@ -209,6 +210,7 @@ def container_reach(facts: Facts) -> Finding:
             remedy=remedy,
             service=service,
             fixable=fixable,
+            metrics=metrics,
         )
     slowest = max(p.latency_ms for _, _, p in results)
     return Finding(
@@ -216,7 +218,20 @@ def container_reach(facts: Facts) -> Finding:
         Status.OK,
         f"Ollama answers from {', '.join(s for s, _ in callers)} (slowest {slowest} ms)",
         "; ".join(lines) + f" [URL from {sources}]",
+        metrics=metrics,
     )
+
+
+def reach_metrics(results: list[tuple[str, str, container_exec.HttpProbe]]) -> dict[str, float]:
+    """`<service>_ms`: the slowest answer from each caller that got one; `slowest_ms` over all."""
+    per_service: dict[str, float] = {}
+    for service, _url, probe in results:
+        if probe.ok:
+            key = f"{service}_ms"
+            per_service[key] = max(per_service.get(key, 0.0), float(probe.latency_ms))
+    if per_service:
+        per_service["slowest_ms"] = max(per_service.values())
+    return per_service
 
 
 PROXY_KEYS = ("http_proxy", "https_proxy", "all_proxy")

@@ -125,6 +125,9 @@ def dify_containers(facts: Facts) -> Finding:
         elif verdict == "starting":
             starting.append(service)
     detail = "; ".join(lines)
+    # How many containers the project has at all: 0 means it was taken down (`compose down`),
+    # which the watch tells apart from a crash (containers present, not running).
+    metrics = {"containers": float(len(project.containers)), "not_running": float(len(bad))}
     if bad:
         compose = detect_compose()
         up = compose.label if compose else "docker compose"
@@ -136,6 +139,7 @@ def dify_containers(facts: Facts) -> Finding:
             remedy=f"`cd {project.working_dir} && {up} up -d {' '.join(bad)}`, then read "
             f"`dify-ollama logs {bad[0]}` for why it stopped.",
             service=bad[0],
+            metrics=metrics,
         )
     if starting:
         return Finding(
@@ -145,12 +149,13 @@ def dify_containers(facts: Facts) -> Finding:
             detail=detail,
             remedy="Wait for the health checks to pass, then check again.",
             service=starting[0],
+            metrics=metrics,
         )
     done = [s for s in wanted if s in layout.one_shot]
     summary = "running: " + ", ".join(s for s in wanted if s not in layout.one_shot)
     if done:
         summary += f" ({', '.join(done)} completed)"
-    return Finding("dify.containers", Status.OK, summary, detail)
+    return Finding("dify.containers", Status.OK, summary, detail, metrics=metrics)
 
 
 def dify_health(facts: Facts) -> Finding:

@@ -279,6 +279,7 @@ def run_bot(tmp_path: Path, slack: SlackApiDouble) -> Iterator[BotFactory]:
     for server, running in started:
         server.shutdown()
         server.server_close()
+        running.bot.shutdown()  # the watch, when one runs
         running.bot.runtime.shutdown(wait=True)
         running.http.close()
 

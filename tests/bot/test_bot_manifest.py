@@ -24,6 +24,7 @@ def test_manifest_matches_the_code():
         "usergroups:read",
     }
     settings = manifest["settings"]
-    assert settings["event_subscriptions"]["bot_events"] == ["app_mention"]
+    assert settings["event_subscriptions"]["bot_events"] == ["app_mention", "app_home_opened"]
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["socket_mode_enabled"] is True

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 import re
-import string
-import time
 from pathlib import Path
 
 import pytest
@@ -180,18 +178,6 @@ def test_trie_matches_like_a_naive_alternation() -> None:
     for _ in range(300):
         text = "".join(rng.choices("ab1-.x ", k=60))
         assert [m.span() for m in trie.finditer(text)] == [m.span() for m in naive.finditer(text)]
-
-
-def test_redaction_is_fast_enough(stock: Redactor) -> None:
-    """A loose floor (shared 2-core machine); bench/bench_logs.py reports the real figure."""
-    rng = random.Random(1)
-    words = ["GET", "/console/api", "200", "INFO", "worker", "tenant", "ms", "model=llama3"]
-    line_words = [*words, *("".join(rng.choices(string.ascii_lowercase, k=6)) for _ in range(50))]
-    text = "\n".join(" ".join(rng.choices(line_words, k=14)) for _ in range(40_000))
-    started = time.perf_counter()
-    stock.redact(text)
-    elapsed = time.perf_counter() - started
-    assert len(text) / 1e6 / elapsed > 2.0
 
 
 def test_env_file_helper_matches(tmp_path: Path) -> None:
