@@ -52,6 +52,11 @@ class EngineStatus:
         with self._lock:
             return self._note
 
+    def age(self) -> float | None:
+        """Seconds since the last probe finished; None before the first one."""
+        with self._lock:
+            return None if self._checked_at is None else time.monotonic() - self._checked_at
+
     def note(self) -> str | None:
         with self._lock:
             fresh = (

@@ -25,6 +25,11 @@ class SharedRun(Generic[T]):
         self._last: tuple[float, T] | None = None  # (finished_at, result) of the last success
         self.runs = 0  # how many times fn actually ran (tests and logs)
 
+    def last_finished(self) -> float | None:
+        """When (on the clock) the last successful run finished; None before the first."""
+        with self._lock:
+            return None if self._last is None else self._last[0]
+
     def get(self, arrived_at: float | None = None) -> tuple[T, bool]:
         """Return (result, shared). Exceptions of a shared run reach every waiter."""
         arrived = self._clock() if arrived_at is None else arrived_at

@@ -27,10 +27,26 @@ def command_modules() -> list[str]:
     return [f"cli.commands.{m.name}" for m in sorted(found, key=lambda m: m.name)]
 
 
+class _VersionAction(argparse.Action):
+    """`--version`, reading the package metadata only when asked (not on every start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        from config.version import version
+
+        print(f"{parser.prog} {version()}")  # stdout, as argparse's own version action
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dify-ollama",
         description="Diagnose and repair a self-hosted Dify talking to Ollama on the same host.",
+    )
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the installed version and exit"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in command_modules():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     reply_ephemeral: bool = False
     worker_threads: int = Field(default=4, ge=1, le=64)
 
+    # Running as a service (bot/logsetup.py, bot/health_server.py)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    health_port: int | None = Field(default=None, ge=1, le=65535)  # Socket Mode's /healthz
+    health_host: str = "127.0.0.1"
+
     # Watch, history, metrics (docs/slack.md: "Watching")
     watch_channel: str | None = None  # set: `serve` watches and alerts there
     # Tests lower the 10 s minimum to run a watch for seconds; not a user setting.
@@ -91,6 +97,22 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
 
     _split_lists = field_validator("allowed_channels", "operators", mode="before")(_split)
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _fold_case(cls, value: object, info: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return (
+            value.strip().upper()
+            if getattr(info, "field_name", "") == "log_level"
+            else (value.strip().lower())
+        )
+
+    @field_validator("health_port", mode="before")
+    @classmethod
+    def _blank_port_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("ollama_url", "fix_ollama_url", "fix_ollama_base_url", "slack_api_url")
     @classmethod

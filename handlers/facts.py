@@ -114,6 +114,10 @@ class LazyValues(Mapping[str, str]):
         return len(self._data())
 
 
+# Seconds before the deadline that the layout stops waiting for api's /health version.
+LAYOUT_MARGIN = 1.0
+
+
 class Facts:
     def __init__(
         self, settings: Settings, cache: EngineCache | None = None, chat: str = "off"
@@ -251,6 +255,28 @@ class Facts:
         """GET `url` inside the service's running container (once per check)."""
         return self.http_in(service, self.running(service), url)
 
+    def _api_version(self) -> str | None:
+        """The release api's /health reports, waited for only while the findings that need
+        the layout (dify.project, env.file, ...) can still answer in time: a slow health
+        endpoint leaves the release unknown, it never makes them miss the deadline."""
+        answer: Future[container_exec.HttpProbe] = Future()
+
+        def run() -> None:
+            try:
+                answer.set_result(self.health("api", API_HEALTH_URL))
+            except BaseException as exc:
+                answer.set_exception(exc)
+
+        threading.Thread(target=timeline.in_context(run), name="api-version", daemon=True).start()
+        wait = max(0.0, self.deadline - time.monotonic() - LAYOUT_MARGIN)
+        try:
+            probe = answer.result(timeout=wait)
+        except (TimeoutError, Skip):
+            return None
+        with contextlib.suppress(ValueError, AttributeError):
+            return str(json.loads(probe.body).get("version") or "") or None
+        return None
+
     def layout(self) -> Layout:
         """Release, layout, Compose and database kind (the api image tag, else /health)."""
 
@@ -259,10 +285,7 @@ class Facts:
             api = project.container("api")
             version = None
             if api is not None and release_from_image(api.image) is None:
-                with contextlib.suppress(Skip):
-                    probe = self.health("api", API_HEALTH_URL)
-                    with contextlib.suppress(ValueError, AttributeError):
-                        version = str(json.loads(probe.body).get("version") or "") or None
+                version = self._api_version()
             return describe_layout(
                 project, self.creation(), self.compose_or_none(), self.env_or_empty(), version
             )

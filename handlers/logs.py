@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +139,14 @@ class LogResult:
     @property
     def lines(self) -> list[str]:
         return self.text.split("\n") if self.text else []
+
+    def to_json(self) -> dict[str, Any]:
+        """`logs --json`: every field, with the (redacted) log as a list of lines."""
+        data = asdict(self)
+        del data["text"]
+        data["lines"] = self.lines
+        data["description"] = self.describe()
+        return data
 
     def describe(self) -> str:
         return LogRequest(self.service, self.lines_requested, None, self.grep).describe() + (

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.health_report import HEALTH_PATH, wsgi_answer
 from handlers.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"
 MAX_BODY = 1024 * 1024  # Slack's payloads are a few kB; anything huge is not Slack
 # Slack's X-Slack-Request-Timestamp: Unix seconds. slack_sdk's verifier calls int() on it, which
@@ -43,8 +43,9 @@ def wsgi_app(bot: Bot) -> WSGIApplication:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == HEALTH_PATH and method in ("GET", "HEAD"):
-            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
-            return [b"ok\n"]
+            status, headers, chunks = wsgi_answer(bot.runtime, method)
+            start_response(status, headers)
+            return chunks
         if path == METRICS_PATH and method == "GET" and bot.metrics is not None:
             # Not from Slack, so not signed: what Prometheus scrapes (statuses and timings).
             data = bot.metrics.render()
@@ -81,6 +82,8 @@ def serve_gunicorn(
     port: int,
     threads: int = 8,
     on_exit: Callable[[], None] | None = None,
+    loglevel: str = "info",
+    logger_class: type | None = None,
 ) -> None:
     """Run gunicorn in this process (it forks one worker that calls `factory`). Blocks."""
     from gunicorn.app.base import BaseApplication  # optional dependency, HTTP mode only
@@ -96,7 +99,8 @@ def serve_gunicorn(
         "proc_name": "dify-ollama-bot",
         "accesslog": None,
         "errorlog": "-",
-        "loglevel": "info",
+        "loglevel": loglevel,
+        "logger_class": logger_class,  # bot.logsetup: LOG_FORMAT for gunicorn's own lines
         "control_socket_disable": True,  # gunicorn >= 25 opens a control socket otherwise
         "worker_exit": (lambda _server, _worker: on_exit()) if on_exit else None,
     }

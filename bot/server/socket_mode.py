@@ -152,11 +152,12 @@ def serve_socket_mode(
     ping_interval: float = PING_INTERVAL,
     retry_first: float = RETRY_FIRST,
     retry_max: float = RETRY_MAX,
+    handler: FastFailoverHandler | None = None,
 ) -> None:
     """Connect (retrying while Slack is unreachable) and block until `stop` is set
     (SIGTERM/SIGINT in `dify-ollama serve`). Raises SlackApiError when Slack refuses the app
-    token."""
-    handler = FastFailoverHandler(bot, app_token, ping_interval)
+    token. `handler`: one made beforehand, so /healthz can ask it whether it is connected."""
+    handler = handler or FastFailoverHandler(bot, app_token, ping_interval)
     try:
         if connect_with_retry(handler, stop, retry_first, retry_max):
             if handler.client.is_connected():

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cli.commands.restart import restart_and_report
 from cli.identity import who
-from cli.output import progress
+from cli.output import fit, progress
 from config.needs import REPAIR
 from handlers.results import HandlerError
 
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps(result.to_json(), indent=2))
             else:
                 print(f"Undone fix-env backup {result.backup_id}:")
-                print("\n".join(f"  {line}" for line in result.lines()))
+                print(fit("\n".join(f"  {line}" for line in result.lines())))
             return _then(args, settings)
 
         from handlers.check import run_check
@@ -99,10 +99,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps(plan.to_json(), indent=2))
             return 0
         if not args.json:
-            print(plan.render())
+            print(fit(plan.render()))
         if not args.yes:
             if plan.has_changes:
-                print("\nNothing was changed. Apply this plan with `dify-ollama fix-env --yes`.")
+                print(
+                    fit("\nNothing was changed. Apply this plan with `dify-ollama fix-env --yes`.")
+                )
             return 0
         if not plan.has_changes:
             return 0 if not plan.unfixed else 1
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps({"plan": plan.to_json(), "applied": applied.to_json()}, indent=2))
         else:
             print("\nApplied:")
-            print("\n".join(f"  {line}" for line in applied.lines()))
+            print(fit("\n".join(f"  {line}" for line in applied.lines())))
         return _then(args, settings)
     except HandlerError as exc:
         return _fail(str(exc))
@@ -143,7 +145,9 @@ def _then(args: argparse.Namespace, settings: Settings) -> int:
         return restart_and_report(settings, json_output=args.json)
     if not args.json:
         print(
-            "\nThe running containers still have the old configuration: run "
-            "`dify-ollama restart` to recreate the affected services and verify."
+            fit(
+                "\nThe running containers still have the old configuration: run "
+                "`dify-ollama restart` to recreate the affected services and verify."
+            )
         )
     return 0

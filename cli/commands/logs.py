@@ -1,13 +1,16 @@
-"""`dify-ollama logs [SERVICE] [LINES] [--since 10m] [--grep TEXT]`: a redacted service log.
+"""`dify-ollama logs [SERVICE] [LINES] [--since 10m] [--grep TEXT] [--json]`: a redacted log.
 
 stdout gets the log only (so it pipes cleanly); what describes it (stopped container, empty log,
-how many values were redacted) goes to stderr. Exit 0 with a log (even an empty one), 1 when it
-could not be read, 2 for bad arguments.
+how many values were redacted) goes to stderr. With --json, stdout gets one JSON object (the
+lines, still redacted, and what describes them) and stderr only errors, like the other
+commands. Exit 0 with a log (even an empty one), 1 when it could not be read, 2 for bad
+arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -59,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--grep", "-g", metavar="TEXT", help="keep lines containing TEXT (case-insensitive)"
     )
+    parser.add_argument(
+        "--json", action="store_true", help="print the log and what describes it as JSON"
+    )
     parser.set_defaults(func=run, settings_used=HOST)
 
 
@@ -75,6 +81,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except HandlerError as exc:
         print(f"dify-ollama logs: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return EXIT_OK
     if result.text:
         sys.stdout.write(result.text + "\n")
         sys.stdout.flush()

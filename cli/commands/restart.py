@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from cli.identity import who
-from cli.output import print_report, progress
+from cli.output import fit, print_report, progress
 from config.needs import REPAIR
 from handlers.results import HandlerError
 
@@ -120,7 +120,7 @@ def restart_and_report(
     def restarted(result: RestartResult) -> None:
         if not json_output:
             print("Restart:")
-            print("\n".join(f"  {line}" for line in result.lines()))
+            print(fit("\n".join(f"  {line}" for line in result.lines())))
 
     try:
         verified = restart_and_check(

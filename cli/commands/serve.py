@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from config.needs import ALL
@@ -51,25 +52,36 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run, settings_used=ALL)
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # slack_sdk logs request bodies at DEBUG; keep it at INFO whatever the root level is.
-    logging.getLogger("slack_sdk").setLevel(logging.INFO)
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
-def _say(kind: str, message: str) -> None:
+def _print(kind: str, message: str) -> None:
     print(f"dify-ollama serve: {kind}: {message}", file=sys.stderr, flush=True)
 
 
+# Where startup messages go: plain lines until the settings are read, then (run) redacted
+# plain lines, or log records like every other line with LOG_FORMAT=json.
+_sink: Callable[[str, str], None] = _print
+
+
+def _say(kind: str, message: str) -> None:
+    _sink(kind, message)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    global _sink
+    from bot import logsetup
     from bot.slack_client import make_client
     from bot.startup import check_settings, verify_app_token, verify_engine, verify_slack
+    from config.version import version
 
-    _setup_logging()
+    formatter = logsetup.configure(settings)
+    if settings.log_format == "json":
+        _sink = lambda kind, message: log.log(_LEVELS[kind], message)  # noqa: E731
+    else:
+        redact = logsetup.redactor(settings)
+        _sink = lambda kind, message: _print(kind, redact(message))  # noqa: E731
+    _say("info", f"dify-ollama-bot {version()} starting")
     mode = None if args.mode == "auto" else args.mode
     report = check_settings(settings, mode)
     # --check-config verifies for real: tokens accepted, scopes granted, Socket Mode open,
@@ -102,7 +114,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     reachable = bool(report.identity)
     if report.mode == "socket":
         return _serve_socket(settings, reachable)
-    return _serve_http(settings, args.host, args.port or settings.port, reachable)
+    return _serve_http(settings, args.host, args.port or settings.port, reachable, formatter)
 
 
 def _probe_engine_later(bot: Any) -> None:
@@ -122,10 +134,18 @@ def _serve_socket(settings: Settings, verify_token: bool) -> int:
     from slack_sdk.errors import SlackApiError
 
     from bot.app import build
-    from bot.server.socket_mode import serve_socket_mode
+    from bot.server.socket_mode import FastFailoverHandler, serve_socket_mode
     from bot.slack_client import secret
 
     bot = build(settings, mode="socket", verify_token=verify_token)
+    app_token = secret(settings.slack_app_token)
+    handler = FastFailoverHandler(bot, app_token)
+    try:
+        health = _health_server(settings, bot, handler)
+    except OSError as exc:
+        bot.shutdown()
+        _say("error", f"HEALTH_PORT {settings.health_port}: cannot listen ({exc.strerror})")
+        return EXIT_CONFIG
     stop = threading.Event()
     if bot.metrics is not None:
         from bot.server.metrics import serve_metrics
@@ -145,7 +165,7 @@ def _serve_socket(settings: Settings, verify_token: bool) -> int:
     signal.signal(signal.SIGINT, on_signal)
     _probe_engine_later(bot)
     try:
-        serve_socket_mode(bot, secret(settings.slack_app_token), stop)
+        serve_socket_mode(bot, app_token, stop, handler=handler)
     except SlackApiError as exc:
         error = exc.response.get("error", "unknown")
         _say(
@@ -155,11 +175,34 @@ def _serve_socket(settings: Settings, verify_token: bool) -> int:
         )
         return EXIT_CONFIG
     finally:
+        if health is not None:
+            health.close()
         bot.shutdown()
     return 0
 
 
-def _serve_http(settings: Settings, host: str, port: int, verify_token: bool) -> int:
+def _health_server(settings: Settings, bot: Any, handler: Any) -> Any:
+    """Socket Mode's /healthz on HEALTH_PORT (None when unset); raises OSError when taken."""
+    if settings.health_port is None:
+        return None
+    from bot.health_report import gather
+    from bot.health_server import HealthServer
+
+    def slack() -> tuple[bool, str]:
+        if handler.client.is_connected():
+            return True, "Socket Mode connected"
+        return False, "Socket Mode not connected (connecting or reconnecting to Slack)"
+
+    server = HealthServer(
+        settings.health_host, settings.health_port, lambda: gather(bot.runtime, "socket", slack)
+    ).start()
+    log.info("health: http://%s:%s/healthz", settings.health_host, server.port)
+    return server
+
+
+def _serve_http(
+    settings: Settings, host: str, port: int, verify_token: bool, formatter: logging.Formatter
+) -> int:
     try:
         import gunicorn  # noqa: F401
     except ImportError:
@@ -179,5 +222,14 @@ def _serve_http(settings: Settings, host: str, port: int, verify_token: bool) ->
         log.info("ready: HTTP on %s:%s%s", host, port, EVENTS_PATH)
         return wsgi_app(bot)
 
-    serve_gunicorn(factory, host, port, threads=max(8, settings.worker_threads * 2))
+    from bot.logsetup import gunicorn_logger_class
+
+    serve_gunicorn(
+        factory,
+        host,
+        port,
+        threads=max(8, settings.worker_threads * 2),
+        loglevel=settings.log_level.lower(),
+        logger_class=gunicorn_logger_class(formatter),
+    )
     return 0

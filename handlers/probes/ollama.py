@@ -6,6 +6,7 @@ import platform
 
 from handlers.facts import Facts, Skip
 from handlers.listening import listeners, reachable_from_containers
+from handlers.netns import ISOLATED_NOTE, in_isolated_container
 from handlers.results import Finding, HandlerError, Status
 from handlers.urls import is_loopback_url, port_of
 
@@ -26,6 +27,12 @@ def ollama_host_remedy() -> str:
     )
 
 
+def _isolated_note(url: str) -> str:
+    """The likeliest cause first when a loopback OLLAMA_URL is checked from a container that
+    does not share the host's network."""
+    return ISOLATED_NOTE if is_loopback_url(url) and in_isolated_container() else ""
+
+
 def ollama_host(facts: Facts) -> Finding:
     url = facts.settings.ollama_url
     answer = facts.ollama()
@@ -35,7 +42,8 @@ def ollama_host(facts: Facts) -> Finding:
             Status.FAIL,
             f"Ollama does not answer at {url}: {answer.error}",
             detail=f"GET {url}/api/version failed: {answer.error}",
-            remedy="Start Ollama (`sudo systemctl start ollama` or `ollama serve`) and check "
+            remedy=_isolated_note(url)
+            + "Start Ollama (`sudo systemctl start ollama` or `ollama serve`) and check "
             "`journalctl -u ollama`; if it runs elsewhere, set OLLAMA_URL.",
         )
     return Finding(
@@ -61,7 +69,7 @@ def ollama_bind(facts: Facts) -> Finding:
             Status.FAIL,
             f"nothing listens on TCP port {port} on this host",
             detail="no LISTEN socket on that port in /proc/net/tcp or /proc/net/tcp6",
-            remedy="Start Ollama. " + ollama_host_remedy(),
+            remedy=_isolated_note(url) + "Start Ollama. " + ollama_host_remedy(),
         )
     shown = ", ".join(f"{a}:{port}" for a in addresses)
     if not reachable_from_containers(addresses):

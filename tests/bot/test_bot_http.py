@@ -139,9 +139,16 @@ def test_not_in_channel_tells_the_user_how_to_invite(run_bot, slack):
 
 
 def test_healthz_and_unknown_paths(run_bot):
-    bot = run_bot()
+    bot = run_bot(probe=None)  # the real engine probe, at a socket that does not exist
     base = bot.url.rsplit("/slack/events", 1)[0]
-    assert bot.http.get(base + "/healthz").text == "ok\n"
+    health = bot.http.get(base + "/healthz")
+    # the engine's socket does not exist here: the bot cannot do its job, and says why
+    assert health.status_code == 503
+    data = health.json()
+    assert data["status"] == "fail" and data["mode"] == "http"
+    assert data["slack"]["ok"] is True and data["engine"]["ok"] is False
+    assert "/nonexistent/docker.sock" in data["engine"]["detail"]
+    assert bot.http.head(base + "/healthz").content == b""
     assert bot.http.get(base + "/nope").status_code == 404
     big = b"x" * (2 * 1024 * 1024)
     assert bot.http.post(bot.url, content=big).status_code == 413

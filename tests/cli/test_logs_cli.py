@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,18 @@ def test_engine_down_exits_1(tmp_path: Path) -> None:
     proc = run_cli("logs", "api", "10", env=env)
     assert proc.returncode == 1
     assert "does not exist" in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.docker
+def test_json_output_is_one_redacted_object(project: LogProject) -> None:
+    proc = run_cli("logs", "api", "100", "--json", env=project.env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # what describes the log is in the object
+    assert_no_canary(proc.stdout, project.canaries)
+    data = json.loads(proc.stdout)
+    assert data["service"] == "api" and data["state"] == "running"
+    assert data["lines"][-1] == "green done" and data["lines_returned"] == len(data["lines"])
+    assert data["redactions"] >= 12 and sum("[REDACTED]" in x for x in data["lines"]) >= 1
+    assert "text" not in data and data["description"].startswith("api, last 100 lines")
+    unknown = run_cli("logs", "apii", "--json", env=project.env)
+    assert unknown.returncode == 2 and unknown.stdout == "" and "no service" in unknown.stderr

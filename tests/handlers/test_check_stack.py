@@ -10,13 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import docker
 import pytest
 
 from config.settings import Settings
 from handlers.check import run_check
 from handlers.results import Finding, Report, Status
 from tests.rig.fake_ollama import FakeModel, FakeOllama
-from tests.rig.stack import DifyStack, OllamaRow
+from tests.rig.stack import DifyStack, OllamaRow, bridge_gateway
 
 pytestmark = pytest.mark.docker
 
@@ -392,8 +393,16 @@ def test_base_url_other_than_the_guess_is_probed_after_the_database(
     """The surveys guess the URL from .env; when the database says otherwise the reach probe
     asks again at the database's URL, and reports on that one."""
     stack = restore_healthy_stack
-    stack.set_rows([OllamaRow(base_url=f"http://172.17.0.1:{session_ollama.port}")])
+    # The host's own address on the private engine's bridge (dotest0 by default, docker0 on
+    # an engine started elsewhere): a URL no guess from .env names, that the containers reach.
+    client = docker.DockerClient(base_url=os.environ["DOCKER_HOST"])
+    try:
+        host = bridge_gateway(client)
+    finally:
+        client.close()
+    assert host, "the engine's bridge has no gateway address"
+    stack.set_rows([OllamaRow(base_url=f"http://{host}:{session_ollama.port}")])
     report = run_check(settings_for(stack, session_ollama))
     reach = finding(report, "container.reach")
-    assert reach.status is Status.OK and f"172.17.0.1:{session_ollama.port}" in reach.detail
+    assert reach.status is Status.OK and f"{host}:{session_ollama.port}" in reach.detail
     assert "host.docker.internal" not in reach.detail

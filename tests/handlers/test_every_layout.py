@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from handlers import fix_apply, fix_plan, fix_undo, restart
+from handlers import compose_binary, fix_apply, fix_plan, fix_undo, restart
 from handlers.check import run_check
 from handlers.results import HandlerError, Report, Status
 from tests.rig.compose import SYSTEM_PLUGIN_DIRS, v2_plugin_dir
@@ -263,6 +263,9 @@ def _hide_v2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     empty = tmp_path / "no-plugins"
     empty.mkdir(parents=True)
     monkeypatch.setenv("DOCKER_CONFIG", str(empty))  # no compose plugin for the docker CLI
+    # ...and none in the machine's plugin folders either, as the product looks for them
+    # (scripts/test installs v2 there on a machine that had none)
+    monkeypatch.setattr(compose_binary, "SYSTEM_PLUGIN_DIRS", ())
 
 
 def _hide_v1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -57,7 +57,12 @@ def _program(folder: Path, name: str, answer: str) -> Path:
     return path
 
 
-def test_docker_config_is_where_the_plugin_is_looked_for(tmp_path: Path) -> None:
+def test_docker_config_is_where_the_plugin_is_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The machine's own plugin folders are not part of this question (scripts/test may have
+    # installed Compose v2 there): only DOCKER_CONFIG/HOME and PATH, as given.
+    monkeypatch.setattr(compose_binary, "SYSTEM_PLUGIN_DIRS", ())
     config = tmp_path / "cfg"
     env = {"DOCKER_CONFIG": str(config), "HOME": str(tmp_path / "home")}
     assert compose_binary.plugin_dirs(env)[0] == config / "cli-plugins"

@@ -96,7 +96,8 @@ def http_server(tmp_path: Path, slack: SlackApiDouble) -> Iterator[tuple[str, fl
             if proc.poll() is not None:
                 break
             try:
-                if client.get(base + "/healthz").status_code == 200:
+                # 503 is an answer too: the engine is unreachable here on purpose
+                if client.get(base + "/healthz").status_code in (200, 503):
                     ready = time.monotonic() - started
                     break
             except httpx.HTTPError:
