@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     dify_compose_project: str | None = None
     ollama_url: str = "http://127.0.0.1:11434"
     check_timeout: float = Field(default=3.0, gt=0, le=120)
+    # dify.chat's own deadline: a cold load of a large model takes minutes, a check must not.
+    chat_timeout: float = Field(default=60.0, gt=0, le=900)
     docker_host: str | None = None
 
     # Repairs (fix-env)

@@ -15,7 +15,8 @@ from config.settings import Settings
 from handlers import timeline
 from handlers.engine_cache import EngineCache
 from handlers.facts import Facts, Skip
-from handlers.probes import PROBES, Probe, account_for_skips, with_prerequisites
+from handlers.probes import ON_REQUEST, PROBES, Probe, account_for_skips, with_prerequisites
+from handlers.probes.chat import CHAT_MODES
 from handlers.project import DifyProject
 from handlers.redact import Redactor, environment_secrets, redactor_for
 from handlers.results import Finding, HandlerError, Report, Status
@@ -65,22 +66,34 @@ def run_check(
     *,
     since: float | None = None,
     cache: EngineCache | None = None,
+    chat: str = "off",
 ) -> Report:
     """Run the probes (all, or the ids in `only` with their prerequisites) and return the
     report within the deadline.
 
     `since` (a time.monotonic() value: the process start, the Slack request) is where the
     report's `before_first_probe_ms` counts from. `cache`: what a long-running process keeps
-    between checks (handlers/engine_cache.py).
+    between checks (handlers/engine_cache.py). `chat`: "on" adds dify.chat (as naming it in
+    `only` does), "if-loaded" adds it when its model is loaded already; with it, the report
+    may take CHAT_TIMEOUT (its own deadline) instead of CHECK_TIMEOUT.
     """
+    if chat not in CHAT_MODES:
+        raise ValueError(f"chat must be one of {CHAT_MODES}")
+    if "dify.chat" in only and chat == "off":
+        chat = "on"
     start = time.monotonic()
     spans = timeline.Timeline(start)
+    run = with_prerequisites(only)
+    if chat == "off":
+        run = tuple(fid for fid in run if fid not in ON_REQUEST)
     with timeline.recording(spans):
-        facts = Facts(settings, cache)
-        run = with_prerequisites(only)
-        found, durations = _run_probes(facts, run)
+        facts = Facts(settings, cache, chat)
+        deadline = facts.deadline
+        if chat != "off" and "dify.chat" in run:
+            deadline = max(deadline, start + settings.chat_timeout + 1.5)
+        found, durations = _run_probes(facts, run, deadline)
+    facts.close()
     probes = [fid for fid, _ in PROBES if fid in run]
-    deadline = facts.deadline
     redactor = _redactor(facts)
     findings = []
     for finding_id in probes:
@@ -107,8 +120,10 @@ def run_check(
     )
 
 
-def _run_probes(facts: Facts, wanted: Collection[str]) -> tuple[dict[str, Finding], dict[str, int]]:
-    """The probes in `wanted`, each in its own thread; what answered before the deadline, and
+def _run_probes(
+    facts: Facts, wanted: Collection[str], deadline: float
+) -> tuple[dict[str, Finding], dict[str, int]]:
+    """The probes in `wanted`, each in its own thread; what answered before `deadline`, and
     how long each took."""
     probes = [(fid, probe) for fid, probe in PROBES if fid in wanted]
     results: queue.Queue[tuple[str, Finding, int]] = queue.Queue()
@@ -129,7 +144,7 @@ def _run_probes(facts: Facts, wanted: Collection[str]) -> tuple[dict[str, Findin
     found: dict[str, Finding] = {}
     durations: dict[str, int] = {}
     while len(found) < len(probes):
-        remaining = facts.deadline - time.monotonic()
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         try:
@@ -160,3 +175,9 @@ def _timing(
     if since is not None and first is not None:
         before = max(0, round((first - since) * 1000))
     return {"before_first_probe_ms": before, "spans": spans.to_json(rename)}
+
+
+def verification_check(settings: Settings) -> Report:
+    """The check after fix-env/restart: every probe, and the chat test when the model is loaded
+    already (the finding says which happened: a chat would load it otherwise)."""
+    return run_check(settings, chat="if-loaded")

@@ -23,6 +23,7 @@ import docker
 
 from handlers import timeline
 
+JSON_TYPE = "Content-Type: application/json"
 NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory", "not found")
 
 
@@ -125,9 +126,11 @@ class HttpProbe:
 _PY_GET = """
 import sys, time, urllib.request, urllib.error, socket
 url, t = sys.argv[1], float(sys.argv[2])
+data = sys.argv[3].encode() if len(sys.argv) > 3 else None
 start = time.monotonic()
 try:
-    r = urllib.request.urlopen(url, timeout=t)
+    req = urllib.request.Request(url, data=data, headers={'Content-Type': 'application/json'})
+    r = urllib.request.urlopen(req, timeout=t)
     body = r.read(4096).decode('utf-8', 'replace')
     print('STATUS', r.status, round((time.monotonic() - start) * 1000))
     print(body)
@@ -176,24 +179,13 @@ def _curl(
     url: str,
     timeout: float,
     environment: dict[str, str] | None = None,
+    post: str | None = None,
 ) -> ExecResult:
-    return run(
-        client,
-        cid,
-        [
-            "curl",
-            "-sS",
-            "-o",
-            "-",
-            "--max-time",
-            f"{timeout:g}",
-            "-w",
-            "\n__STATUS__ %{http_code} %{time_total}",
-            url,
-        ],
-        timeout,
-        environment=environment,
-    )
+    argv = ["curl", "-sS", "-o", "-", "--max-time", f"{timeout:g}"]
+    argv += ["-w", "\n__STATUS__ %{http_code} %{time_total}"]
+    if post is not None:
+        argv += ["-H", JSON_TYPE, "--data-binary", post]
+    return run(client, cid, [*argv, url], timeout, environment=environment)
 
 
 def _parse_curl(url: str, res: ExecResult) -> HttpProbe:
@@ -338,8 +330,11 @@ def http_get(
     url: str,
     timeout: float,
     environment: dict[str, str] | None = None,
+    *,
+    post: str | None = None,
 ) -> HttpProbe:
-    """GET url from inside the container with curl, else wget, else python3.
+    """GET url (POST the JSON text `post`, when given) from inside the container with curl,
+    else wget, else python3.
 
     The container's own proxy variables apply, as they do to Dify's code running there;
     `environment` adds variables for this one request (e.g. lower-case proxy names, which
@@ -357,18 +352,17 @@ def http_get(
         order.insert(0, cached)
     for tool in order:
         if tool == "curl":
-            res = _curl(client, container_id, url, timeout, environment)
+            res = _curl(client, container_id, url, timeout, environment, post)
             parse = _parse_curl
         elif tool == "wget":
-            res = run(client, container_id, ["wget", "-O", "-", url], timeout, environment)
+            extra = [] if post is None else ["--header", JSON_TYPE, "--post-data", post]
+            argv = ["wget", "-O", "-", *extra, url]
+            res = run(client, container_id, argv, timeout, environment)
             parse = _parse_wget
         else:
+            argv = ["python3", "-c", _PY_GET, url, f"{timeout:g}"]
             res = run(
-                client,
-                container_id,
-                ["python3", "-c", _PY_GET, url, f"{timeout:g}"],
-                timeout,
-                environment,
+                client, container_id, [*argv, *([post] if post else [])], timeout, environment
             )
             parse = _parse_python
         if res.missing_command:

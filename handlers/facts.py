@@ -119,9 +119,12 @@ LAYOUT_MARGIN = 1.0
 
 
 class Facts:
-    def __init__(self, settings: Settings, cache: EngineCache | None = None) -> None:
+    def __init__(
+        self, settings: Settings, cache: EngineCache | None = None, chat: str = "off"
+    ) -> None:
         self.settings = settings
         self.cache = cache  # what a long-running process keeps between checks
+        self.chat = chat  # dify.chat: off | on | if-loaded (handlers/probes/chat.py)
         self.timeout = settings.check_timeout
         self.deadline = time.monotonic() + settings.check_timeout + DEADLINE_MARGIN
         self.hostname = socket.gethostname()
@@ -498,24 +501,39 @@ class Facts:
         return list(dict.fromkeys(host_of(u.url) for u in self.dify_urls() if host_of(u.url)))
 
     # -- Ollama on the host ----------------------------------------------------------------
-    def _http(self) -> httpx.Client:
-        return http_client(self.timeout)
+    def http(self) -> httpx.Client:
+        """One HTTP client for the check's host-side calls (closed by `close`).
+
+        `http_client`'s: no proxy from the host's environment, the shared TLS context."""
+        return self._once("http", lambda: http_client(self.timeout))
+
+    def close(self) -> None:
+        with self._lock:
+            client = self._memo.get("http")
+        if client is not None and client.done() and client.exception() is None:
+            with contextlib.suppress(Exception):
+                client.result().close()
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
+        """`compute()` once per check under `key`, whoever asks first; the others wait for
+        it (and get its exception too). For facts that probe modules share."""
+        return self._once(key, compute)
 
     def ollama(self) -> OllamaAnswer:
         def compute() -> OllamaAnswer:
             base = self.settings.ollama_url.rstrip("/")
+            http = self.http()  # outlives this fact: closed with the check
             try:
-                with self._http() as http:
-                    with timeline.span("http GET /api/version"):
-                        version = http.get(f"{base}/api/version", timeout=self.budget())
-                    if version.status_code != 200:
-                        return OllamaAnswer(
-                            False, None, f"GET /api/version answered HTTP {version.status_code}"
-                        )
-                    with timeline.span("http GET /api/tags"):
-                        tags = http.get(f"{base}/api/tags", timeout=self.budget())
-                    with timeline.span("http GET /api/ps"):
-                        loaded = http.get(f"{base}/api/ps", timeout=self.budget())
+                with timeline.span("http GET /api/version"):
+                    version = http.get(f"{base}/api/version", timeout=self.budget())
+                if version.status_code != 200:
+                    return OllamaAnswer(
+                        False, None, f"GET /api/version answered HTTP {version.status_code}"
+                    )
+                with timeline.span("http GET /api/tags"):
+                    tags = http.get(f"{base}/api/tags", timeout=self.budget())
+                with timeline.span("http GET /api/ps"):
+                    loaded = http.get(f"{base}/api/ps", timeout=self.budget())
             except httpx.TimeoutException:
                 return OllamaAnswer(False, None, f"no answer within {self.timeout:g} s (hung)")
             except httpx.ConnectError as exc:

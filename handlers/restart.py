@@ -22,7 +22,7 @@ import docker
 
 from config.settings import Settings
 from handlers import container_exec, engine
-from handlers.check import run_check
+from handlers.check import verification_check
 from handlers.compose_cli import (
     VALIDATE_TIMEOUT,
     ComposeTarget,
@@ -476,11 +476,13 @@ def restart_and_check(
     key: str | None = None,
     wait: float = DEFAULT_WAIT,
     progress: Progress = no_progress,
-    check: CheckFn | None = run_check,
+    check: CheckFn | None = verification_check,
     restarted: Callable[[RestartResult], None] | None = None,
 ) -> Verified:
     """Restart one of the three ways (apply: the default; services: the named ones; all), then
-    run a check that began after it: a restart alone never claims the problem is fixed.
+    run a check that began after it: a restart alone never claims the problem is fixed. The
+    check includes the chat test when the chat model is loaded already (dify.chat says whether
+    it ran).
     `restarted(result)` runs in between (to show the restart while the check runs);
     `check=None` skips the check."""
     common: dict[str, Any] = {

@@ -111,13 +111,15 @@ def render_report(
     requested_by: str | None = None,
     finding_buttons: Sequence[ButtonFn] = (),
     notes: Sequence[str] = (),
+    report_buttons: Sequence[dict[str, Any]] = (),
     max_blocks: int = MAX_BLOCKS,
     max_text: int = MAX_MESSAGE_TEXT,
 ) -> Rendered:
     """The report within Slack's limits: `max_blocks` blocks whose texts add up to at most
     `max_text` characters. Problems share what the header, the passed list and the context
     line leave; when evidence had to be cut or a problem left out, `degraded` says so and the
-    caller attaches the whole report as a file."""
+    caller attaches the whole report as a file. `report_buttons`: one row of buttons about
+    the whole report (e.g. "Chat test"), kept above the context line."""
     findings = sorted(report.findings, key=lambda f: _ORDER[f.status])
     problems = [f for f in findings if f.status in (Status.FAIL, Status.WARN)]
     passed = [f for f in findings if f.status not in (Status.FAIL, Status.WARN)]
@@ -137,7 +139,8 @@ def render_report(
     if not report.findings:
         passed_blocks.append(section("_No findings: nothing was checked._"))
 
-    fixed = [top, *passed_blocks, end]
+    row_end = [actions(list(report_buttons)[:MAX_ACTIONS])] if report_buttons else []
+    fixed = [top, *passed_blocks, *row_end, end]
     chars = max_text - text_size(fixed) - (HIDDEN_TEXT if problems else 0)
     slots = max_blocks - len(fixed) - (1 if problems else 0)
     problem_blocks: list[dict[str, Any]] = []
@@ -165,10 +168,20 @@ def render_report(
         lines = [f"{EMOJI[f.status]} {escape(f.summary)}" for f in hidden]
         title = f"*{_plural(len(hidden), 'more problem')} (all details in the attached report):*"
         blocks.append(section(split_lines([title, *lines], HIDDEN_TEXT)[0]))
-    blocks.append(end)
+    blocks += [*row_end, end]
 
     text = verdict(report)
     if problems:
         # The notification text is mrkdwn too: finding text comes from Dify and the host.
         text += ": " + "; ".join(escape(f.summary) for f in problems[:5])
     return Rendered(text=truncate(text, MAX_FALLBACK), blocks=blocks, degraded=degraded)
+
+
+def render_finding(finding: Finding, title: str, requested_by: str | None = None) -> Rendered:
+    """One finding on its own (a button's answer, e.g. the chat test): its line, evidence and
+    remedy, and who asked."""
+    text = f"{title}: {escape(finding.summary)}"
+    blocks = [section(_problem_text(finding))]
+    who = f"asked by {requested_by} · " if requested_by else ""
+    blocks.append(context(f"{who}{finding.duration_ms / 1000:.1f} s"))
+    return Rendered(text=truncate(text, MAX_FALLBACK), blocks=blocks, degraded=False)

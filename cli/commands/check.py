@@ -1,4 +1,4 @@
-"""`dify-ollama check [--json] [--only ID,...]`."""
+"""`dify-ollama check [--json] [--only ID,...] [--chat]`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--only", default="", metavar="ID,...", help="run only these finding ids (comma list)"
     )
+    parser.add_argument(
+        "--chat",
+        action="store_true",
+        help="also chat with a configured model from inside Dify (dify.chat; loads the model "
+        "if it is not loaded; bounded by CHAT_TIMEOUT)",
+    )
     parser.set_defaults(func=run, settings_used=HOST)
 
 
@@ -41,7 +47,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    report = run_check(settings, only, since=process_start())
+    chat = "on" if args.chat else "off"
+    report = run_check(settings, only, since=process_start(), chat=chat)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -114,7 +114,7 @@ def restart_and_report(
     """Restart, print the result as soon as it is known, then the fresh check (or all of it as
     JSON at the end); the exit code covers both. Also `fix-env --yes --restart`."""
 
-    from handlers.check import run_check
+    from handlers.check import verification_check
     from handlers.restart import restart_and_check
 
     def restarted(result: RestartResult) -> None:
@@ -131,7 +131,7 @@ def restart_and_report(
             source="cli",
             wait=wait,
             progress=progress(json_output),
-            check=run_check if check else None,
+            check=verification_check if check else None,
             restarted=restarted,
         )
     except HandlerError as exc:

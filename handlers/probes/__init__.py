@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from handlers.facts import Facts
-from handlers.probes import config, host, network, ollama, stack
+from handlers.probes import chat, config, errors, host, models, network, ollama, plugin, stack
 from handlers.results import Finding, Status
 
 Probe = Callable[[Facts], Finding]
@@ -28,9 +28,17 @@ PROBES: tuple[tuple[str, Probe], ...] = (
     ("dify.web", host.dify_web),
     ("host.resources", host.host_resources),
     ("dify.secrets", config.dify_secrets),
+    ("dify.plugin", plugin.dify_plugin),
+    ("ollama.capabilities", models.ollama_capabilities),
+    ("dify.timeouts", models.dify_timeouts),
+    ("dify.errors", errors.dify_errors),
+    ("dify.chat", chat.dify_chat),
 )
 
 FINDING_IDS = tuple(finding_id for finding_id, _ in PROBES)
+# Run only when asked for (`check --chat`, `--only dify.chat`, the check after a restart when
+# the model is loaded): a chat loads the model, which a diagnosis must not do unasked.
+ON_REQUEST = frozenset({"dify.chat"})
 
 # What each probe needs to have passed before it can say anything: the findings whose failure
 # makes it skip ("needs dify.containers (...)"). A subset of the probes runs with everything
@@ -53,7 +61,26 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "dify.web": ("dify.project",),
     "host.resources": (),
     "dify.secrets": ("env.file",),
+    "dify.plugin": ("dify.base_url",),
+    "ollama.capabilities": ("ollama.host", "dify.base_url"),
+    "dify.timeouts": ("ollama.host", "dify.base_url"),
+    "dify.errors": ("dify.containers",),
+    "dify.chat": ("dify.base_url",),
 }
+
+# Skips that are an answer, not a gap: the stack has nothing there to check (0.x has no
+# plugins; the chat test was not run because it would load the model, or there is no chat
+# model). They stay skips with their reason even when every prerequisite passed.
+NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
+    "dify.plugin": (plugin.NO_PLUGINS,),
+    "dify.chat": (chat.NOT_REQUESTED, chat.NOT_RUN, chat.NO_CHAT_MODEL),
+}
+
+
+def not_applicable(finding: Finding) -> bool:
+    """Whether a skip says the check does not apply here (see NOT_APPLICABLE)."""
+    prefixes = NOT_APPLICABLE.get(finding.id)
+    return bool(prefixes) and finding.summary.startswith(prefixes or ())
 
 
 def prerequisites(finding_id: str) -> tuple[str, ...]:
@@ -89,7 +116,8 @@ def account_for_skips(findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
     for finding in findings:
         needs = prerequisites(finding.id)
         explained = any(status.get(n) in (Status.FAIL, Status.WARN) for n in needs)
-        if finding.status is Status.SKIP and needs and not explained:
+        applies = not not_applicable(finding)
+        if finding.status is Status.SKIP and needs and not explained and applies:
             finding = replace(
                 finding,
                 status=Status.WARN,

@@ -72,6 +72,11 @@ def _meminfo() -> dict[str, int]:
     return values
 
 
+def available_memory() -> int:
+    """MemAvailable in bytes (0 when unknown)."""
+    return _meminfo().get("MemAvailable", 0)
+
+
 def host_resources(facts: Facts) -> Finding:
     mem = _meminfo()
     total, available = mem.get("MemTotal", 0), mem.get("MemAvailable", 0)

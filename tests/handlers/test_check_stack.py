@@ -65,7 +65,11 @@ def test_healthy_stack_reports_no_failure(healthy_stack: DifyStack, session_olla
         "dify.web",
         "host.resources",
         "dify.secrets",
-    ]
+        "dify.plugin",
+        "ollama.capabilities",
+        "dify.timeouts",
+        "dify.errors",
+    ]  # dify.chat runs only when asked for (check --chat)
     assert finding(report, "container.reach").status is Status.OK
     assert "plugin_daemon" in finding(report, "container.reach").summary
     assert finding(report, "dify.project").status is Status.OK
@@ -361,15 +365,16 @@ def test_one_exec_per_container_that_has_python(
     healthy_stack: DifyStack, session_ollama: FakeOllama
 ):
     """api (curl + python3) and worker (python3 only) answer health, reach and name
-    resolution in one exec each; plugin_daemon (busybox) needs one per URL; db one psql."""
+    resolution in one exec each; plugin_daemon (busybox) needs one per URL; db one psql for
+    Dify's rows and one for plugin_daemon's database (dify.plugin), side by side."""
     report = run_check(settings_for(healthy_stack, session_ollama))
     assert failing(report) == {}, report.to_json()
     execs = exec_spans(report)
     assert execs["api"] == ["python3"] and execs["worker"] == ["python3"], execs
-    assert execs["db_postgres"] == ["psql"], execs
+    assert execs["db_postgres"] == ["psql", "psql"], execs
     assert sorted(execs["plugin_daemon"]) == ["wget", "wget"], execs  # health, Ollama
     # the database said what the .env guessed: no second round of execs after it answered
-    assert sum(len(v) for v in execs.values()) == 5, execs
+    assert sum(len(v) for v in execs.values()) == 6, execs
 
 
 def test_hung_ollama_does_not_hide_health(

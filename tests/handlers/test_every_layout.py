@@ -27,6 +27,7 @@ import pytest
 
 from handlers import compose_binary, fix_apply, fix_plan, fix_undo, restart
 from handlers.check import run_check
+from handlers.probes import not_applicable
 from handlers.results import HandlerError, Report, Status
 from tests.rig.compose import SYSTEM_PLUGIN_DIRS, v2_plugin_dir
 from tests.rig.fake_ollama import FakeOllama
@@ -107,6 +108,17 @@ def statuses(report: Report) -> dict[str, str]:
     return {f.id: f.status.value for f in report.findings}
 
 
+def healthy_verdict(stack: DifyStack, report: Report) -> dict[str, str]:
+    """What a healthy stack of this layout reports besides "ok": the look-alike's weak
+    secrets, and on 0.x (no plugins) dify.plugin's skip, which must say it does not apply."""
+    expected = {"dify.secrets": "warn"}
+    if "plugin_daemon" not in stack.services:
+        expected["dify.plugin"] = "skip"
+        plugin_finding = report.finding("dify.plugin")
+        assert plugin_finding is not None and not_applicable(plugin_finding), plugin_finding
+    return expected
+
+
 def app_services(stack: DifyStack) -> list[str]:
     """The long-running services besides the database, redis and nginx."""
     infra = {stack.db_service, "redis", "nginx"}
@@ -145,7 +157,7 @@ def test_healthy_layout_checks_all_ok_and_names_itself(
     settings = fix_settings(layout, session_ollama, tmp_path / "state")
     report = run_check(settings)
     found = statuses(report)
-    assert {k: v for k, v in found.items() if v != "ok"} == {"dify.secrets": "warn"}, (
+    assert {k: v for k, v in found.items() if v != "ok"} == healthy_verdict(layout, report), (
         report.to_json()
     )
     rel = layout.release
@@ -232,9 +244,9 @@ def test_incident_fixed_restarted_verified_and_undone_keeping_every_other_byte(
         assert after[service][1].get("LANG") == before[service][1].get("LANG")  # not leaked
 
     verified = run_check(settings)
-    assert {k: v for k, v in statuses(verified).items() if v != "ok"} == {"dify.secrets": "warn"}, (
-        verified.to_json()
-    )
+    assert {k: v for k, v in statuses(verified).items() if v != "ok"} == healthy_verdict(
+        stack, verified
+    ), verified.to_json()
 
     rows = rows_by_id(stack)
     for row_id, old in before_rows.items():

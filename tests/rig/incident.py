@@ -12,7 +12,7 @@ from typing import Any
 
 from config.settings import Settings
 from handlers.results import Report, Status
-from tests.rig.fake_ollama import FakeOllama
+from tests.rig.fake_ollama import EMBED_MODEL, FakeOllama
 from tests.rig.stack import DifyStack, OllamaRow, encrypted_secret, release_of
 
 LLM_ID = "5b0c9c55-2f4e-4d1e-9d55-0a3a6f1a0001"
@@ -44,6 +44,7 @@ def incident_rows_at(port: int, container_url: str) -> list[OllamaRow]:
             base_url=f"{container_url}/v1",
             id=EMBED_ID,
             model_type="text-embedding",
+            model_name=EMBED_MODEL,
             table="provider_models",
             config={"note": 'a "quoted" \\ value é'},
         ),
@@ -75,6 +76,7 @@ def _layout_incident_rows(ollama: FakeOllama, release: str) -> list[OllamaRow]:
             table=table,
             provider_name=provider,
             model_type="text-embedding",
+            model_name=EMBED_MODEL,
             config={"note": 'a "quoted" \\ value é', **secret},
         ),
         OllamaRow(

@@ -57,6 +57,13 @@ from tests.rig.dify_db import (
     rows_sql,
     schema_sql,
 )
+from tests.rig.fake_ollama import EMBED_MODEL
+from tests.rig.plugin_db import (
+    PluginInstall,
+    clear_plugins_sql,
+    plugin_rows_sql,
+    plugin_schema_sql,
+)
 
 __all__ = [
     "DEFAULT_TENANT_ID",
@@ -68,6 +75,7 @@ __all__ = [
     "ComposeMissing",
     "DifyStack",
     "OllamaRow",
+    "PluginInstall",
     "Release",
     "RowLike",
     "StackError",
@@ -103,6 +111,7 @@ SHARED_ANCHOR = "shared-api-worker-env"
 MERGE_MARK = "<<rig-merge>>"
 
 HOST_GATEWAY = "host.docker.internal:host-gateway"
+PLUGIN_DATABASE = "dify_plugin"  # DB_PLUGIN_DATABASE's default
 API_UNHEALTHY_FLAG = "/tmp/rig-unhealthy"  # inside the api container (images/httpd.py)
 HOST_GATEWAY_OVERRIDE: dict[str, Any] = {
     "services": {s: {"extra_hosts": [HOST_GATEWAY]} for s in SHARED_ENV_SERVICES}
@@ -593,7 +602,8 @@ def healthy_rows(release: str | Release, ollama_url: str) -> list[OllamaRow]:
         base_url=ollama_url,
         provider_name=provider,
         table=main_table,
-        model_type="text-embedding",  # the session's fake Ollama pulls llama3.2:latest only
+        model_type="text-embedding",
+        model_name=EMBED_MODEL,  # an embedding model: Ollama refuses embeddings from an LLM
         credential_name="with api key",
         config=secret,
     )
@@ -656,6 +666,7 @@ class DifyStack:
         db: str = "postgresql",
         compose: str | None = None,
         optional_envs: bool | Iterable[str] = (),
+        plugins: Iterable[PluginInstall] | None = None,
     ) -> None:
         self.release = release_of(release)
         if db not in self.release.db_services:
@@ -692,6 +703,11 @@ class DifyStack:
             defaults.update(DB_TYPE="mysql", DB_HOST="db_mysql", DB_PORT="3306", DB_USERNAME="root")
         self.env_overrides: dict[str, str | None] = {**defaults, **(env_overrides or {})}
         self.initial_rows = [as_row(r) for r in (ollama_rows or [])]
+        # plugin_daemon's database: the Ollama plugin installed for the default tenant.
+        self.has_plugins = "plugin_daemon" in self.release.services
+        default_plugins = [PluginInstall()] if self.has_plugins else []
+        self.initial_plugins = list(default_plugins if plugins is None else plugins)
+        self._logs_dirty: set[str] = set()
         self.plugin_daemon_env = dict(plugin_daemon_env or {})
         if optional_envs is True:
             self.optional_envs = optional_env_files(self.release)
@@ -774,6 +790,9 @@ class DifyStack:
                 shutil.copy2(f, rig / f.name)
         (rig / "schema.sql").write_text(schema_sql(self.schema, self.dialect))
         (rig / "seed.sql").write_text(rows_sql(self.initial_rows, self.schema, self.dialect))
+        if self.has_plugins:
+            (rig / "plugin_schema.sql").write_text(plugin_schema_sql(self.dialect))
+            (rig / "plugin_seed.sql").write_text(plugin_rows_sql(self.initial_plugins))
         if rel.storage_dir:
             (self.dir / "volumes" / "app" / "storage").mkdir(parents=True, exist_ok=True)
         self.compose_path.write_text(
@@ -1033,6 +1052,25 @@ class DifyStack:
         """Run SQL in the metadata DB, whichever it is."""
         return self.psql(statement) if self.dialect == "postgresql" else self.mysql(statement)
 
+    def plugin_sql(self, statement: str) -> str:
+        """Run SQL in plugin_daemon's database (DB_PLUGIN_DATABASE, default dify_plugin)."""
+        if self.dialect == "postgresql":
+            return self.psql(statement, PLUGIN_DATABASE)
+        return self.mysql(statement, PLUGIN_DATABASE)
+
+    def set_plugins(self, installs: Iterable[PluginInstall]) -> None:
+        """Replace every plugin row (installations, packages, declarations, providers)."""
+        self.plugin_sql(clear_plugins_sql() + "\n" + plugin_rows_sql(installs))
+
+    def log(self, service: str, *lines: str) -> None:
+        """Lines in a service's container log, as if its main process had written them
+        (through /proc/1/fd/1); `restore()` recreates the service to start a clean log."""
+        script = 'for line in "$@"; do printf "%s\\n" "$line"; done > /proc/1/fd/1'
+        code, out = self.exec(service, ["sh", "-c", script, "sh", *lines])
+        if code != 0:
+            raise StackError(f"could not write to {service}'s log ({code}): {out}")
+        self._logs_dirty.add(service)
+
     def rows(self) -> list[dict[str, Any]]:
         """Every credential table's rows, as dicts with table, columns and the parsed base_url."""
         return parse_rows(self.sql(rows_query(self.schema, self.dialect)))
@@ -1081,8 +1119,14 @@ class DifyStack:
                 path.write_bytes(content)
         # up -d recreates services whose config (or .env) changed and starts stopped ones.
         self.compose("up", "-d", "--remove-orphans", timeout=timeout + 60)
+        if self._logs_dirty:  # a container's log cannot be cleared, only the container renewed
+            dirty = sorted(self._logs_dirty)
+            self.compose("up", "-d", "--no-deps", "--force-recreate", *dirty, timeout=timeout)
+            self._logs_dirty.clear()
         self.wait_healthy(timeout)
         self.set_rows(self.initial_rows)
+        if self.has_plugins:
+            self.set_plugins(self.initial_plugins)
         self.redis_cli("FLUSHALL")
         self.seed_redis_keys()
 

@@ -8,6 +8,8 @@ What each test proves, per layout:
   by profile, api_websocket, agent_backend, local_sandbox, init_permissions);
 - every container's environment is what handlers/compose_file.py computes from the project's
   files for that flavour (the resolver against the containers Compose really created);
+- issue 10's findings (plugin, capabilities, timeouts, errors, chat) report ok, dify.plugin
+  skipped with its reason on 0.x;
 - the credential rows (per release table and provider name, an encrypted api_key, a load
   balancing config, another provider's row) and the Redis cache keys, both behind passwords.
 """
@@ -22,10 +24,13 @@ from typing import Any
 
 import pytest
 
+from config.settings import Settings
+from handlers.check import run_check
 from handlers.compose_file import effective_files, load_compose, read_project_environment
+from handlers.results import Status
 from tests.rig.fake_ollama import FakeOllama
 from tests.rig.incident import incident_rows
-from tests.rig.stack import DifyStack, compose_env, release_of
+from tests.rig.stack import DifyStack, compose_env, docker_host, release_of
 from tests.rig.stack import healthy_stack as healthy_stack_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -164,6 +169,32 @@ def test_rows_and_cache_behind_passwords(layout: DifyStack, session_ollama: Fake
         code, out = layout.exec(layout.db_service, ["mysql", "-u", "root", "-e", "SELECT 1"])
         assert code != 0 and "Access denied" in out  # the DB refuses a login without password
         assert layout.mysql("SELECT COUNT(*) FROM provider_model_credentials").strip() == "3"
+
+
+def test_runtime_findings_on_every_layout(layout: DifyStack, session_ollama: FakeOllama) -> None:
+    """issue 10's findings on each release and database: the plugin read from plugin_daemon's
+    database (PostgreSQL or MySQL), skipped with the reason on 0.x; the chat from the caller
+    the release has (plugin_daemon on 1.x, api on 0.x)."""
+    settings = Settings(
+        dify_compose_project=layout.project,
+        ollama_url=session_ollama.url,
+        check_timeout=3,
+        docker_host=docker_host(),
+    )
+    ids = ("dify.plugin", "ollama.capabilities", "dify.timeouts", "dify.errors", "dify.chat")
+    report = run_check(settings, ids, chat="on")
+    found = {f.id: f for f in report.findings}
+    plugin = found["dify.plugin"]
+    if layout.release.schema == "0.x":
+        assert plugin.status is Status.SKIP and "0.x has no plugins" in plugin.summary
+        assert "answered api" in found["dify.chat"].summary
+    else:
+        assert plugin.status is Status.OK and "installed for 1 workspace" in plugin.summary
+        assert "answered plugin_daemon" in found["dify.chat"].summary
+    for fid in ids[1:]:
+        assert found[fid].status is Status.OK, found[fid]
+    if layout.release.name != "1.13.3":  # the embedding row is checked against /api/show
+        assert "nomic-embed-text:latest (text-embedding)" in found["ollama.capabilities"].detail
 
 
 def test_incident_rows_round_trip_byte_for_byte(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.rig.fake_ollama import FakeModel, FakeOllama
+from tests.rig.fake_ollama import DEFAULT_MODELS, EMBED_MODEL, FakeModel, FakeOllama
 from tests.rig.incident import incident_rows
 from tests.rig.stack import (
     HOST_GATEWAY_OVERRIDE,
@@ -80,6 +80,43 @@ def test_fake_ollama_speaks_ollama() -> None:
         f.set_models([])
         assert json.loads(_get(f.url + "/api/tags")[1]) == {"models": []}
         assert [r.path for r in f.requests][:2] == ["/", "/api/version"]
+
+
+def test_fake_ollama_show_ps_and_chat_in_ollamas_shapes() -> None:
+    """/api/show (capabilities, context length, parameters), /api/ps after a cold load that
+    took the model's load time, /api/chat streaming NDJSON or one object, one token with
+    num_predict=1, and Ollama's refusals for tools, embeddings and chat."""
+    cold = FakeModel("qwen2.5:7b", loaded=False, load_seconds=0.3, capabilities=("completion",))
+    with FakeOllama(models=["llama3.2:latest", cold, DEFAULT_MODELS[1]]) as f:
+        code, show = _post(f.url + "/api/show", {"model": "llama3.2"})
+        assert code == 200 and show["capabilities"] == ["completion", "tools"]
+        assert show["model_info"]["llama.context_length"] == 131072
+        assert show["model_info"]["general.architecture"] == "llama"
+        _, embed = _post(f.url + "/api/show", {"model": EMBED_MODEL})
+        assert embed["capabilities"] == ["embedding"]
+        ps = [m["name"] for m in json.loads(_get(f.url + "/api/ps")[1])["models"]]
+        assert "qwen2.5:7b" not in ps
+        one = {"model": "qwen2.5:7b", "stream": False, "options": {"num_predict": 1}}
+        one["messages"] = [{"role": "user", "content": "hi"}]
+        code, body = _post(f.url + "/api/chat", one)
+        assert code == 200 and body["message"]["content"] == "Hello"
+        assert body["done_reason"] == "length" and body["load_duration"] >= 0.3e9
+        ps = [m["name"] for m in json.loads(_get(f.url + "/api/ps")[1])["models"]]
+        assert "qwen2.5:7b" in ps  # loaded by the first request, as Ollama does
+        req = urllib.request.Request(
+            f.url + "/api/chat", data=json.dumps({"model": "llama3.2"}).encode(), method="POST"
+        )
+        with urllib.request.urlopen(req, timeout=3) as r:
+            assert r.headers["Content-Type"] == "application/x-ndjson"
+            chunks = [json.loads(line) for line in r.read().splitlines()]
+        assert [c["done"] for c in chunks] == [False, True]
+        tools = {"model": "qwen2.5:7b", "stream": False, "tools": [{"type": "function"}]}
+        code, body = _post(f.url + "/api/chat", tools)
+        assert code == 400 and body["error"].endswith("qwen2.5:7b does not support tools")
+        code, body = _post(f.url + "/api/embed", {"model": "llama3.2", "input": "x"})
+        assert (code, body["error"]) == (400, "this model does not support embeddings")
+        code, body = _post(f.url + "/api/chat", {"model": EMBED_MODEL, "stream": False})
+        assert code == 400 and "does not support chat" in body["error"]
 
 
 def test_fake_ollama_hung_slow_down_up_rebind() -> None:

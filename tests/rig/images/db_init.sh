@@ -26,6 +26,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   psql -d "$POSTGRES_DB" -f /rig/schema.sql
   [ -f /rig/schema_extra.sql ] && psql -d "$POSTGRES_DB" -f /rig/schema_extra.sql
   [ -f /rig/seed.sql ] && psql -d "$POSTGRES_DB" -f /rig/seed.sql
+  # plugin_daemon's own tables (GORM migrates them at its start; the look-alike cannot)
+  [ -f /rig/plugin_schema.sql ] && psql -d "$PLUGIN_DB" -f /rig/plugin_schema.sql
+  [ -f /rig/plugin_seed.sql ] && psql -d "$PLUGIN_DB" -f /rig/plugin_seed.sql
   as_pg pg_ctl -D "$PGDATA" -s -w -m fast stop
   echo "PostgreSQL init process complete; ready for start up."
 fi

@@ -28,6 +28,11 @@ if [ ! -f "$DATADIR/.rig-initialised" ]; then
   sql -e "CREATE DATABASE \`$MYSQL_DATABASE\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
   sql "$MYSQL_DATABASE" < /rig/schema.sql
   [ -f /rig/seed.sql ] && sql "$MYSQL_DATABASE" < /rig/seed.sql
+  # plugin_daemon's database (DB_PLUGIN_DATABASE) in the same server, with its tables
+  PLUGIN_DB=${RIG_PLUGIN_DATABASE:-dify_plugin}
+  sql -e "CREATE DATABASE \`$PLUGIN_DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+  [ -f /rig/plugin_schema.sql ] && sql "$PLUGIN_DB" < /rig/plugin_schema.sql
+  [ -f /rig/plugin_seed.sql ] && sql "$PLUGIN_DB" < /rig/plugin_seed.sql
   sql -e "ALTER USER 'root'@'localhost' IDENTIFIED BY '$MYSQL_ROOT_PASSWORD';
           CREATE USER 'root'@'%' IDENTIFIED BY '$MYSQL_ROOT_PASSWORD';
           GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION; FLUSH PRIVILEGES;"
