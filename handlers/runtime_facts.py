@@ -4,6 +4,7 @@ errors), each computed once per check through `Facts.memo`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,24 +150,24 @@ def shows(facts: Facts, models: list[str]) -> dict[str, ModelShow]:
     return dict(zip(models, parallel_map(lambda m: show(facts, m), models), strict=True))
 
 
-def loaded_models(facts: Facts) -> dict[str, dict[str, Any]]:
-    """/api/ps: the models loaded now, by every name they answer to."""
-    loaded: dict[str, dict[str, Any]] = {}
-    for entry in facts.ollama().loaded:
+def by_every_name(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Ollama's model entries by every name they answer to (`name`, `model`, without the
+    implicit `:latest`), as Dify may store any of them."""
+    named: dict[str, dict[str, Any]] = {}
+    for entry in entries:
         for key in ("name", "model"):
             name = str(entry.get(key) or "")
             if name:
-                loaded[name] = entry
-                loaded[name.removesuffix(":latest")] = entry
-    return loaded
+                named[name] = entry
+                named[name.removesuffix(":latest")] = entry
+    return named
+
+
+def loaded_models(facts: Facts) -> dict[str, dict[str, Any]]:
+    """/api/ps: the models loaded now, by every name they answer to."""
+    return by_every_name(facts.ollama().loaded)
 
 
 def pulled_models(facts: Facts) -> dict[str, dict[str, Any]]:
-    pulled: dict[str, dict[str, Any]] = {}
-    for entry in facts.ollama().models:
-        for key in ("name", "model"):
-            name = str(entry.get(key) or "")
-            if name:
-                pulled[name] = entry
-                pulled[name.removesuffix(":latest")] = entry
-    return pulled
+    """/api/tags: the models pulled, by every name they answer to."""
+    return by_every_name(facts.ollama().models)
