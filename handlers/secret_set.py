@@ -8,6 +8,9 @@ of the host: Dify's `.env`, the environment of any of its containers, the bot's 
 - from the containers at most every `interval` seconds, in a background thread (engine
   calls never run on the caller's thread, which may be Slack's ack path).
 Until the first full build finishes, `redactor()` waits for it a bounded time.
+A secret never leaves the set while the process runs: a password rotated out of `.env` is
+still in older log lines, in a command typed a moment before the rotation and audited after
+it, in a container not yet recreated (at most RETIRED_MAX such values are kept).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from handlers.results import HandlerError
 log = logging.getLogger(__name__)
 
 FileStamp = tuple[int, int, int] | None  # (inode, size, mtime_ns) of .env; None: absent
+# Secrets no longer in .env or any container, still masked (oldest dropped beyond this).
+RETIRED_MAX = 1024
 
 
 def _stamp(path: Path | None) -> FileStamp:
@@ -108,14 +113,24 @@ class HostSecrets:
         self._refreshing = False
         self._checked_at = float("-inf")
         self._containers: set[str] = set()
+        self._retired: dict[str, None] = {}  # insertion-ordered: the oldest go first
         self._env_path = settings.dify_dir.expanduser() / ".env" if settings.dify_dir else None
         self._env_stamp: FileStamp = _stamp(self._env_path)
+        self._redactor = Redactor()  # what the first build adds to (nothing yet)
         self._redactor = self._build(_env_values(self._env_path))
         self.builds = 0  # how many times the redactor was built (for tests and the log)
 
     def _build(self, env_values: dict[str, str]) -> Redactor:
+        """The redactor for what is known now, plus every secret an earlier build knew."""
         base = redactor_for(self.settings, env_values=env_values, env_path=self._env_path)
-        return Redactor(base.literals | frozenset(self._containers))
+        current = base.literals | frozenset(self._containers)
+        for value in self._redactor.literals - current:
+            self._retired[value] = None
+        for value in current:
+            self._retired.pop(value, None)
+        while len(self._retired) > RETIRED_MAX:
+            del self._retired[next(iter(self._retired))]
+        return Redactor(current | frozenset(self._retired))
 
     def start(self) -> HostSecrets:
         """The first full build, in the background."""
