@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from config.i18n import gettext as _
 from handlers.facts import Facts
 from handlers.probes import chat, config, errors, host, models, network, ollama, plugin, stack
 from handlers.results import Finding, Status
@@ -121,9 +122,11 @@ def account_for_skips(findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
             finding = replace(
                 finding,
                 status=Status.WARN,
-                summary=f"not checked: {finding.summary}",
+                summary=_("not checked: {summary}").format(summary=finding.summary),
                 remedy=finding.remedy
-                or f"Run `dify-ollama check` (all probes) to see why; it needs {', '.join(needs)}.",
+                or _("Run `dify-ollama check` (all probes) to see why; it needs {needs}.").format(
+                    needs=", ".join(needs)
+                ),
             )
         out.append(finding)
     return tuple(out)
