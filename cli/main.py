@@ -63,7 +63,12 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
+        kwargs["add_help"] = False  # added below, with its help text translated
         super().__init__(*args, **kwargs)
+        # argparse's own titles come from its gettext domain, which has no catalog here.
+        self._positionals.title = _("positional arguments")
+        self._optionals.title = _("options")
+        self.add_argument("-h", "--help", action="help", help=_("show this help message and exit"))
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
