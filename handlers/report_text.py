@@ -8,6 +8,7 @@ import textwrap
 
 from config.i18n import gettext as _
 from handlers.results import Report, Status
+from handlers.text_width import display_width, ljust, wrap_wide
 
 COLOR = {Status.OK: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2"}
 
@@ -36,7 +37,9 @@ def wrap_text(
 ) -> list[str]:
     """textwrap.wrap, except that words, paths, URLs and `commands` are never cut (a single
     word longer than the width gets a line of its own; a command that cannot fit on one line
-    is wrapped at its spaces)."""
+    is wrapped at its spaces). Text with wide (Chinese) characters is wrapped by columns."""
+    if display_width(text) != len(text):
+        return wrap_wide(text, width, initial_indent, subsequent_indent)
     room = width - len(subsequent_indent)
 
     def glue(match: re.Match[str]) -> str:
@@ -58,7 +61,7 @@ def wrap_text(
 def _indent(label: str, text: str, width: int = 100) -> list[str]:
     lines = []
     for i, paragraph in enumerate(text.splitlines() or [""]):
-        prefix = f"    {label:<9}" if i == 0 else " " * 13
+        prefix = "    " + ljust(label, 9) if i == 0 else " " * 13
         lines += wrap_text(paragraph, width, prefix, " " * 13) or [prefix]
     return lines
 
@@ -90,7 +93,7 @@ def render_text(report: Report, color: bool = False, width: int = 100) -> str:
     out.append("")
     id_width = max(len(f.id) for f in report.findings) if report.findings else 10
     for finding in report.findings:
-        word = f"{label(finding.status):<4}"
+        word = ljust(label(finding.status), 4)
         row = _wrap(f"  {word}  {finding.id:<{id_width}}  {finding.summary}", width, 10 + id_width)
         # only the status label is coloured: it is the first thing on the first line
         out.append(row[0].replace(word, _paint(word, finding.status, color), 1))
