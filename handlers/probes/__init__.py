@@ -72,16 +72,17 @@ REQUIRES: dict[str, tuple[str, ...]] = {
 # Skips that are an answer, not a gap: the stack has nothing there to check (0.x has no
 # plugins; the chat test was not run because it would load the model, or there is no chat
 # model). They stay skips with their reason even when every prerequisite passed.
-NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
-    "dify.plugin": (plugin.NO_PLUGINS,),
-    "dify.chat": (chat.NOT_REQUESTED, chat.NOT_RUN, chat.NO_CHAT_MODEL),
+# Functions: the prefixes are in the language the findings were written in.
+NOT_APPLICABLE: dict[str, tuple[Callable[[], str], ...]] = {
+    "dify.plugin": (plugin.no_plugins,),
+    "dify.chat": (chat.not_requested, chat.not_run, chat.no_chat_model),
 }
 
 
 def not_applicable(finding: Finding) -> bool:
     """Whether a skip says the check does not apply here (see NOT_APPLICABLE)."""
-    prefixes = NOT_APPLICABLE.get(finding.id)
-    return bool(prefixes) and finding.summary.startswith(prefixes or ())
+    prefixes = tuple(prefix() for prefix in NOT_APPLICABLE.get(finding.id, ()))
+    return bool(prefixes) and finding.summary.startswith(prefixes)
 
 
 def prerequisites(finding_id: str) -> tuple[str, ...]:

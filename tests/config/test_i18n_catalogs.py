@@ -167,3 +167,41 @@ def test_no_function_that_translates_also_assigns_underscore() -> None:
                 if calls and _binds_underscore(node):
                     offenders.append(f"{path.relative_to(msgids.ROOT)}:{node.lineno}")
     assert offenders == [], "rename the `_` variable (e.g. `for name, _x in ...`)"
+
+
+# Skips that say a check does not apply are recognised by how their summary begins
+# (handlers/probes/__init__.py NOT_APPLICABLE): a translation must begin the same way.
+LEADING_FIELDS = ("no_plugins", "not_requested", "not_run", "no_chat_model")
+
+
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_not_applicable_skips_keep_their_prefix(code: str) -> None:
+    for msgid, entry in catalog(code).items():
+        for name in LEADING_FIELDS:
+            if msgid.startswith("{" + name + "}"):
+                assert entry.msgstr[0].startswith("{" + name + "}"), msgid
+
+
+def test_not_applicable_in_chinese() -> None:
+    from handlers.probes import account_for_skips, chat, plugin
+    from handlers.results import Finding, Status
+
+    with i18n.language("zh-CN"):
+        zero_x = Finding(
+            "dify.plugin",
+            Status.SKIP,
+            i18n.gettext("{no_plugins}: api and worker call Ollama themselves").format(
+                no_plugins=plugin.no_plugins()
+            ),
+        )
+        no_model = Finding(
+            "dify.chat",
+            Status.SKIP,
+            i18n.gettext(
+                "{no_chat_model} (LLM) is configured in Dify: nothing to chat with"
+            ).format(no_chat_model=chat.no_chat_model()),
+        )
+        ok = Finding("dify.base_url", Status.OK, "ok")
+        out = account_for_skips((ok, zero_x, no_model))
+    assert [f.status for f in out] == [Status.OK, Status.SKIP, Status.SKIP]
+    assert out[1].summary.startswith("Dify 0.x 没有插件")
