@@ -22,6 +22,7 @@ _TOKEN = re.compile(
 )
 # Never at the start of a line (Chinese line breaking rules, the common part).
 NO_LINE_START = frozenset("，。、；：！？）》」』】…,.;:!?)")
+NO_LINE_END = frozenset("（《「『【")
 
 
 def char_width(char: str) -> int:
@@ -44,13 +45,17 @@ def _tokens(text: str, room: int) -> list[str]:
     tokens: list[str] = []
     for match in _TOKEN.finditer(text):
         token = match.group(0)
+        parts = [token]
         if token.startswith("`") and len(token) > 1 and display_width(token) > room:
             # a command that cannot fit on one line is wrapped at its spaces
-            tokens += re.split(r"( +)", token)
-        elif tokens and token[0] in NO_LINE_START and not tokens[-1].isspace():
-            tokens[-1] += token
-        else:
-            tokens.append(token)
+            parts = [p for p in re.split(r"( +)", token) if p]
+        for part in parts:
+            previous = tokens[-1] if tokens else " "
+            glued = not previous.isspace() and not part.isspace()
+            if glued and (part[0] in NO_LINE_START or previous[-1] in NO_LINE_END):
+                tokens[-1] += part
+            else:
+                tokens.append(part)
     return [t for t in tokens if t]
 
 

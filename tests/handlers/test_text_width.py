@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from handlers.report_text import wrap_text
-from handlers.text_width import NO_LINE_START, display_width, ljust, wrap_wide
+from handlers.text_width import NO_LINE_END, NO_LINE_START, display_width, ljust, wrap_wide
 
 REMEDY = (
     "让 Ollama 监听所有网络接口：运行 `sudo systemctl edit ollama`，然后运行 "
@@ -29,6 +29,7 @@ def test_lines_fit_and_keep_words_and_commands_whole(width: int) -> None:
     for line in lines:
         assert display_width(line) <= width or " " not in line.strip(), line
         assert line[4:5] not in NO_LINE_START, line  # no line starts with closing punctuation
+        assert line[-1] not in NO_LINE_END, line  # nor ends with opening punctuation
     joined = "".join(line[4:] for line in lines)
     for whole in ("http://127.0.0.1:11434/api/version", "OLLAMA_HOST=0.0.0.0:11434", "systemd"):
         assert whole in joined
