@@ -61,7 +61,8 @@ _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ER
 
 
 def _print(kind: str, message: str) -> None:
-    print(f"dify-ollama serve: {kind}: {message}", file=sys.stderr, flush=True)
+    word = {"info": _("info"), "warning": _("warning"), "error": _("error")}.get(kind, kind)
+    print(f"dify-ollama serve: {word}: {message}", file=sys.stderr, flush=True)
 
 
 # Where startup messages go: plain lines until the settings are read, then (run) redacted
@@ -103,7 +104,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         _say("error", error)
     if not report.ok:
         if strict:
-            _say("error", f"configuration NOT OK: {len(report.errors)} problem(s) above")
+            _say(
+                "error",
+                _("configuration NOT OK: {count} problem(s) above").format(
+                    count=len(report.errors)
+                ),
+            )
         return EXIT_CONFIG
     who = report.identity
     if who:
@@ -112,8 +118,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     if args.check_config:
-        _say("info", f"Docker engine: {engine_line}")
-        _say("info", f"configuration OK ({report.mode} mode): tokens, scopes and engine verified")
+        _say("info", _("Docker engine: {why}").format(why=engine_line))
+        _say(
+            "info",
+            _("configuration OK ({mode} mode): tokens, scopes and engine verified").format(
+                mode=report.mode
+            ),
+        )
         return 0
     # Slack answered auth.test: the bot verifies its token once at build time (see bot.app).
     reachable = bool(report.identity)
