@@ -8,12 +8,14 @@ The subset: `#` comments (a `#, fuzzy` entry is skipped, as msgfmt does), `msgct
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
 KEYWORDS = ("msgctxt", "msgid_plural", "msgid", "msgstr")
+_ESCAPE = re.compile(r'\\([nrt"\\])')
 
 
 class PoError(ValueError):
@@ -34,22 +36,17 @@ def unquote(text: str, where: str) -> str:
     """The value of one quoted .po string (`"..."`, escapes resolved)."""
     if len(text) < 2 or text[0] != '"' or text[-1] != '"':
         raise PoError(f"{where}: expected a quoted string")
-    out: list[str] = []
     body = text[1:-1]
-    i = 0
-    while i < len(body):
-        char = body[i]
-        if char == "\\":
-            if i + 1 >= len(body) or body[i + 1] not in ESCAPES:
-                raise PoError(f"{where}: unknown escape in {text[:40]}")
-            out.append(ESCAPES[body[i + 1]])
-            i += 2
-            continue
-        if char == '"':
+    # Pieces between escapes: `a\"b` -> ["a", '"', "b"] (odd indexes are escaped characters).
+    pieces = _ESCAPE.split(body)
+    for index in range(0, len(pieces), 2):
+        if '"' in pieces[index]:
             raise PoError(f"{where}: unescaped quote in {text[:40]}")
-        out.append(char)
-        i += 1
-    return "".join(out)
+        if "\\" in pieces[index]:
+            raise PoError(f"{where}: unknown escape in {text[:40]}")
+    for index in range(1, len(pieces), 2):
+        pieces[index] = ESCAPES[pieces[index]]
+    return "".join(pieces)
 
 
 def parse(text: str, name: str = "<po>") -> list[Entry]:
