@@ -136,3 +136,38 @@ def test_english_is_the_default_and_unchanged() -> None:
         e["text"]["text"] for b in rendered.blocks if b["type"] == "actions" for e in b["elements"]
     ]
     assert labels == ["Fix"]
+
+
+def test_watch_alert_and_recovery_in_chinese(chinese: None) -> None:
+    from bot.render.watch import render_alert, render_thread_line
+    from handlers.watch import ActionDone, Incident, Member, Notice, Seen
+
+    opened = 1_764_554_400.0  # 2025-12-01 02:00 UTC
+    reach = Seen(
+        "container.reach",
+        Status.FAIL,
+        "从 plugin_daemon 无法访问 http://127.0.0.1:11434 上的 Ollama（refused）",
+        remedy="<@U0> 把基础 URL 设为 http://host.docker.internal:11434",
+        service="plugin_daemon",
+    )
+    incident = Incident("inc1", "gpu-01", opened, (Member(reach, opened, flaps=2),))
+    text, blocks = render_alert(incident, opened + 60)
+    assert block_problems(blocks) == []
+    assert blocks[0]["text"]["text"] == ":rotating_light: gpu-01 上的 Dify ↔ Ollama：1 个问题 :x:"
+    body = blocks[1]["text"]["text"]
+    assert "_原为 ok，自 02:00 UTC 起为 fail_" in body and "反复波动：又失败了 2 次" in body
+    assert "*修复方法：* &lt;@U0&gt; 把基础 URL" in body  # escaped after translation
+    assert "静音：`/dify-ollama mute 30m [FINDING]`" in texts(blocks)
+    assert text.endswith(": container.reach")  # ids unchanged
+    closed = Incident(
+        "inc1",
+        "gpu-01",
+        opened,
+        (Member(reach, opened, recovered_at=opened + 420),),
+        closed_at=opened + 420,
+    )
+    fixed = ActionDone(opened + 300, "UOPS", "fix-env:apply", "applied")
+    line = render_thread_line(Notice("closed", closed, ("container.reach",), (fixed,)), opened)
+    assert line == (
+        ":white_check_mark: 7 分钟 后恢复，由 <@UOPS>（02:05 UTC 执行 `fix-env:apply`） 修复。"
+    )
