@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import cli.commands
+from cli import argparse_text
 from cli.redaction import protect_output, warm
 from config import i18n
 from config.i18n import gettext as _
@@ -72,9 +73,8 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(
-            EXIT_USAGE, _("{prog}: error: {message}\n").format(prog=self.prog, message=message)
-        )
+        text = argparse_text.translate(message)
+        self.exit(EXIT_USAGE, _("{prog}: error: {message}\n").format(prog=self.prog, message=text))
 
 
 def build_parser() -> argparse.ArgumentParser:
