@@ -14,12 +14,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from config.i18n import gettext as _
+
 log = logging.getLogger(__name__)
 
-HOW_TO_OPERATORS = (
-    "Set OPERATORS to Slack user ids and/or user-group ids (e.g. `OPERATORS=U012AB3CD,S0614TZR7`) "
-    "in the bot's environment and restart it."
-)
+
+def how_to_operators() -> str:
+    return _(
+        "Set OPERATORS to Slack user ids and/or user-group ids (e.g. "
+        "`OPERATORS=U012AB3CD,S0614TZR7`) in the bot's environment and restart it."
+    )
 
 
 @dataclass(frozen=True)
@@ -63,14 +67,19 @@ class Authorizer:
             return Decision(True)
         return Decision(
             False,
-            "This bot does not take commands in this channel (ALLOWED_CHANNELS). "
-            "Ask in one of the incident channels it serves.",
+            _(
+                "This bot does not take commands in this channel (ALLOWED_CHANNELS). "
+                "Ask in one of the incident channels it serves."
+            ),
         )
 
     def operator_decision_without_lookup(self, user_id: str) -> Decision | None:
         """The decision when it needs no Web API call, else None (a group lookup is needed)."""
         if not self.operators:
-            return Decision(False, f"Nobody may run changing commands yet. {HOW_TO_OPERATORS}")
+            return Decision(
+                False,
+                _("Nobody may run changing commands yet. {how}").format(how=how_to_operators()),
+            )
         if user_id in self._users:
             return Decision(True)
         if not self._groups:
@@ -90,7 +99,7 @@ class Authorizer:
         return self.operator_decision(user_id).allowed
 
     def _not_operator(self) -> str:
-        return (
+        return _(
             "Only operators may run changing commands (OPERATORS). "
             "Ask an operator, or an admin to add you."
         )

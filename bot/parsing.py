@@ -10,6 +10,7 @@ import re
 import shlex
 
 from bot.subcommands import UsageError
+from config.i18n import gettext as _
 
 # Leading "<@U0123ABC>" or "<@U0123ABC|name>" of an app mention.
 _MENTION = re.compile(r"^\s*(?:<@[UW][A-Z0-9]+(?:\|[^>]*)?>\s*)+")
@@ -25,10 +26,12 @@ def strip_mention(text: str) -> str:
 def split(text: str) -> tuple[str, ...]:
     """Split command text into words. Raises UsageError on unbalanced quotes or absurd input."""
     if len(text) > MAX_TEXT:
-        raise UsageError(f"the command text is longer than {MAX_TEXT} characters")
+        raise UsageError(
+            _("the command text is longer than {most} characters").format(most=MAX_TEXT)
+        )
     # Slack escapes &, < and > in command text; users mean the plain characters.
     plain = html.unescape(text).translate(_QUOTES)
     try:
         return tuple(shlex.split(plain, comments=False, posix=True))
     except ValueError as exc:  # "No closing quotation" / "No escaped character"
-        raise UsageError(f"could not parse the arguments: {exc}") from None
+        raise UsageError(_("could not parse the arguments: {error}").format(error=exc)) from None

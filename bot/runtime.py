@@ -36,6 +36,7 @@ from bot.subcommands import (
     UsageError,
     load_registry,
 )
+from config.i18n import gettext as _
 from config.settings import Settings
 from handlers.results import HandlerError, Report
 from handlers.secret_set import shared as shared_secrets
@@ -43,12 +44,24 @@ from handlers.secret_set import shared as shared_secrets
 log = logging.getLogger(__name__)
 
 CheckFn = Callable[[Settings], Report]
-BUSY = ":hourglass: The bot is busy with other requests; try again in a minute."
-GENERIC_ERROR = (
-    ":x: Something went wrong while running `{command}` (error id `{rid}`). "
-    "The details are in the bot's log under that id."
-)
-HANDLER_ERROR = ":x: `{command}` failed: {message} (error id `{rid}`)"  # message: mrkdwn
+
+
+def busy_text() -> str:
+    return ":hourglass: " + _("The bot is busy with other requests; try again in a minute.")
+
+
+def generic_error(command: str, rid: str) -> str:
+    return ":x: " + _(
+        "Something went wrong while running `{command}` (error id `{rid}`). "
+        "The details are in the bot's log under that id."
+    ).format(command=command, rid=rid)
+
+
+def handler_error(command: str, message: str, rid: str) -> str:
+    """`message` is mrkdwn already (error_text)."""
+    return ":x: " + _("`{command}` failed: {message} (error id `{rid}`)").format(
+        command=command, message=message, rid=rid
+    )
 
 
 class CachedCheck:
@@ -242,7 +255,12 @@ class Runtime:
             return Reply(f":no_entry: {channel_rule.reason}")
         if words is None:
             self._audit(base, name, args, "usage", received)
-            return Reply(f":warning: {escape(problem)}. Try `{request.help_command}`.")
+            return Reply(
+                ":warning: "
+                + _("{problem}. Try `{help}`.").format(
+                    problem=escape(problem), help=request.help_command
+                )
+            )
         if name in ("help", "-h", "--help"):
             self._audit(base, "help", args, "ok", received)
             return Reply(*render_help(self.registry, self.engine.cached()))
@@ -276,7 +294,7 @@ class Runtime:
         )
         if self.executor.submit(self._job, invocation, sub, decision is None) is None:
             self._audit(base, name, args, "busy", received)
-            return Reply(BUSY, busy=True)
+            return Reply(busy_text(), busy=True)
         return None
 
     # --- ack path: buttons ----------------------------------------------------------------
@@ -312,7 +330,9 @@ class Runtime:
         if handler is None:
             self._audit(base, command, audit_args, "unknown", received)
             self.executor.submit(
-                self._safe, ctx.ephemeral, "This button is not handled by this version of the bot."
+                self._safe,
+                ctx.ephemeral,
+                _("This button is not handled by this version of the bot."),
             )
             return
         command = handler.command or command
@@ -420,15 +440,13 @@ class Runtime:
                 self._safe(ctx.ephemeral, usage(str(exc)))
                 return "usage"
             log.exception("request %s (%s) crashed", rid, name)
-            self._report_failure(ctx, GENERIC_ERROR.format(command=name, rid=rid))
+            self._report_failure(ctx, generic_error(name, rid))
         except HandlerError as exc:
-            self._report_failure(
-                ctx, HANDLER_ERROR.format(command=name, message=error_text(exc), rid=rid)
-            )
+            self._report_failure(ctx, handler_error(name, error_text(exc), rid))
             log.warning("request %s (%s) failed: %s", rid, name, exc)
         except Exception:
             log.exception("request %s (%s) crashed", rid, name)
-            self._report_failure(ctx, GENERIC_ERROR.format(command=name, rid=rid))
+            self._report_failure(ctx, generic_error(name, rid))
         return "error"
 
     # --- helpers --------------------------------------------------------------------------

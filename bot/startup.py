@@ -10,6 +10,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.slack_client import Mode, secret
+from config.i18n import gettext as _
 from config.settings import SLACK_DEFAULT_API_URL, Settings
 
 log = logging.getLogger(__name__)
@@ -41,18 +42,28 @@ class StartupReport:
 
 def _token_problem(name: str, value: str, prefix: str) -> str | None:
     if value != value.strip() or any(c in value for c in " \t\"'"):
-        return f"{name} contains spaces or quotes: paste the token alone, without quotes."
+        return _("{name} contains spaces or quotes: paste the token alone, without quotes.").format(
+            name=name
+        )
     if value.startswith(prefix):
         return None
-    kinds = {"xoxb-": "a bot token", "xapp-": "an app-level token", "xoxp-": "a user token"}
+    kinds = {
+        "xoxb-": _("a bot token"),
+        "xapp-": _("an app-level token"),
+        "xoxp-": _("a user token"),
+    }
     kind = next((k for p, k in kinds.items() if value.startswith(p)), None)
     where = {
         "xoxb-": "OAuth & Permissions -> Bot User OAuth Token",
         "xapp-": "Basic Information -> App-Level Tokens (scope connections:write)",
     }[prefix]
     if kind:
-        return f"{name} holds {kind}; it needs one starting with {prefix} ({where})."
-    return f"{name} does not look like a Slack token: expected {prefix}... ({where})."
+        return _("{name} holds {kind}; it needs one starting with {prefix} ({where}).").format(
+            name=name, kind=kind, prefix=prefix, where=where
+        )
+    return _("{name} does not look like a Slack token: expected {prefix}... ({where}).").format(
+        name=name, prefix=prefix, where=where
+    )
 
 
 def check_settings(settings: Settings, mode: Mode | None = None) -> StartupReport:
@@ -67,8 +78,10 @@ def check_settings(settings: Settings, mode: Mode | None = None) -> StartupRepor
             "SLACK_BOT_TOKEN",
             bot_token,
             "xoxb-",
-            "SLACK_BOT_TOKEN is not set: install the app to your workspace and copy its "
-            "Bot User OAuth Token (xoxb-..., OAuth & Permissions) into the bot's environment.",
+            _(
+                "SLACK_BOT_TOKEN is not set: install the app to your workspace and copy its "
+                "Bot User OAuth Token (xoxb-..., OAuth & Permissions) into the bot's environment."
+            ),
         )
     ]
     if chosen == "socket":
@@ -77,8 +90,10 @@ def check_settings(settings: Settings, mode: Mode | None = None) -> StartupRepor
                 "SLACK_APP_TOKEN",
                 app_token,
                 "xapp-",
-                "Socket Mode needs SLACK_APP_TOKEN (xapp-..., Basic Information -> App-Level "
-                "Tokens, scope connections:write).",
+                _(
+                    "Socket Mode needs SLACK_APP_TOKEN (xapp-..., Basic Information -> App-Level "
+                    "Tokens, scope connections:write)."
+                ),
             )
         )
     for name, value, prefix, missing in tokens:
@@ -89,31 +104,39 @@ def check_settings(settings: Settings, mode: Mode | None = None) -> StartupRepor
         signing = secret(settings.slack_signing_secret)
         if not signing:
             report.errors.append(
-                "SLACK_SIGNING_SECRET is not set: HTTP mode (used when SLACK_APP_TOKEN is empty) "
-                "verifies every request with it (Basic Information -> Signing Secret). "
-                "Or set SLACK_APP_TOKEN to use Socket Mode."
+                _(
+                    "SLACK_SIGNING_SECRET is not set: HTTP mode (used when SLACK_APP_TOKEN is "
+                    "empty) verifies every request with it (Basic Information -> Signing "
+                    "Secret). Or set SLACK_APP_TOKEN to use Socket Mode."
+                )
             )
         elif not _SIGNING_SECRET.match(signing):
             report.warnings.append(
-                "SLACK_SIGNING_SECRET does not look like Slack's (32 hex characters): "
-                "every request will be refused with 401 if it is wrong."
+                _(
+                    "SLACK_SIGNING_SECRET does not look like Slack's (32 hex characters): "
+                    "every request will be refused with 401 if it is wrong."
+                )
             )
 
     bad = [o for o in settings.operators if not _ID.match(o)]
     if bad:
         report.warnings.append(
-            f"OPERATORS entries {', '.join(bad)} are not Slack user (U..., W...) or user-group "
-            "(S...) ids and will never match."
+            _(
+                "OPERATORS entries {entries} are not Slack user (U..., W...) or user-group "
+                "(S...) ids and will never match."
+            ).format(entries=", ".join(bad))
         )
     if not settings.operators:
         report.warnings.append(
-            "OPERATORS is empty: nobody may run fix-env or restart from Slack until it is set."
+            _("OPERATORS is empty: nobody may run fix-env or restart from Slack until it is set.")
         )
     names = [c for c in settings.allowed_channels if not _CHANNEL_ID.match(c.lstrip("#"))]
     if names:
         report.warnings.append(
-            f"ALLOWED_CHANNELS entries {', '.join(names)} are not channel ids (C..., G...); "
-            "names match slash commands only, not mentions or buttons. Prefer ids."
+            _(
+                "ALLOWED_CHANNELS entries {entries} are not channel ids (C..., G...); "
+                "names match slash commands only, not mentions or buttons. Prefer ids."
+            ).format(entries=", ".join(names))
         )
     return report
 
@@ -133,15 +156,19 @@ def verify_slack(
     except SlackApiError as exc:
         error = str(exc.response.get("error", "unknown"))
         if error in _REJECTED:
-            report.errors.append(f"Slack rejected SLACK_BOT_TOKEN ({error}): copy it again.")
+            report.errors.append(
+                _("Slack rejected SLACK_BOT_TOKEN ({error}): copy it again.").format(error=error)
+            )
         else:
-            tail = "" if strict else "; starting anyway."
-            problems.append(f"auth.test failed ({error}){tail}")
+            tail = "" if strict else _("; starting anyway.")
+            problems.append(_("auth.test failed ({error})").format(error=error) + tail)
         return
     except Exception as exc:  # network: say so, keep going
         problems.append(
-            f"could not reach Slack's Web API at {_where(settings)}: {type(exc).__name__}: "
-            f"{exc}" + ("" if strict else "; starting anyway.")
+            _("could not reach Slack's Web API at {where}: {error}").format(
+                where=_where(settings), error=f"{type(exc).__name__}: {exc}"
+            )
+            + ("" if strict else _("; starting anyway."))
         )
         return
     report.identity = {
@@ -175,17 +202,21 @@ def _check_scopes(headers: Any, settings: Settings, report: StartupReport) -> No
     )
     if granted_header is None:
         report.warnings.append(
-            "Slack did not say which scopes SLACK_BOT_TOKEN has (no x-oauth-scopes header, a "
-            "proxy may strip it): scopes not verified."
+            _(
+                "Slack did not say which scopes SLACK_BOT_TOKEN has (no x-oauth-scopes header, a "
+                "proxy may strip it): scopes not verified."
+            )
         )
         return
     granted = {s.strip() for s in granted_header.split(",") if s.strip()}
     missing = [s for s in required_scopes(settings) if s not in granted]
     if missing:
         report.errors.append(
-            f"SLACK_BOT_TOKEN lacks the scope(s) {', '.join(missing)}: add them under OAuth & "
-            "Permissions -> Scopes (or recreate the app from config/slack-manifest.yaml), then "
-            "reinstall the app to the workspace."
+            _(
+                "SLACK_BOT_TOKEN lacks the scope(s) {scopes}: add them under OAuth & "
+                "Permissions -> Scopes (or recreate the app from config/slack-manifest.yaml), "
+                "then reinstall the app to the workspace."
+            ).format(scopes=", ".join(missing))
         )
 
 
@@ -206,13 +237,17 @@ def verify_app_token(settings: Settings, report: StartupReport, timeout: int = 1
     except SlackApiError as exc:
         error = str(exc.response.get("error", "unknown"))
         report.errors.append(
-            f"Slack refused SLACK_APP_TOKEN for Socket Mode ({error}): it needs the "
-            "connections:write scope (Basic Information -> App-Level Tokens), and Socket Mode "
-            "must be enabled in the app's settings."
+            _(
+                "Slack refused SLACK_APP_TOKEN for Socket Mode ({error}): it needs the "
+                "connections:write scope (Basic Information -> App-Level Tokens), and Socket "
+                "Mode must be enabled in the app's settings."
+            ).format(error=error)
         )
     except Exception as exc:
         report.errors.append(
-            f"could not open a Socket Mode connection at {_where(settings)}: {type(exc).__name__}"
+            _("could not open a Socket Mode connection at {where}: {error}").format(
+                where=_where(settings), error=type(exc).__name__
+            )
         )
 
 
@@ -222,17 +257,19 @@ def verify_engine(settings: Settings, report: StartupReport) -> str:
 
     client, problem, version = engine.ping(settings, timeout=min(10.0, settings.check_timeout * 2))
     if client is None or problem is not None:
-        why = f"{problem.message}. {problem.remedy}" if problem else "unreachable"
-        report.errors.append(f"Docker engine: {why}")
+        why = f"{problem.message}. {problem.remedy}" if problem else _("unreachable")
+        report.errors.append(_("Docker engine: {why}").format(why=why))
         return why
     try:
         client.api.containers(limit=1)
     except Exception as exc:  # an authorization plugin, a proxy that only answers ping
         report.errors.append(
-            f"Docker engine {version} answers but refuses to list containers "
-            f"({type(exc).__name__}): the bot needs the docker group or root."
+            _(
+                "Docker engine {version} answers but refuses to list containers ({error}): "
+                "the bot needs the docker group or root."
+            ).format(version=version, error=type(exc).__name__)
         )
-        return "refuses to list containers"
+        return _("refuses to list containers")
     finally:
         client.close()
-    return f"Docker {version}, containers readable"
+    return _("Docker {version}, containers readable").format(version=version)

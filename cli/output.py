@@ -9,6 +9,7 @@ import sys
 
 from handlers.report_text import render_text, wrap_text
 from handlers.results import Progress, Report, no_progress
+from handlers.text_width import display_width
 
 MIN_WIDTH, MAX_WIDTH = 40, 120  # narrower is unreadable; wider lines are hard to follow
 
@@ -33,7 +34,7 @@ def fit(text: str, columns: int | None = None) -> str:
     columns = columns or width()
     out: list[str] = []
     for line in text.split("\n"):
-        if len(line) <= columns:
+        if display_width(line) <= columns:
             out.append(line)
             continue
         indent = " " * (len(line) - len(line.lstrip(" ")))

@@ -19,9 +19,17 @@ HOST = frozenset(
         "slack_bot_token",
         "slack_app_token",
         "slack_signing_secret",
+        "bot_language",
     }
 )
 REPAIR = HOST | {"fix_ollama_url", "fix_ollama_base_url", "fix_database", "backup_dir", "state_dir"}
 HISTORY = frozenset(
-    {"state_dir", "history_days", "slack_bot_token", "slack_app_token", "slack_signing_secret"}
+    {
+        "state_dir",
+        "history_days",
+        "slack_bot_token",
+        "slack_app_token",
+        "slack_signing_secret",
+        "bot_language",
+    }
 )

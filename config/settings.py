@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from config import i18n
+
 DEFAULT_ENV_FILE = "dify-ollama-bot.env"
 SLACK_DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -96,6 +98,9 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
 
+    # Language of every user-facing text (config/i18n.py; `--lang` overrides it for one run)
+    bot_language: str = i18n.DEFAULT
+
     _split_lists = field_validator("allowed_channels", "operators", mode="before")(_split)
 
     @field_validator("log_level", "log_format", mode="before")
@@ -108,6 +113,11 @@ class Settings(BaseSettings):
             if getattr(info, "field_name", "") == "log_level"
             else (value.strip().lower())
         )
+
+    @field_validator("bot_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        return i18n.normalize(value)  # its UnknownLanguage is a ValueError: one line
 
     @field_validator("health_port", mode="before")
     @classmethod

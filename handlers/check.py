@@ -11,6 +11,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
+from config.i18n import gettext as _
 from config.settings import Settings
 from handlers import timeline
 from handlers.engine_cache import EngineCache
@@ -33,7 +34,8 @@ def _run_probe(finding_id: str, probe: Probe, facts: Facts) -> Finding:
         return Finding(finding_id, Status.FAIL, str(exc))
     except Exception as exc:  # a probe bug must not hide the other findings
         log.exception("probe %s crashed", finding_id)
-        return Finding(finding_id, Status.FAIL, f"probe error: {type(exc).__name__}: {exc}"[:300])
+        text = _("probe error: {error}").format(error=f"{type(exc).__name__}: {exc}")
+        return Finding(finding_id, Status.FAIL, text[:300])
 
 
 def _redactor(facts: Facts) -> Redactor:
@@ -100,16 +102,20 @@ def run_check(
         finding = found.get(finding_id) or Finding(
             finding_id,
             Status.FAIL,
-            f"no answer within the check deadline ({deadline - start:.1f} s)",
-            remedy="Something on the host is hanging; run `dify-ollama check` again and read "
-            "the probe's evidence.",
+            _("no answer within the check deadline ({seconds} s)").format(
+                seconds=f"{deadline - start:.1f}"
+            ),
+            remedy=_(
+                "Something on the host is hanging; run `dify-ollama check` again and read "
+                "the probe's evidence."
+            ),
         )
         finding = replace(
             finding, duration_ms=durations.get(finding_id, int(1000 * (deadline - start)))
         )
         findings.append(_scrub(finding, redactor))
     context = {"host": facts.hostname}
-    project, _ = facts.project_or_error() if "dify.project" in found else (None, None)
+    project, _error = facts.project_or_error() if "dify.project" in found else (None, None)
     if project is not None:
         context.update({"dify_dir": str(project.working_dir), "project": project.name})
     return Report(

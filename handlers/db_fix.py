@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import docker
 
+from config.i18n import gettext as _
 from handlers import container_exec
 from handlers.dify_db import CredentialRow, RowUpdate
 from handlers.results import HandlerError
@@ -194,11 +195,10 @@ def purge_instruction(project_name: str, database: int) -> str:
         f"{database} DEL"
         for pattern in CACHE_PATTERNS
     )
-    return (
-        f"Delete Dify's cached credentials by hand: `docker exec -it <redis container> sh -c "
-        f"'{scans}'` (project {project_name}; REDISCLI_AUTH is set in that container), then "
-        "restart api, worker and plugin_daemon."
-    )
+    return _(
+        "Delete Dify's cached credentials by hand: {command} (project {project}; REDISCLI_AUTH "
+        "is set in that container), then restart api, worker and plugin_daemon."
+    ).format(command=f"`docker exec -it <redis container> sh -c '{scans}'`", project=project_name)
 
 
 def redis_db_number(env_values: Mapping[str, str]) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import docker
 from docker.errors import DockerException
 
+from config.i18n import gettext as _
 from config.settings import Settings
 from handlers.results import HandlerError
 
@@ -71,31 +72,39 @@ def explain(exc: BaseException, host: str) -> EngineProblem:
     if isinstance(exc, FileNotFoundError) or errno.ENOENT in codes or "no such file" in text:
         return EngineProblem(
             "socket-missing",
-            f"Docker socket {socket_path or host} does not exist",
-            "Start the engine (`sudo systemctl start docker`) or set DOCKER_HOST to its socket.",
+            _("Docker socket {socket} does not exist").format(socket=socket_path or host),
+            _("Start the engine (`sudo systemctl start docker`) or set DOCKER_HOST to its socket."),
         )
     if errno.EACCES in codes or "permission denied" in text:
         return EngineProblem(
             "permission-denied",
-            f"permission denied on {socket_path or host}",
-            "Run the bot as a user in the `docker` group (`sudo usermod -aG docker $USER`, "
-            "then log in again) or as root.",
+            _("permission denied on {socket}").format(socket=socket_path or host),
+            _(
+                "Run the bot as a user in the `docker` group (`sudo usermod -aG docker $USER`, "
+                "then log in again) or as root."
+            ),
         )
     if errno.ECONNREFUSED in codes or "connection refused" in text:
         return EngineProblem(
             "refused",
-            f"the engine at {host} refused the connection",
-            "The socket exists but nothing answers: restart the engine "
-            "(`sudo systemctl restart docker`) and check `journalctl -u docker`.",
+            _("the engine at {host} refused the connection").format(host=host),
+            _(
+                "The socket exists but nothing answers: restart the engine "
+                "(`sudo systemctl restart docker`) and check `journalctl -u docker`."
+            ),
         )
     if "timed out" in text or "timeout" in text:
         return EngineProblem(
             "timeout",
-            f"the engine at {host} did not answer in time",
-            "The engine is overloaded or stuck: check `journalctl -u docker` and `docker info`.",
+            _("the engine at {host} did not answer in time").format(host=host),
+            _("The engine is overloaded or stuck: check `journalctl -u docker` and `docker info`."),
         )
     first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-    return EngineProblem("error", f"engine error at {host}: {first_line}", "Check `docker info`.")
+    return EngineProblem(
+        "error",
+        _("engine error at {host}: {error}").format(host=host, error=first_line),
+        _("Check `docker info`."),
+    )
 
 
 def ping(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.i18n import gettext as _
 from handlers.results import HandlerError
 
 # A key is secret when any of its words is one of these (PASSWORD, DB_PASSWORD, SECRET_KEY,
@@ -298,13 +299,17 @@ def read_env_file(path: Path, memo: ParseMemo | None = None) -> EnvFile:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise HandlerError(f"{path} does not exist") from None
+        raise HandlerError(_("{path} does not exist").format(path=path)) from None
     except PermissionError:
-        raise HandlerError(f"{path} is not readable by this user (permission denied)") from None
+        raise HandlerError(
+            _("{path} is not readable by this user (permission denied)").format(path=path)
+        ) from None
     except IsADirectoryError:
-        raise HandlerError(f"{path} is a directory, not a file") from None
+        raise HandlerError(_("{path} is a directory, not a file").format(path=path)) from None
     except OSError as exc:
-        raise HandlerError(f"{path} could not be read: {exc.strerror or exc}") from None
+        raise HandlerError(
+            _("{path} could not be read: {error}").format(path=path, error=exc.strerror or exc)
+        ) from None
     if memo is not None:
         return memo(f"env:{path}", data, lambda: parse_env_bytes(data, path))
     return parse_env_bytes(data, path)

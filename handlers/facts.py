@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 import docker
 import httpx
 
+from config.i18n import gettext as _
 from config.settings import Settings
 from handlers import compose_cli, compose_file, container_exec, dify_db, engine, timeline
 from handlers.creation import Creation, creation_of
@@ -177,16 +178,20 @@ class Facts:
         return self._remember("project", lambda: discover(self.engine()[0], self.settings))
 
     def client(self) -> docker.DockerClient:
-        client, problem, _ = self.engine()
+        client, problem, _version = self.engine()
         if client is None:
-            raise Skip(f"needs docker.engine ({problem.reason if problem else 'down'})")
+            raise Skip(
+                _("needs docker.engine ({reason})").format(
+                    reason=problem.reason if problem else "down"
+                )
+            )
         return client
 
     def project(self) -> DifyProject:
         try:
             return self._once("project", self._discover)
         except HandlerError:
-            raise Skip("needs dify.project") from None
+            raise Skip(_("needs dify.project")) from None
 
     def project_or_error(self) -> tuple[DifyProject | None, str | None]:
         try:
@@ -204,7 +209,7 @@ class Facts:
         try:
             return self.env_file()
         except HandlerError as exc:
-            raise Skip(f"needs env.file ({exc})") from None
+            raise Skip(_("needs env.file ({error})").format(error=exc)) from None
 
     def env_or_empty(self) -> dict[str, str]:
         try:
@@ -231,7 +236,7 @@ class Facts:
         try:
             return self._once(f"compose:{flavour}", compute)
         except HandlerError as exc:
-            raise Skip(f"cannot read the compose files ({exc})") from None
+            raise Skip(_("cannot read the compose files ({error})").format(error=exc)) from None
 
     # -- layout: how the stack was created, which release --------------------------------------
     def creation(self) -> Creation:
@@ -303,9 +308,15 @@ class Facts:
         """The id of the service's running container, or Skip naming why there is none."""
         info = self.project().container(service)
         if info is None:
-            raise Skip(f"needs dify.containers ({service} has no container)")
+            raise Skip(
+                _("needs dify.containers ({service} has no container)").format(service=service)
+            )
         if info.state != "running":
-            raise Skip(f"needs dify.containers ({service} is {info.state})")
+            raise Skip(
+                _("needs dify.containers ({service} is {state})").format(
+                    service=service, state=info.state
+                )
+            )
         return info.id
 
     def model_callers(self) -> list[str]:

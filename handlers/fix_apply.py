@@ -19,6 +19,7 @@ from typing import Any
 
 import docker
 
+from config.i18n import gettext as _
 from config.settings import Settings
 from handlers import backup as backups
 from handlers import db_fix, dify_db, env_edit
@@ -48,9 +49,13 @@ class ApplyResult:
     duration_ms: int = 0
 
     def lines(self) -> list[str]:
-        out = [f"changed: {c}" for c in self.changed]
-        out += [f"warning: {w}" for w in self.warnings]
-        out.append(f"backup: {self.backup_dir} (undo: `dify-ollama fix-env --undo`)")
+        out = [_("changed: {what}").format(what=c) for c in self.changed]
+        out += [_("warning: {what}").format(what=w) for w in self.warnings]
+        out.append(
+            _("backup: {folder} (undo: `dify-ollama fix-env --undo`)").format(
+                folder=self.backup_dir
+            )
+        )
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -70,7 +75,9 @@ class Prepared:
 def _unchanged(data: bytes | None, expected: str | None, what: str) -> bytes | None:
     if backups.sha256(data) != expected:
         raise HandlerError(
-            f"{what} changed since the plan was shown; nothing was changed (run fix-env again)"
+            _(
+                "{what} changed since the plan was shown; nothing was changed (run fix-env again)"
+            ).format(what=what)
         )
     return data
 
@@ -80,8 +87,9 @@ def prepare(plan: Plan, scene: Scene) -> Prepared:
     when a file or row the plan read changed since it was shown."""
     if str(scene.project.working_dir) != plan.dify_dir:
         raise HandlerError(
-            f"the plan is for {plan.dify_dir} but the Dify project is now in "
-            f"{scene.project.working_dir}; run fix-env again"
+            _(
+                "the plan is for {planned} but the Dify project is now in {now}; run fix-env again"
+            ).format(planned=plan.dify_dir, now=scene.project.working_dir)
         )
     new_env: bytes | None = None
     if plan.env:
@@ -89,7 +97,7 @@ def prepare(plan: Plan, scene: Scene) -> Prepared:
         if text is None:
             template = scene.read(plan.env.template or "")
             text = _unchanged(template, plan.env.template_sha256, ".env.example") or b""
-        new_text, _ = env_edit.set_values(decode_for_editing(text), plan.env.values)
+        new_text, _changed = env_edit.set_values(decode_for_editing(text), plan.env.values)
         new_env = encode_for_writing(new_text)
     scene.required_compose_files()
     new_override: bytes | None = None
@@ -100,7 +108,9 @@ def prepare(plan: Plan, scene: Scene) -> Prepared:
             old.decode("utf-8") if old is not None else None, plan.override.services, path
         )
         if change is None:
-            raise HandlerError(f"{path.name} already has the mapping; run fix-env again")
+            raise HandlerError(
+                _("{file} already has the mapping; run fix-env again").format(file=path.name)
+            )
         new_override = change.new_text.encode("utf-8")
     changes: list[db_fix.RowChange] = []
     if plan.db:
@@ -111,8 +121,10 @@ def prepare(plan: Plan, scene: Scene) -> Prepared:
             row = current.get((planned.table, planned.id))
             if row is None or row.config is None or row.config_sha256 != planned.config_sha256:
                 raise HandlerError(
-                    f"Ollama row {planned.model} ({planned.id}) changed since the plan was shown; "
-                    "nothing was changed (run fix-env again)"
+                    _(
+                        "Ollama row {model} ({id}) changed since the plan was shown; nothing was "
+                        "changed (run fix-env again)"
+                    ).format(model=planned.model, id=planned.id)
                 )
             new_config = db_fix.rewrite_config(row.config, planned.new_url)
             changes.append(db_fix.RowChange(row, planned.old_url, planned.new_url, new_config))
@@ -132,9 +144,9 @@ def apply_plan(
     start = time.monotonic()
     plan = load_plan(settings, plan_id)
     if plan.state == "cancelled":
-        raise HandlerError(f"plan {plan.id} was cancelled; run fix-env again")
+        raise HandlerError(_("plan {id} was cancelled; run fix-env again").format(id=plan.id))
     if not plan.has_changes:
-        raise HandlerError("this plan changes nothing (only manual steps); nothing to apply")
+        raise HandlerError(_("this plan changes nothing (only manual steps); nothing to apply"))
     with exclusive(
         settings.state_path, "fix-env apply", user, source, key=f"apply:{plan.id}"
     ) as rec:
@@ -172,7 +184,7 @@ def apply_to(
     must not write the database."""
     start = time.monotonic()
     project = scene.project
-    progress("checking that nothing changed since the plan was shown")
+    progress(_("checking that nothing changed since the plan was shown"))
     # Everything is read and verified before the first write.
     ready = prepare(plan, scene)
     files = scene.required_compose_files()
@@ -180,7 +192,7 @@ def apply_to(
     if plan.env and plan.env.base_sha256 is None:
         env_like = backups.Ownership.of(os.stat(plan.env.template or ""))
 
-    progress("saving a backup of everything that will change")
+    progress(_("saving a backup of everything that will change"))
     roles = []
     if plan.env:
         roles.append(("env", scene.env_path))
@@ -220,12 +232,12 @@ def apply_to(
     warnings: list[str] = []
     try:
         if plan.env and ready.new_env is not None:
-            progress(f"writing {scene.env_path}")
+            progress(_("writing {path}").format(path=scene.env_path))
             backups.atomic_write(scene.env_path, ready.new_env, like=env_like)
             written.append("env")
             changed.append(
                 f"{scene.env_path}: "
-                + ("created from .env.example" if plan.env.base_sha256 is None else "edited")
+                + (_("created from .env.example") if plan.env.base_sha256 is None else _("edited"))
                 + (
                     f", OPENAI_API_BASE={plan.env.values['OPENAI_API_BASE']}"
                     if "OPENAI_API_BASE" in plan.env.values
@@ -234,7 +246,7 @@ def apply_to(
             )
         if plan.override and ready.new_override is not None:
             path = Path(plan.override.path)
-            progress(f"writing {path}")
+            progress(_("writing {path}").format(path=path))
             # A new override takes the mode and owner of Dify's own compose file.
             backups.atomic_write(
                 path,
@@ -243,9 +255,17 @@ def apply_to(
                 validate=file_validator(settings, project, files, path),
             )
             written.append("override")
-            changed.append(f"{path}: host-gateway for {', '.join(plan.override.services)}")
+            changed.append(
+                _("{path}: host-gateway for {services}").format(
+                    path=path, services=", ".join(plan.override.services)
+                )
+            )
         if db and ready.changes:
-            progress(f"rewriting {len(ready.changes)} Ollama base URL(s) in one transaction")
+            progress(
+                _("rewriting {count} Ollama base URL(s) in one transaction").format(
+                    count=len(ready.changes)
+                )
+            )
             database = dify_db.open_database(
                 _engine(client),
                 project,
@@ -270,9 +290,10 @@ def apply_to(
             ),
         )
         raise HandlerError(
-            f"fix-env: {exc}. The files shown as changed were written; `dify-ollama check` "
-            f"shows what the database holds now, and `dify-ollama fix-env --undo {backup.id}` "
-            "puts back everything that changed."
+            _(
+                "fix-env: {error}. The files shown as changed were written; `dify-ollama check` "
+                "shows what the database holds now, and {undo} puts back everything that changed."
+            ).format(error=exc, undo=f"`dify-ollama fix-env --undo {backup.id}`")
         ) from None
     except BaseException as exc:
         failed = backup.put_back(written)
@@ -280,13 +301,16 @@ def apply_to(
         restored = ", ".join(f.path for r in written if (f := backup.file(r)) is not None)
         if failed:
             raise HandlerError(
-                f"fix-env failed: {exc}. Rolling back failed for: {'; '.join(failed)}. "
-                f"The originals are in {backup.dir}."
+                _(
+                    "fix-env failed: {error}. Rolling back failed for: {failed}. The originals "
+                    "are in {folder}."
+                ).format(error=exc, failed="; ".join(failed), folder=backup.dir)
             ) from None
         if isinstance(exc, HandlerError):
             raise HandlerError(
-                f"fix-env failed: {exc}. Restored: {restored or 'nothing had been written yet'};"
-                " nothing is changed."
+                _("fix-env failed: {error}. Restored: {restored}; nothing is changed.").format(
+                    error=exc, restored=restored or _("nothing had been written yet")
+                )
             ) from None
         raise
 
@@ -325,5 +349,5 @@ def apply_to(
 
 def _engine(client: docker.DockerClient | None) -> docker.DockerClient:
     if client is None:
-        raise HandlerError("writing Dify's database needs the Docker engine")
+        raise HandlerError(_("writing Dify's database needs the Docker engine"))
     return client

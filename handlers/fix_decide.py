@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from config.i18n import gettext as _
 from config.settings import Settings
 from handlers import backup as backups
 from handlers import db_fix, env_edit
@@ -61,8 +62,10 @@ def decide_env(scene: Scene, settings: Settings) -> EnvOutcome:
     else:
         text = None
         decision.unfixed.append(
-            f"env.file: {scene.env_path} is missing and there is no .env.example next to it; "
-            "copy Dify's .env.example there."
+            _(
+                "env.file: {path} is missing and there is no .env.example next to it; "
+                "copy Dify's .env.example there."
+            ).format(path=scene.env_path)
         )
     redactor = redactor_for(settings, env_values=values, env_path=scene.env_path)
     if text is None:
@@ -74,15 +77,17 @@ def decide_env(scene: Scene, settings: Settings) -> EnvOutcome:
         if followers == []:
             # The compose files set it themselves: a `.env` edit would reach no container.
             decision.unfixed.append(
-                "env.file: OPENAI_API_BASE in .env reaches no container here (the compose "
-                "files set it themselves); change it where they do."
+                _(
+                    "env.file: OPENAI_API_BASE in .env reaches no container here (the compose "
+                    "files set it themselves); change it where they do."
+                )
             )
         else:
             env_edit.check_value("FIX_OLLAMA_URL", settings.fix_ollama_url)
             wanted["OPENAI_API_BASE"] = settings.fix_ollama_url
     if not wanted and current is not None:
         return EnvOutcome(None, values, redactor, decision)
-    new_text, _ = env_edit.set_values(text, wanted)
+    new_text, _changed = env_edit.set_values(text, wanted)
     if current is None:
         preview = (
             env_edit.masked_diff(text, new_text, ".env", redactor, old_label=".env.example")
@@ -146,11 +151,16 @@ def decide_database(
     decision = Decision()
     if scene.rows_error is not None:
         decision.unfixed.append(
-            f"dify.base_url: could not read Dify's database ({scene.rows_error})."
+            _("dify.base_url: could not read Dify's database ({error}).").format(
+                error=scene.rows_error
+            )
         )
     elif scene.db is None and report.finding("dify.base_url") is not None:
         decision.unfixed.append(
-            "dify.base_url: the db container is not running, so the stored base URLs were not read."
+            _(
+                "dify.base_url: the db container is not running, so the stored base URLs were "
+                "not read."
+            )
         )
     changes = db_fix.plan_changes(scene.rows, settings.fix_ollama_base_url)
     if not changes:
@@ -164,9 +174,13 @@ def decide_database(
         decision.instructions.append(
             Instruction(
                 "dify.base_url",
-                "Change the Ollama base URL in Dify's web UI (FIX_DATABASE=false)",
-                "Open Dify -> Settings -> Model Provider -> Ollama, edit each model below, set "
-                "its base URL as shown and save (Dify then refreshes its cache itself):\n" + models,
+                _("Change the Ollama base URL in Dify's web UI (FIX_DATABASE=false)"),
+                _(
+                    "Open Dify -> Settings -> Model Provider -> Ollama, edit each model below, set "
+                    "its base URL as shown and save (Dify then refreshes its cache itself):"
+                )
+                + "\n"
+                + models,
             )
         )
         decision.fixes.append("dify.base_url")
@@ -262,9 +276,11 @@ def decide_override(
         decision.instructions.append(
             Instruction(
                 "container.dns",
-                "Recreate the containers that still lack the host-gateway mapping",
-                f"{why} ({', '.join(str(f.name) for f in files)}), but the running "
-                "containers were created before: `dify-ollama restart` recreates them.",
+                _("Recreate the containers that still lack the host-gateway mapping"),
+                _(
+                    "{why} ({files}), but the running containers were created before: "
+                    "`dify-ollama restart` recreates them."
+                ).format(why=why, files=", ".join(str(f.name) for f in files)),
             )
         )
     if not services:
@@ -295,7 +311,9 @@ def instructions(report: Report) -> list[Instruction]:
     bind = report.finding("ollama.bind")
     if bind is not None and bind.status is Status.FAIL:
         out.append(
-            Instruction("ollama.bind", "Make Ollama listen beyond loopback", ollama_host_remedy())
+            Instruction(
+                "ollama.bind", _("Make Ollama listen beyond loopback"), ollama_host_remedy()
+            )
         )
     return out
 
@@ -313,7 +331,7 @@ def unfixed(report: Report, plan: Plan) -> list[str]:
             continue
         if finding.id in plan.fixes and (finding.fixable or finding.id == "env.drift"):
             continue
-        remedy = f" Fix: {finding.remedy}" if finding.remedy else ""
+        remedy = _(" Fix: {remedy}").format(remedy=finding.remedy) if finding.remedy else ""
         lines.append(f"{finding.id}: {finding.summary}.{remedy}")
     return lines
 
@@ -324,8 +342,10 @@ def plan(scene: Scene, report: Report, settings: Settings) -> Plan:
     if scene.compose_config_error is not None:
         # Nothing could be applied: every restart needs Compose to read the project.
         raise HandlerError(
-            f"Compose cannot read the project ({scene.compose_config_error}); fix that first, "
-            "nothing was planned or changed"
+            _(
+                "Compose cannot read the project ({error}); fix that first, nothing was planned "
+                "or changed"
+            ).format(error=scene.compose_config_error)
         )
     result = Plan(
         id=secrets.token_hex(6),

@@ -8,13 +8,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from config.i18n import gettext as _
 from handlers import db_fix
 from handlers.override import GATEWAY_NAME
 
-LEGACY_NOTE = (
-    "OPENAI_API_BASE is a legacy variable on Dify 1.x (the Ollama plugin uses the base URL "
-    "stored per model); it is set because people follow the documented steps."
-)
+
+def legacy_note() -> str:
+    return _(
+        "OPENAI_API_BASE is a legacy variable on Dify 1.x (the Ollama plugin uses the base URL "
+        "stored per model); it is set because people follow the documented steps."
+    )
 
 
 @dataclass
@@ -119,64 +122,97 @@ class Plan:
 
     def render(self) -> str:
         """The whole plan as text: what changes (secret values masked), then what is manual."""
-        out = [f"fix-env plan {self.id} for Dify project {self.project} in {self.dify_dir}"]
+        out = [
+            _("fix-env plan {id} for Dify project {project} in {folder}").format(
+                id=self.id, project=self.project, folder=self.dify_dir
+            )
+        ]
         number = 0
         if self.env:
             number += 1
             if self.env.base_sha256 is None:
                 out.append(
-                    f"{number}. Create {self.env_path} as a copy of {self.env.template}, with:"
+                    _("{number}. Create {path} as a copy of {template}, with:").format(
+                        number=number, path=self.env_path, template=self.env.template
+                    )
                 )
             else:
-                out.append(f"{number}. Edit {self.env_path} (only the lines shown change):")
+                out.append(
+                    _("{number}. Edit {path} (only the lines shown change):").format(
+                        number=number, path=self.env_path
+                    )
+                )
             out.append(_indent(self.env.preview))
             if "OPENAI_API_BASE" in self.env.values:
-                out.append(_indent(LEGACY_NOTE))
+                out.append(_indent(legacy_note()))
         if self.override:
             number += 1
-            verb = "Create" if self.override.base_sha256 is None else "Merge into"
+            verb = _("Create") if self.override.base_sha256 is None else _("Merge into")
             out.append(
-                f"{number}. {verb} {self.override.path}: map {GATEWAY_NAME} to the host "
-                f"(host-gateway) for {', '.join(self.override.services)}:"
+                _(
+                    "{number}. {verb} {path}: map {name} to the host (host-gateway) for {services}:"
+                ).format(
+                    number=number,
+                    verb=verb,
+                    path=self.override.path,
+                    name=GATEWAY_NAME,
+                    services=", ".join(self.override.services),
+                )
             )
             out.append(_indent(self.override.preview))
             out.extend(_indent(n) for n in self.override.notes)
         if self.db:
             number += 1
             out.append(
-                f"{number}. WRITE DIFY'S DATABASE ({self.db.service}, database {self.db.database}):"
-                f" set only the base_url field of {len(self.db.rows)} Ollama row(s), in one "
-                "transaction, after saving the original rows to the backup:"
+                _(
+                    "{number}. WRITE DIFY'S DATABASE ({service}, database {database}): set only "
+                    "the base_url field of {rows} Ollama row(s), in one transaction, after "
+                    "saving the original rows to the backup:"
+                ).format(
+                    number=number,
+                    service=self.db.service,
+                    database=self.db.database,
+                    rows=len(self.db.rows),
+                )
             )
             out.append(_indent(self.db.preview))
             number += 1
             if self.db.redis_service:
                 out.append(
-                    f"{number}. Delete Dify's cached credentials in Redis "
-                    f"({self.db.redis_service}, db {self.db.redis_db}; keys "
-                    f"{', '.join(db_fix.CACHE_PATTERNS)}) so Dify reads the new URLs."
+                    _(
+                        "{number}. Delete Dify's cached credentials in Redis ({service}, db {db}; "
+                        "keys {keys}) so Dify reads the new URLs."
+                    ).format(
+                        number=number,
+                        service=self.db.redis_service,
+                        db=self.db.redis_db,
+                        keys=", ".join(db_fix.CACHE_PATTERNS),
+                    )
                 )
             else:
                 out.append(
-                    f"{number}. Dify's Redis is not a container of this project: "
+                    _("{number}. Dify's Redis is not a container of this project: ").format(
+                        number=number
+                    )
                     + db_fix.purge_instruction(self.project, self.db.redis_db)
                 )
         if self.restart_services:
             out.append(
-                "Then restart to apply it: `dify-ollama restart` recreates "
-                + ", ".join(self.restart_services)
-                + " (db and redis keep running)."
+                _(
+                    "Then restart to apply it: `dify-ollama restart` recreates {services} "
+                    "(db and redis keep running)."
+                ).format(services=", ".join(self.restart_services))
             )
         if self.instructions:
-            out.append("By hand (fix-env cannot do these for you):")
+            out.append(_("By hand (fix-env cannot do these for you):"))
             for item in self.instructions:
                 out.append(f"- {item.title}:")
                 out.append(_indent(item.text))
         if self.unfixed:
-            out.append("Not fixed by fix-env (see `dify-ollama check`):")
+            out.append(_("Not fixed by fix-env (see `dify-ollama check`):"))
             out.extend(f"- {line}" for line in self.unfixed)
         if not self.has_changes and not self.instructions:
-            out.append("Nothing to fix: no finding that fix-env repairs is failing.")
+            out.append(_("Nothing to fix: no finding that fix-env repairs is failing."))
         return "\n".join(out)
 
 

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from config.i18n import gettext as _
 from config.settings import Settings
 from handlers import backup as backups
 from handlers import fix_decide, fix_scene
@@ -38,7 +39,7 @@ def make_plan(settings: Settings, report: Report) -> Plan:
 # --- persistence ----------------------------------------------------------------------------
 def _plan_path(settings: Settings, plan_id: str) -> Path:
     if not plan_id.isalnum() or len(plan_id) > 32:
-        raise HandlerError(f"not a plan id: {plan_id[:40]!r}")
+        raise HandlerError(_("not a plan id: {id}").format(id=repr(plan_id[:40])))
     return settings.state_path / PLANS_DIR / f"{plan_id}.json"
 
 
@@ -56,9 +57,13 @@ def load_plan(settings: Settings, plan_id: str) -> Plan:
     try:
         data = json.loads(_plan_path(settings, plan_id).read_text())
     except FileNotFoundError:
-        raise HandlerError(f"plan {plan_id} is unknown on this host (run fix-env again)") from None
+        raise HandlerError(
+            _("plan {id} is unknown on this host (run fix-env again)").format(id=plan_id)
+        ) from None
     except (OSError, ValueError) as exc:
-        raise HandlerError(f"plan {plan_id} cannot be read: {exc}") from None
+        raise HandlerError(
+            _("plan {id} cannot be read: {error}").format(id=plan_id, error=exc)
+        ) from None
     return Plan.from_json(data)
 
 

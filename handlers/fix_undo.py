@@ -14,6 +14,8 @@ from typing import Any
 
 import docker
 
+from config.i18n import gettext as _
+from config.i18n import ngettext
 from config.settings import Settings
 from handlers import backup as backups
 from handlers import db_fix, dify_db, env_edit
@@ -36,10 +38,12 @@ class UndoResult:
     safety_copy: str = ""
 
     def lines(self) -> list[str]:
-        out = [f"restored: {r}" for r in self.restored]
-        out += [f"warning: {w}" for w in self.warnings]
+        out = [_("restored: {what}").format(what=r) for r in self.restored]
+        out += [_("warning: {what}").format(what=w) for w in self.warnings]
         if self.safety_copy:
-            out.append(f"the state before this undo is saved in {self.safety_copy}")
+            out.append(
+                _("the state before this undo is saved in {folder}").format(folder=self.safety_copy)
+            )
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -55,8 +59,13 @@ class UndoConflict(HandlerError):
         self.paths = paths
         self.diff = diff
         super().__init__(
-            f"{', '.join(paths)} changed after fix-env wrote {'it' if len(paths) == 1 else 'them'}"
-            f" (backup {backup_id}); undo would overwrite that, so nothing was changed"
+            ngettext(
+                "{paths} changed after fix-env wrote it (backup {id}); undo would overwrite "
+                "that, so nothing was changed",
+                "{paths} changed after fix-env wrote them (backup {id}); undo would overwrite "
+                "that, so nothing was changed",
+                len(paths),
+            ).format(paths=", ".join(paths), id=backup_id)
         )
 
 
@@ -100,10 +109,14 @@ def conflict_diff(
         wrote = backup.written_bytes(saved)
         now = current.get(saved.target)
         if wrote is None:
-            parts.append(f"{saved.path}: what the fix wrote was not recorded (an older backup)")
+            parts.append(
+                _("{path}: what the fix wrote was not recorded (an older backup)").format(
+                    path=saved.path
+                )
+            )
             continue
         if now is None:
-            parts.append(f"{saved.path}: deleted after the fix")
+            parts.append(_("{path}: deleted after the fix").format(path=saved.path))
             continue
         diff = changed_lines(
             wrote.decode("utf-8", "replace"),
@@ -112,7 +125,10 @@ def conflict_diff(
             f"{saved.path} (now)",
             redactor,
         )
-        parts.append(diff or f"{saved.path}: differs in bytes only (line endings or encoding)")
+        parts.append(
+            diff
+            or _("{path}: differs in bytes only (line endings or encoding)").format(path=saved.path)
+        )
     return "\n".join(parts)
 
 
@@ -148,8 +164,10 @@ def row_updates(backup: backups.Backup, scene: Scene) -> list[dify_db.RowUpdate]
         return []
     if backup.dify_dir != str(scene.project.working_dir):
         raise HandlerError(
-            f"backup {backup.id} is for {backup.dify_dir}, the Dify project is now in "
-            f"{scene.project.working_dir}; nothing was changed"
+            _(
+                "backup {id} is for {planned}, the Dify project is now in {now}; nothing was "
+                "changed"
+            ).format(id=backup.id, planned=backup.dify_dir, now=scene.project.working_dir)
         )
     if scene.rows_error is not None:
         raise HandlerError(scene.rows_error)
@@ -159,14 +177,18 @@ def row_updates(backup: backups.Backup, scene: Scene) -> list[dify_db.RowUpdate]
         row = current.get((saved["table"], saved["id"]))
         if row is None:
             raise HandlerError(
-                f"Ollama row {saved['model']} ({saved['id']}) no longer exists; nothing was changed"
+                _("Ollama row {model} ({id}) no longer exists; nothing was changed").format(
+                    model=saved["model"], id=saved["id"]
+                )
             )
         if row.config == saved["config"]:
             continue  # never rewritten (e.g. the fix was interrupted before the database)
         if row.config != saved["new_config"]:
             raise HandlerError(
-                f"Ollama row {saved['model']} ({saved['id']}) was changed after the fix (in "
-                "Dify's UI?); undo would overwrite that, so nothing was changed"
+                _(
+                    "Ollama row {model} ({id}) was changed after the fix (in Dify's UI?); undo "
+                    "would overwrite that, so nothing was changed"
+                ).format(model=saved["model"], id=saved["id"])
             )
         updates.append(
             dify_db.RowUpdate(saved["table"], saved["id"], saved["new_config"], saved["config"])
@@ -192,16 +214,26 @@ def undo(
         working_dir = discover(client, settings).working_dir
         found = backups.latest_undoable(root, working_dir)
         if found is None:
-            raise HandlerError(f"no fix-env backup to undo for {working_dir} in {root}")
+            raise HandlerError(
+                _("no fix-env backup to undo for {folder} in {root}").format(
+                    folder=working_dir, root=root
+                )
+            )
         backup_id = found.id
     key = f"undo:{backup_id}"
     with exclusive(settings.state_path, "fix-env undo", user, source, key=key) as rec:
         backup = backups.find_backup(root, backup_id)
         if backup.state == "undone":
-            raise HandlerError(f"backup {backup.id} was already undone at {backup.undone_at}")
+            raise HandlerError(
+                _("backup {id} was already undone at {time}").format(
+                    id=backup.id, time=backup.undone_at
+                )
+            )
         if backup.state == "failed":
             raise HandlerError(
-                f"backup {backup.id} belongs to a fix that was rolled back; nothing to undo"
+                _("backup {id} belongs to a fix that was rolled back; nothing to undo").format(
+                    id=backup.id
+                )
             )
         scene = gather(settings, client, rows=saved_login(backup), gateway=False)
         result = undo_to(settings, backup, scene, client, user=user, progress=progress, force=force)
@@ -234,7 +266,7 @@ def undo_to(
         )
     updates = row_updates(backup, scene)
     project = scene.project
-    progress("saving the current state before undoing")
+    progress(_("saving the current state before undoing"))
     safety = backups.create_backup(
         settings.backup_path,
         project=project.name,
@@ -253,36 +285,53 @@ def undo_to(
         for item in files:
             saved = item.saved
             if item.action == "unchanged":
-                restored.append(f"{saved.path} (already as before the fix)")
+                restored.append(_("{path} (already as before the fix)").format(path=saved.path))
                 continue
-            progress(f"restoring {saved.path}")
+            progress(_("restoring {path}").format(path=saved.path))
             backup.restore(saved)
             done.append(saved.role)
             restored.append(
-                saved.path if saved.existed else f"{saved.path} (removed: the fix created it)"
+                saved.path
+                if saved.existed
+                else _("{path} (removed: the fix created it)").format(path=saved.path)
             )
         if updates and login is not None:
-            progress(f"restoring {len(updates)} Ollama row(s) in one transaction")
+            progress(
+                _("restoring {count} Ollama row(s) in one transaction").format(count=len(updates))
+            )
             if client is None:
-                raise HandlerError("restoring Dify's database needs the Docker engine")
+                raise HandlerError(_("restoring Dify's database needs the Docker engine"))
             database = dify_db.open_database(client, project, login, scene.env_values)
             notes += database.write_rows(
                 updates, settings.check_timeout * 4, what="restoring base_url"
             )
-            restored.append(f"{len(updates)} Ollama row(s) in {login.database}")
+            restored.append(
+                _("{count} Ollama row(s) in {database}").format(
+                    count=len(updates), database=login.database
+                )
+            )
     except dify_db.DatabaseStateUnknown as exc:
         # The files are back; the rows may or may not be: the backup stays undoable, and a
         # second undo restores exactly the rows still holding the fix's value.
         raise HandlerError(
-            f"undo: {exc}. The files were restored ({', '.join(restored) or 'none'}); run "
-            f"`dify-ollama fix-env --undo {backup.id}` again to finish the rows, and "
-            "`dify-ollama check` to see what the database holds."
+            _(
+                "undo: {error}. The files were restored ({restored}); run {undo} again to finish "
+                "the rows, and `dify-ollama check` to see what the database holds."
+            ).format(
+                error=exc,
+                restored=", ".join(restored) or _("none"),
+                undo=f"`dify-ollama fix-env --undo {backup.id}`",
+            )
         ) from None
     except BaseException as exc:
         # Put the files back as they were just before this undo.
         failed = safety.put_back(done)
-        more = f" Could not put back: {'; '.join(failed)}." if failed else ""
-        raise HandlerError(f"undo failed: {exc}; nothing is changed.{more}") from None
+        more = (
+            _(" Could not put back: {failed}.").format(failed="; ".join(failed)) if failed else ""
+        )
+        raise HandlerError(
+            _("undo failed: {error}; nothing is changed.{more}").format(error=exc, more=more)
+        ) from None
     safety.mark("applied")
     warnings: list[str] = list(notes)
     if updates and client is not None:

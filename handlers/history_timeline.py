@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from config.i18n import gettext as _
 from handlers.history import CheckRow
 from handlers.results import Status
 from handlers.watch import ActionDone
@@ -140,12 +141,12 @@ def _incident(
 def span(seconds: float) -> str:
     seconds = max(0, int(seconds))
     if seconds < 120:
-        return f"{seconds} s"
+        return _("{s} s").format(s=seconds)
     if seconds < 7200:
-        return f"{seconds // 60} min"
+        return _("{m} min").format(m=seconds // 60)
     if seconds < 2 * 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+        return _("{h} h {m} min").format(h=seconds // 3600, m=seconds % 3600 // 60)
+    return _("{d} d {h} h").format(d=seconds // 86400, h=seconds % 86400 // 3600)
 
 
 def stamp(at: float) -> str:
@@ -155,19 +156,29 @@ def stamp(at: float) -> str:
 def timeline_lines(timeline: Timeline) -> list[str]:
     """The timeline for a terminal: a header, then one block per incident, newest first."""
     lines = [
-        f"History {stamp(timeline.since)} .. {stamp(timeline.now)}: {timeline.checks} checks, "
-        f"{len(timeline.incidents)} incident(s)"
+        _("History {since} .. {now}: {checks} checks, {count} incident(s)").format(
+            since=stamp(timeline.since),
+            now=stamp(timeline.now),
+            checks=timeline.checks,
+            count=len(timeline.incidents),
+        )
     ]
     if timeline.problem:
-        lines.append(f"warning: {timeline.problem}")
+        lines.append(_("warning: {what}").format(what=timeline.problem))
     for incident in reversed(timeline.incidents):
-        end = stamp(incident.end) if incident.end is not None else "ongoing"
+        end = stamp(incident.end) if incident.end is not None else _("ongoing")
         lines.append(
             f"  {incident.worst.upper():4}  {stamp(incident.start)} .. {end} "
             f"({span(incident.duration(timeline.now))}): {', '.join(incident.findings)}"
         )
         for action in incident.actions:
             lines.append(
-                f"        {stamp(action.at)} {action.command} by {action.user} -> {action.outcome}"
+                "        "
+                + _("{time} {command} by {who} -> {outcome}").format(
+                    time=stamp(action.at),
+                    command=action.command,
+                    who=action.user,
+                    outcome=action.outcome,
+                )
             )
     return lines

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from config.i18n import gettext as _
 from handlers.compose_file import ComposeConfig
 from handlers.creation import Creation
 from handlers.project import DB_SERVICES, SHARED_ENV_SERVICES, DifyProject
@@ -98,13 +99,15 @@ class Layout:
     one_shot: tuple[str, ...]
 
     def describe(self) -> str:
-        release = f"Dify {self.release}" if self.release else "Dify (release unknown)"
+        release = f"Dify {self.release}" if self.release else _("Dify (release unknown)")
         compose = (
             f"Compose {self.compose_flavour} {self.compose_version}".rstrip()
             if self.compose_flavour
-            else "Compose unknown (no containers)"
+            else _("Compose unknown (no containers)")
         )
-        return f"{release}, {self.kind} layout, created by {compose}, metadata DB {self.db_kind}"
+        return _("{release}, {kind} layout, created by {compose}, metadata DB {db}").format(
+            release=release, kind=self.kind, compose=compose, db=self.db_kind
+        )
 
 
 def expected_services(config: ComposeConfig | None, project: DifyProject) -> tuple[str, ...]:

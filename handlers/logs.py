@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from config.i18n import gettext as _
+from config.i18n import ngettext
 from handlers.envfile import read_env_file
 from handlers.project import DifyProject, discover
 from handlers.redact import Redactor, redactor_for
@@ -105,11 +107,12 @@ class LogRequest:
 
     def describe(self) -> str:
         """ "api, last 100 lines, since 10m, matching 'timeout'" (for headers and audit)."""
-        parts = [self.service, f"last {self.lines} line{'s' * (self.lines != 1)}"]
+        last = ngettext("last {count} line", "last {count} lines", self.lines)
+        parts = [self.service, last.format(count=self.lines)]
         if self.since is not None:
-            parts.append(f"since {self.since.text}")
+            parts.append(_("since {when}").format(when=self.since.text))
         if self.grep:
-            parts.append(f"matching {self.grep!r}")
+            parts.append(_("matching {text}").format(text=repr(self.grep)))
         return ", ".join(parts)
 
 
@@ -150,35 +153,49 @@ class LogResult:
 
     def describe(self) -> str:
         return LogRequest(self.service, self.lines_requested, None, self.grep).describe() + (
-            f", since {self.since}" if self.since else ""
+            ", " + _("since {when}").format(when=self.since) if self.since else ""
         )
 
 
 # --- arguments ---------------------------------------------------------------------------------
+def _whole_number() -> str:
+    return _("LINES must be a whole number from 1 to {most}").format(most=MAX_LINES)
+
+
 def parse_lines(value: str | int) -> int:
     """LINES: a whole number 1..5000."""
     if isinstance(value, bool):
-        raise LogsUsageError(f"LINES must be a whole number from 1 to {MAX_LINES}")
+        raise LogsUsageError(
+            _("LINES must be a whole number from 1 to {most}").format(most=MAX_LINES)
+        )
     if isinstance(value, str):
         text = value.strip()
         if not _INTEGER.match(text):
             shown = text[:40]
             raise LogsUsageError(
-                f"LINES must be a whole number from 1 to {MAX_LINES} (got {shown!r})"
+                _("LINES must be a whole number from 1 to {most} (got {value})").format(
+                    most=MAX_LINES, value=repr(shown)
+                )
             )
         digits = text.lstrip("+-").lstrip("0")
         if len(digits) > len(str(MAX_LINES)):
-            sign = "negative " if text.startswith("-") else ""
-            raise LogsUsageError(
-                f"LINES must be from 1 to {MAX_LINES} (got a {sign}{len(digits)}-digit number)"
+            text_of = (
+                _("LINES must be from 1 to {most} (got a negative {digits}-digit number)")
+                if text.startswith("-")
+                else _("LINES must be from 1 to {most} (got a {digits}-digit number)")
             )
+            raise LogsUsageError(text_of.format(most=MAX_LINES, digits=len(digits)))
         number = int(text)
     elif isinstance(value, int):
         number = value
     else:
-        raise LogsUsageError(f"LINES must be a whole number from 1 to {MAX_LINES}")
+        raise LogsUsageError(
+            _("LINES must be a whole number from 1 to {most}").format(most=MAX_LINES)
+        )
     if not 1 <= number <= MAX_LINES:
-        raise LogsUsageError(f"LINES must be from 1 to {MAX_LINES} (got {number})")
+        raise LogsUsageError(
+            _("LINES must be from 1 to {most} (got {value})").format(most=MAX_LINES, value=number)
+        )
     return number
 
 
@@ -191,14 +208,16 @@ def parse_since(text: str) -> Since:
         days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
         total = days * 86400 + hours * 3600 + minutes * 60 + seconds  # exact, never overflows
         if total <= 0:
-            raise LogsUsageError("--since must be a positive duration such as 10m")
+            raise LogsUsageError(_("--since must be a positive duration such as 10m"))
         if total > MAX_SINCE_DAYS * 86400:
-            raise LogsUsageError("--since is more than ten years back")
+            raise LogsUsageError(_("--since is more than ten years back"))
         return Since(raw, seconds=float(total))
     if re.fullmatch(r"[\d dhms]{1,80}", raw.lower()) and any(c.isdigit() for c in raw):
         raise LogsUsageError(
-            f"--since takes a duration such as 30s, 10m, 2h, 1d or 1h30m, each part at most "
-            f"9 digits (got {raw[:40]!r})"
+            _(
+                "--since takes a duration such as 30s, 10m, 2h, 1d or 1h30m, each part at most "
+                "9 digits (got {value})"
+            ).format(value=repr(raw[:40]))
         )
     try:
         at = datetime.fromisoformat(raw)
@@ -207,34 +226,48 @@ def parse_since(text: str) -> Since:
         at.timestamp()
     except (ValueError, OverflowError, OSError):
         raise LogsUsageError(
-            f"--since takes a duration (30s, 10m, 2h, 1d) or an ISO time such as "
-            f"2025-01-31T14:00:00Z (got {raw[:40]!r})"
+            _(
+                "--since takes a duration (30s, 10m, 2h, 1d) or an ISO time such as "
+                "2025-01-31T14:00:00Z (got {value})"
+            ).format(value=repr(raw[:40]))
         ) from None
     if at < _EARLIEST:
-        raise LogsUsageError(f"--since {raw[:40]!r} is before 1970: no log line is that old")
+        raise LogsUsageError(
+            _("--since {value} is before 1970: no log line is that old").format(
+                value=repr(raw[:40])
+            )
+        )
     return Since(raw, at=at)
 
 
 def parse_service(text: str) -> str:
     if not _SERVICE_NAME.match(text):
         raise LogsUsageError(
-            f"SERVICE must be a compose service name such as api (got {text[:40]!r})"
+            _("SERVICE must be a compose service name such as api (got {value})").format(
+                value=repr(text[:40])
+            )
         )
     return text
 
 
 def parse_grep(text: str) -> str:
     if not text.strip():
-        raise LogsUsageError("--grep needs some text to look for")
+        raise LogsUsageError(_("--grep needs some text to look for"))
     if len(text) > MAX_GREP:
-        raise LogsUsageError(f"--grep text is longer than {MAX_GREP} characters")
+        raise LogsUsageError(
+            _("--grep text is longer than {most} characters").format(most=MAX_GREP)
+        )
     return text
 
 
 def from_positionals(words: Sequence[str]) -> tuple[str, int]:
     """[SERVICE] [LINES]: one number alone is LINES (`logs 100`), one word alone is SERVICE."""
     if len(words) > 2:
-        raise LogsUsageError(f"too many arguments ({' '.join(words)[:80]!r}); usage: {USAGE}")
+        raise LogsUsageError(
+            _("too many arguments ({words}); usage: {usage}").format(
+                words=repr(" ".join(words)[:80]), usage=USAGE
+            )
+        )
     service, lines = DEFAULT_SERVICE, DEFAULT_LINES
     if len(words) == 2:
         service, lines = parse_service(words[0]), parse_lines(words[1])
@@ -257,13 +290,17 @@ def parse_request(args: Sequence[str]) -> LogRequest:
         if name in ("--since", "-s", "--grep", "-g"):
             value = inline if eq else next(items, None)
             if value is None:
-                raise LogsUsageError(f"{name} needs a value")
+                raise LogsUsageError(_("{option} needs a value").format(option=name))
             if name in ("--since", "-s"):
                 since = parse_since(value)
             else:
                 grep = parse_grep(value)
         elif arg.startswith("-") and not _INTEGER.match(arg):
-            raise LogsUsageError(f"unknown option {arg[:40]!r}; usage: {USAGE}")
+            raise LogsUsageError(
+                _("unknown option {option}; usage: {usage}").format(
+                    option=repr(arg[:40]), usage=USAGE
+                )
+            )
         else:
             positionals.append(arg)
     service, lines = from_positionals(positionals)
@@ -310,7 +347,11 @@ def _engine_error(exc: BaseException, settings: Settings) -> HandlerError:
     from handlers import engine
 
     problem = engine.explain(exc, engine.docker_host(settings))
-    return HandlerError(f"Docker engine: {problem.message}. {problem.remedy}")
+    return HandlerError(
+        _("Docker engine: {problem}. {remedy}").format(
+            problem=problem.message, remedy=problem.remedy
+        )
+    )
 
 
 def _state_note(name: str, state: dict[str, Any]) -> str | None:
@@ -318,16 +359,22 @@ def _state_note(name: str, state: dict[str, Any]) -> str | None:
     if status == "running":
         return None
     if status == "restarting":
-        return f"container {name} is restarting over and over: its last lines say why"
+        return _("container {name} is restarting over and over: its last lines say why").format(
+            name=name
+        )
     if status == "created":
-        return f"container {name} was created but never started"
+        return _("container {name} was created but never started").format(name=name)
     finished = str(state.get("FinishedAt") or "")[:19].replace("T", " ")
     code = state.get("ExitCode")
-    when = f" at {finished} UTC" if finished and not finished.startswith("0001") else ""
-    return (
-        f"container {name} is stopped ({status}, exit code {code}{when}); "
-        "these are its last lines before it stopped"
+    when = (
+        _(" at {time} UTC").format(time=finished)
+        if finished and not finished.startswith("0001")
+        else ""
     )
+    return _(
+        "container {name} is stopped ({status}, exit code {code}{when}); these are its last "
+        "lines before it stopped"
+    ).format(name=name, status=status, code=code, when=when)
 
 
 def _redactor(
@@ -340,8 +387,10 @@ def _redactor(
         # The container's environment holds the shared secrets too (x-shared-env), and the
         # patterns still apply: go on, but say what was not used.
         notes.append(
-            f"could not read Dify's .env ({exc}); redacting with the container's "
-            "environment and the secret patterns only"
+            _(
+                "could not read Dify's .env ({error}); redacting with the container's "
+                "environment and the secret patterns only"
+            ).format(error=exc)
         )
     return redactor_for(
         settings, env_values=env_values, container_env=container_env, env_path=project.env_path
@@ -431,12 +480,17 @@ def fetch_logs(
         if info is None:
             if not project.containers:
                 raise HandlerError(
-                    f"compose project {project.name!r} has no containers on this engine: "
-                    "start Dify (`docker compose up -d` in its docker folder)"
+                    _(
+                        "compose project {project} has no containers on this engine: "
+                        "start Dify (`docker compose up -d` in its docker folder)"
+                    ).format(project=repr(project.name))
                 )
             raise UnknownService(
-                f"no service {service!r} in compose project {project.name!r}; services: "
-                + ", ".join(project.services),
+                _("no service {service} in compose project {project}; services: {services}").format(
+                    service=repr(service),
+                    project=repr(project.name),
+                    services=", ".join(project.services),
+                ),
                 project.services,
             )
         notes: list[str] = []
@@ -455,24 +509,29 @@ def fetch_logs(
             )
         except NotFound:
             raise HandlerError(
-                f"container {info.name} disappeared while reading it (recreated?): try again"
+                _("container {name} disappeared while reading it (recreated?): try again").format(
+                    name=info.name
+                )
             ) from None
         except APIError as exc:
             explanation = str(exc.explanation or exc)
             if "does not support reading" in explanation or "logging driver" in explanation:
                 driver = ((attrs.get("HostConfig") or {}).get("LogConfig") or {}).get("Type", "?")
                 where = (
-                    "give the service `logging: {driver: json-file}` (or `local`) in the compose "
-                    "file to keep one"
+                    _("give the service {setting} (or `local`) in the compose file to keep one")
                     if driver == "none"
-                    else "read its log where that driver sends it"
-                )
+                    else _("read its log where that driver sends it")
+                ).format(setting="`logging: {driver: json-file}`")
                 raise HandlerError(
-                    f"container {info.name} logs with driver {driver!r}, which keeps nothing "
-                    f"the engine can read back: {where}"
+                    _(
+                        "container {name} logs with driver {driver}, which keeps nothing the "
+                        "engine can read back: {where}"
+                    ).format(name=info.name, driver=repr(driver), where=where)
                 ) from None
             raise HandlerError(
-                f"the engine refused to read {info.name}'s log: {explanation[:200]}"
+                _("the engine refused to read {name}'s log: {error}").format(
+                    name=info.name, error=explanation[:200]
+                )
             ) from None
         except (DockerException, requests.RequestException, OSError) as exc:
             raise _engine_error(exc, settings) from None
@@ -501,7 +560,11 @@ def fetch_logs(
             _close(stream)
         if timed_out.is_set():
             collected.truncated = True
-            notes.append(f"stopped reading after {deadline:g} s: the engine is slow")
+            notes.append(
+                _("stopped reading after {seconds} s: the engine is slow").format(
+                    seconds=f"{deadline:g}"
+                )
+            )
     finally:
         if own_client:
             api.close()
@@ -515,11 +578,19 @@ def fetch_logs(
         notes.insert(0, note)
     if collected.fetched == 0:
         if since_spec is not None:
-            notes.append(f"no log lines since {since_spec.text}")
+            notes.append(_("no log lines since {when}").format(when=since_spec.text))
         else:
-            notes.append(f"{service} (container {info.name}) has written nothing to its log")
+            notes.append(
+                _("{service} (container {name}) has written nothing to its log").format(
+                    service=service, name=info.name
+                )
+            )
     elif not collected.lines and grep:
-        notes.append(f"none of the last {collected.fetched} lines contains {shown_grep!r}")
+        notes.append(
+            _("none of the last {count} lines contains {text}").format(
+                count=collected.fetched, text=repr(shown_grep)
+            )
+        )
     return LogResult(
         service=service,
         container=info.name,

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config.i18n import gettext as _
 from handlers.backup import Ownership, atomic_write, utc_stamp
 from handlers.results import HandlerError
 
@@ -58,7 +59,9 @@ class Holder:
 
     def describe(self, who: Who = raw) -> str:
         name = who(self.user, self.source)
-        return f"`{self.operation}` started by {name} at {self.started_at} (pid {self.pid})"
+        return _("{operation} started by {who} at {time} (pid {pid})").format(
+            operation=f"`{self.operation}`", who=name, time=self.started_at, pid=self.pid
+        )
 
 
 class Busy(HandlerError):
@@ -70,8 +73,10 @@ class Busy(HandlerError):
 
     def describe(self, who: Who = raw) -> str:
         holder = self.holder
-        what = holder.describe(who) if holder else "an operation whose owner is not recorded yet"
-        return f"another change is in progress on this host: {what}; try again after it"
+        what = holder.describe(who) if holder else _("an operation whose owner is not recorded yet")
+        return _("another change is in progress on this host: {what}; try again after it").format(
+            what=what
+        )
 
 
 class AlreadyDone(HandlerError):
@@ -86,8 +91,12 @@ class AlreadyDone(HandlerError):
         state = record.get("state", "done")
         name = who(str(record.get("user", "?")), str(record.get("source", "")))
         when = record.get("finished_at") or record.get("started_at") or "?"
-        verb = "is already running" if state == "running" else f"was already {state}"
-        return f"`{record.get('operation', '?')}` {verb} (by {name} at {when})"
+        operation = f"`{record.get('operation', '?')}`"
+        if state == "running":
+            text = _("{operation} is already running (by {who} at {time})")
+        else:
+            text = _("{operation} was already {state} (by {who} at {time})")
+        return text.format(operation=operation, state=state, who=name, time=when)
 
 
 def _private(path: Path) -> Path:
@@ -123,7 +132,7 @@ class MutationLock:
         """The current holder's record; None when the file says the last holder released it
         (the lock changed hands in between) or no record appeared."""
         # The holder writes its record right after taking the lock: retry briefly.
-        for _ in range(20):
+        for _attempt in range(20):
             try:
                 raw = os.pread(fd, 4096, 0)
                 if raw:

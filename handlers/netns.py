@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from config.i18n import gettext as _
+
 # A container's own namespace has loopback and its veth peers named eth0, eth1...; a host (or
 # a container on the host's network) also has the engine's bridges and veths, or real NICs.
 _CONTAINER_ONLY = re.compile(r"lo|eth[0-9]{1,4}")
@@ -32,8 +34,9 @@ def in_isolated_container(root: Path = Path("/")) -> bool:
     return looks_isolated(in_container, interfaces())
 
 
-ISOLATED_NOTE = (
-    "This runs inside a container with its own network, where 127.0.0.1 is the container "
-    "itself and the host's listening sockets are invisible: run the container with "
-    "`--network host` (compose: `network_mode: host`). "
-)
+def isolated_note() -> str:
+    return _(
+        "This runs inside a container with its own network, where 127.0.0.1 is the container "
+        "itself and the host's listening sockets are invisible: run the container with "
+        "`--network host` (compose: `network_mode: host`). "
+    )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from config.i18n import gettext as _
 from handlers.results import HandlerError
 
 if TYPE_CHECKING:
@@ -155,9 +156,10 @@ def _pick(projects: dict[str, list[dict[str, Any]]], settings: Settings) -> str 
             candidates.append(name)
     if len(candidates) > 1:
         raise HandlerError(
-            "several Dify compose projects run on this engine ("
-            + ", ".join(sorted(candidates))
-            + "): set DIFY_COMPOSE_PROJECT or DIFY_DIR to choose one"
+            _(
+                "several Dify compose projects run on this engine ({projects}): set "
+                "DIFY_COMPOSE_PROJECT or DIFY_DIR to choose one"
+            ).format(projects=", ".join(sorted(candidates)))
         )
     return candidates[0] if candidates else None
 
@@ -190,8 +192,10 @@ def discover(client: docker.DockerClient | None, settings: Settings) -> DifyProj
                 and not (folder / "docker-compose.yml").exists()
             ):
                 raise HandlerError(
-                    f"DIFY_DIR={folder} holds no docker-compose.yaml: "
-                    "point it at Dify's docker folder"
+                    _(
+                        "DIFY_DIR={folder} holds no docker-compose.yaml: point it at Dify's "
+                        "docker folder"
+                    ).format(folder=folder)
                 )
             project = settings.dify_compose_project or normalize_project_name(folder.name)
             compose = folder / "docker-compose.yaml"
@@ -200,13 +204,16 @@ def discover(client: docker.DockerClient | None, settings: Settings) -> DifyProj
             return DifyProject(project, folder, folder / ".env", (compose,), {})
         if settings.dify_compose_project:
             raise HandlerError(
-                f"no containers of compose project {settings.dify_compose_project!r} on this "
-                "engine: start Dify (`docker compose up -d` in its docker folder) or fix "
-                "DIFY_COMPOSE_PROJECT"
+                _(
+                    "no containers of compose project {project} on this engine: start Dify "
+                    "(`docker compose up -d` in its docker folder) or fix DIFY_COMPOSE_PROJECT"
+                ).format(project=repr(settings.dify_compose_project))
             )
         raise HandlerError(
-            "no Dify compose project found on this engine (no containers with services api and "
-            "worker/plugin_daemon): start Dify or set DIFY_DIR to its docker folder"
+            _(
+                "no Dify compose project found on this engine (no containers with services api "
+                "and worker/plugin_daemon): start Dify or set DIFY_DIR to its docker folder"
+            )
         )
     summaries = projects[name]
     labels = summaries[0].get("Labels") or {}

@@ -6,10 +6,21 @@ from __future__ import annotations
 import re
 import textwrap
 
+from config.i18n import gettext as _
 from handlers.results import Report, Status
+from handlers.text_width import display_width, ljust, wrap_wide
 
-LABEL = {Status.OK: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "skip"}
 COLOR = {Status.OK: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2"}
+
+
+def label(status: Status) -> str:
+    """The status word of a report line, in the current language."""
+    return {
+        Status.OK: _("ok"),
+        Status.WARN: _("WARN"),
+        Status.FAIL: _("FAIL"),
+        Status.SKIP: _("skip"),
+    }[status]
 
 
 def _paint(text: str, status: Status, color: bool) -> str:
@@ -26,7 +37,9 @@ def wrap_text(
 ) -> list[str]:
     """textwrap.wrap, except that words, paths, URLs and `commands` are never cut (a single
     word longer than the width gets a line of its own; a command that cannot fit on one line
-    is wrapped at its spaces)."""
+    is wrapped at its spaces). Text with wide (Chinese) characters is wrapped by columns."""
+    if display_width(text) != len(text):
+        return wrap_wide(text, width, initial_indent, subsequent_indent)
     room = width - len(subsequent_indent)
 
     def glue(match: re.Match[str]) -> str:
@@ -48,7 +61,7 @@ def wrap_text(
 def _indent(label: str, text: str, width: int = 100) -> list[str]:
     lines = []
     for i, paragraph in enumerate(text.splitlines() or [""]):
-        prefix = f"    {label:<9}" if i == 0 else " " * 13
+        prefix = "    " + ljust(label, 9) if i == 0 else " " * 13
         lines += wrap_text(paragraph, width, prefix, " " * 13) or [prefix]
     return lines
 
@@ -63,31 +76,38 @@ def render_text(report: Report, color: bool = False, width: int = 100) -> str:
     that). Colour codes are added after wrapping, so they never count as columns."""
     failing = sum(f.status is Status.FAIL for f in report.findings)
     warning = sum(f.status is Status.WARN for f in report.findings)
-    where = report.context.get("dify_dir", "Dify not found")
-    verdict = LABEL[report.status].upper()
-    head = (
-        f"Dify -> Ollama check: {verdict} ({failing} failing, {warning} warning) "
-        f"in {report.duration_ms} ms, host {report.context.get('host', '?')}, {where}"
+    where = report.context.get("dify_dir")
+    where = _("Dify not found") if where is None else where
+    head = _(
+        "Dify -> Ollama check: {verdict} ({failing} failing, {warning} warning) "
+        "in {ms} ms, host {host}, {where}"
+    ).format(
+        verdict=label(report.status).upper(),
+        failing=failing,
+        warning=warning,
+        ms=report.duration_ms,
+        host=report.context.get("host", "?"),
+        where=where,
     )
     out = [_paint(line, report.status, color) for line in _wrap(head, width, 2)]
     out.append("")
     id_width = max(len(f.id) for f in report.findings) if report.findings else 10
     for finding in report.findings:
-        label = f"{LABEL[finding.status]:<4}"
-        row = _wrap(f"  {label}  {finding.id:<{id_width}}  {finding.summary}", width, 10 + id_width)
+        word = ljust(label(finding.status), 4)
+        row = _wrap(f"  {word}  {finding.id:<{id_width}}  {finding.summary}", width, 10 + id_width)
         # only the status label is coloured: it is the first thing on the first line
-        out.append(row[0].replace(label, _paint(label, finding.status, color), 1))
+        out.append(row[0].replace(word, _paint(word, finding.status, color), 1))
         out += row[1:]
     problems = [f for f in report.findings if f.status in (Status.FAIL, Status.WARN)]
     if problems:
-        out += ["", "What to do:"]
+        out += ["", _("What to do:")]
         for finding in problems:
-            title = f"  {LABEL[finding.status]} {finding.id}: {finding.summary}"
+            title = f"  {label(finding.status)} {finding.id}: {finding.summary}"
             out += [_paint(line, finding.status, color) for line in _wrap(title, width, 4)]
             if finding.detail:
-                out += _indent("evidence", finding.detail, width)
+                out += _indent(_("evidence"), finding.detail, width)
             if finding.remedy:
-                out += _indent("remedy", finding.remedy, width)
+                out += _indent(_("remedy"), finding.remedy, width)
             if finding.fixable:
-                out += _indent("fix", "`dify-ollama fix-env` can repair this", width)
+                out += _indent(_("fix"), _("`dify-ollama fix-env` can repair this"), width)
     return "\n".join(out) + "\n"

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import docker
 
+from config.i18n import gettext as _
+from config.i18n import ngettext
 from config.settings import Settings
 from handlers import container_exec, engine
 from handlers.check import verification_check
@@ -109,7 +111,7 @@ def wait_ready(
             states[s].describe() if s in states else f"{s}: no container" for s in pending
         )
         if note != last_note:
-            progress(f"waiting for {note}")
+            progress(_("waiting for {what}").format(what=note))
             last_note = note
         if time.monotonic() >= deadline:
             return states, pending
@@ -230,20 +232,25 @@ class _Run:
         try:
             run_compose(self.tgt, "config", "-q", timeout=VALIDATE_TIMEOUT)
         except HandlerError as exc:
-            raise NotReproducible(f"{exc}; nothing was changed") from None
+            raise NotReproducible(_("{error}; nothing was changed").format(error=exc)) from None
 
     def same_flavour(self, services: Sequence[str]) -> None:
         """Refuse (nothing changed) when `services` were not all created by the Compose
         flavour this run uses: the others would come back with another environment."""
         flavour, problem = self.tgt.creation.flavour_for(services)
         if problem is None and flavour is not None and flavour != self.tgt.compose.flavour:
-            problem = f"the services were created by Compose {flavour}"
+            problem = _("the services were created by Compose {flavour}").format(flavour=flavour)
         if problem is not None:
             raise NotReproducible(
-                f"{problem}; recreating them with {self.tgt.compose.label} "
-                f"{self.tgt.compose.version} would change their environment, so nothing was "
-                f"changed. By hand: `cd {self.tgt.project.working_dir} && "
-                f"{self.tgt.shown('up', '-d', '--no-deps', *services)}`"
+                _(
+                    "{problem}; recreating them with {compose} would change their environment, "
+                    "so nothing was changed. By hand: {command}"
+                ).format(
+                    problem=problem,
+                    compose=f"{self.tgt.compose.label} {self.tgt.compose.version}",
+                    command=f"`cd {self.tgt.project.working_dir} && "
+                    f"{self.tgt.shown('up', '-d', '--no-deps', *services)}`",
+                )
             )
 
     @property
@@ -283,7 +290,9 @@ class _Run:
                     silent.append(service)
                     break
                 if service not in told:
-                    self.progress(f"waiting for {service} to answer {url}")
+                    self.progress(
+                        _("waiting for {service} to answer {url}").format(service=service, url=url)
+                    )
                     told.add(service)
                 time.sleep(0.3)
         return silent
@@ -344,7 +353,9 @@ def _up_then_restart(
     run.preflight(services)
     before = run.snapshot()
     up_args = ("up", "-d", "--no-deps", *services)
-    run.progress(f"applying configuration: `{run.tgt.shown(*up_args)}`")
+    run.progress(
+        _("applying configuration: {command}").format(command=f"`{run.tgt.shown(*up_args)}`")
+    )
     run.compose(*up_args)
     middle = run.snapshot()
     # Services Compose did not recreate still run the old process: restart those that must
@@ -358,9 +369,15 @@ def _up_then_restart(
         and before[s].container_id == middle[s].container_id
     ]
     if stale:
-        run.progress(f"restarting (configuration unchanged): {', '.join(stale)}")
+        run.progress(
+            _("restarting (configuration unchanged): {services}").format(services=", ".join(stale))
+        )
         run.compose("restart", *stale)
-    run.progress(f"waiting for {', '.join(services)} to be running/healthy (at most {wait:g} s)")
+    run.progress(
+        _("waiting for {services} to be running/healthy (at most {seconds} s)").format(
+            services=", ".join(services), seconds=f"{wait:g}"
+        )
+    )
     return run.finish(mode, services, before, wait, stale, notes)
 
 
@@ -386,14 +403,17 @@ def apply_configuration(
             callers = [s for s in DB_FIX_SERVICES if s in tgt.declared]
             must |= set(callers)
             notes.append(
-                f"database base URLs changed: {', '.join(callers)} recreated or restarted so "
-                "no process keeps the old URL"
+                _(
+                    "database base URLs changed: {services} recreated or restarted so no process "
+                    "keeps the old URL"
+                ).format(services=", ".join(callers))
             )
         services = affected_services(tgt, [*(pending.services if pending else []), *must])
         if not services:
             raise HandlerError(
-                f"none of {', '.join(SHARED_ENV_SERVICES)} is declared in {tgt.files[0].name}: "
-                "is DIFY_DIR Dify's docker folder?"
+                _(
+                    "none of {services} is declared in {file}: is DIFY_DIR Dify's docker folder?"
+                ).format(services=", ".join(SHARED_ENV_SERVICES), file=tgt.files[0].name)
             )
         return _up_then_restart(run, "apply", services, must, wait, notes)
 
@@ -403,8 +423,11 @@ def validate_services(tgt: ComposeTarget, services: Sequence[str]) -> list[str]:
     unknown = [s for s in services if s not in known]
     if unknown:
         raise HandlerError(
-            f"unknown service{'s' * (len(unknown) > 1)} {', '.join(unknown)}; this project has: "
-            + ", ".join(sorted(known))
+            ngettext(
+                "unknown service {services}; this project has: {known}",
+                "unknown services {services}; this project has: {known}",
+                len(unknown),
+            ).format(services=", ".join(unknown), known=", ".join(sorted(known)))
         )
     return list(dict.fromkeys(services))
 
@@ -439,9 +462,11 @@ def restart_all(
     with _locked(settings, "restart --all (down + up -d)", user, source, key, progress) as run:
         run.preflight(sorted(run.tgt.project.containers))
         before = run.snapshot()
-        progress(f"stopping the whole stack: `{run.tgt.shown('down')}`")
+        progress(
+            _("stopping the whole stack: {command}").format(command=f"`{run.tgt.shown('down')}`")
+        )
         run.compose("down")
-        progress(f"starting it again: `{run.tgt.shown('up', '-d')}`")
+        progress(_("starting it again: {command}").format(command=f"`{run.tgt.shown('up', '-d')}`"))
         run.compose("up", "-d")
         services = sorted(run.snapshot()) or sorted(before)
         return run.finish("all", services, before, wait)

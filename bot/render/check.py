@@ -24,6 +24,8 @@ from bot.render.limits import (
     truncate,
 )
 from bot.render.mrkdwn import code, escape
+from config.i18n import gettext as _
+from config.i18n import ngettext
 from handlers.results import Finding, Report, Status
 
 log = logging.getLogger(__name__)
@@ -52,23 +54,40 @@ class Rendered:
     degraded: bool  # something was left out: the caller may attach the full text
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'s' * (count != 1)}"
-
-
 def verdict(report: Report) -> str:
     if report.status is Status.SKIP:
-        return f"{EMOJI[Status.SKIP]} Dify ↔ Ollama: nothing could be checked"
+        return EMOJI[Status.SKIP] + " " + _("Dify ↔ Ollama: nothing could be checked")
     failing = sum(1 for f in report.findings if f.status is Status.FAIL)
     warnings = sum(1 for f in report.findings if f.status is Status.WARN)
+    if failing and warnings:
+        problems = ngettext(
+            "Dify ↔ Ollama: {count} problem", "Dify ↔ Ollama: {count} problems", failing
+        ).format(count=failing)
+        extra = ngettext("{count} warning", "{count} warnings", warnings).format(count=warnings)
+        return (
+            EMOJI[Status.FAIL]
+            + " "
+            + _("{problems}, {warnings}").format(problems=problems, warnings=extra)
+        )
     if failing:
-        extra = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
-        return f"{EMOJI[Status.FAIL]} Dify ↔ Ollama: {failing} problem{'s' * (failing != 1)}{extra}"
+        return (
+            EMOJI[Status.FAIL]
+            + " "
+            + ngettext(
+                "Dify ↔ Ollama: {count} problem", "Dify ↔ Ollama: {count} problems", failing
+            ).format(count=failing)
+        )
     if warnings:
         return (
-            f"{EMOJI[Status.WARN]} Dify ↔ Ollama: works, {warnings} warning{'s' * (warnings != 1)}"
+            EMOJI[Status.WARN]
+            + " "
+            + ngettext(
+                "Dify ↔ Ollama: works, {count} warning",
+                "Dify ↔ Ollama: works, {count} warnings",
+                warnings,
+            ).format(count=warnings)
         )
-    return f"{EMOJI[Status.OK]} Dify ↔ Ollama: healthy"
+    return EMOJI[Status.OK] + " " + _("Dify ↔ Ollama: healthy")
 
 
 def _problem_text(finding: Finding, limit: int = MAX_SECTION) -> str:
@@ -76,7 +95,9 @@ def _problem_text(finding: Finding, limit: int = MAX_SECTION) -> str:
     evidence gets what is left (cut with an ellipsis)."""
     # The id is the stable handle alerts and scripts key on: show it where people act.
     head = f"{EMOJI[finding.status]} *{escape(finding.summary)}*  {code(finding.id)}"
-    remedy = f"\n*Fix:* {escape(finding.remedy)}" if finding.remedy else ""
+    remedy = (
+        "\n" + _("*Fix:* {remedy}").format(remedy=escape(finding.remedy)) if finding.remedy else ""
+    )
     head = truncate(head, min(600, limit // 3))
     remedy = truncate(remedy, min(1000, limit // 3))
     room = limit - len(head) - len(remedy) - 1
@@ -101,7 +122,7 @@ def _context_line(report: Report, requested_by: str | None, notes: Sequence[str]
     parts = [f"{escape(key)} {code(value)}" for key, value in report.context.items() if value]
     parts.append(f"{report.duration_ms / 1000:.1f} s")
     if requested_by:
-        parts.append(f"asked by {requested_by}")
+        parts.append(_("asked by {who}").format(who=requested_by))
     return context(" · ".join(parts), *notes)
 
 
@@ -133,11 +154,11 @@ def render_report(
     if len(chunks) > 1:
         degraded = True
         kept = chunks[0].count("\n") + 1
-        note = f"\n_…and {len(passed_lines) - kept} more passed_"
+        note = "\n" + _("_…and {count} more passed_").format(count=len(passed_lines) - kept)
         chunks = [truncate(chunks[0], PASSED_TEXT - len(note)) + note]
     passed_blocks = [section(c) for c in chunks]
     if not report.findings:
-        passed_blocks.append(section("_No findings: nothing was checked._"))
+        passed_blocks.append(section(_("_No findings: nothing was checked._")))
 
     row_end = [actions(list(report_buttons)[:MAX_ACTIONS])] if report_buttons else []
     fixed = [top, *passed_blocks, *row_end, end]
@@ -166,7 +187,11 @@ def render_report(
     if hidden:
         degraded = True
         lines = [f"{EMOJI[f.status]} {escape(f.summary)}" for f in hidden]
-        title = f"*{_plural(len(hidden), 'more problem')} (all details in the attached report):*"
+        title = ngettext(
+            "*{count} more problem (all details in the attached report):*",
+            "*{count} more problems (all details in the attached report):*",
+            len(hidden),
+        ).format(count=len(hidden))
         blocks.append(section(split_lines([title, *lines], HIDDEN_TEXT)[0]))
     blocks += [*row_end, end]
 
@@ -182,6 +207,6 @@ def render_finding(finding: Finding, title: str, requested_by: str | None = None
     remedy, and who asked."""
     text = f"{title}: {escape(finding.summary)}"
     blocks = [section(_problem_text(finding))]
-    who = f"asked by {requested_by} · " if requested_by else ""
+    who = _("asked by {who}").format(who=requested_by) + " · " if requested_by else ""
     blocks.append(context(f"{who}{finding.duration_ms / 1000:.1f} s"))
     return Rendered(text=truncate(text, MAX_FALLBACK), blocks=blocks, degraded=False)

@@ -7,6 +7,7 @@ from typing import Any
 from bot.render.limits import context, section, truncate
 from bot.render.mrkdwn import code, escape, guard
 from bot.subcommands import Registry, Subcommand
+from config.i18n import gettext as _
 
 COMMAND = "/dify-ollama"
 
@@ -16,14 +17,19 @@ def usage_line(sub: Subcommand) -> str:
 
 
 def render_help(registry: Registry, note: str | None = None) -> tuple[str, list[dict[str, Any]]]:
-    lines = [f"*{COMMAND}*: diagnose and repair Dify ↔ Ollama on this host."]
+    lines = [
+        _("*{command}*: diagnose and repair Dify ↔ Ollama on this host.").format(command=COMMAND)
+    ]
     for sub in registry.subcommands.values():
         if sub.hidden:
             continue
         lock = " :lock:" if sub.mutating else ""
         lines.append(f"• {usage_line(sub)}{lock}  {escape(sub.summary)}")
     lines.append(
-        "In a thread, mention me instead: `@dify-ollama logs worker 200`. :lock: = operators only."
+        _(
+            "In a thread, mention me instead: `@dify-ollama logs worker 200`. "
+            ":lock: = operators only."
+        )
     )
     text = "\n".join(lines)
     blocks = [section(text)]
@@ -35,12 +41,13 @@ def render_help(registry: Registry, note: str | None = None) -> tuple[str, list[
 def render_usage(sub: Subcommand, problem: str) -> str:
     """`problem` is a UsageError's message: mrkdwn whose user text is already escaped (see
     bot.subcommands.UsageError); `guard` makes sure nothing in it can mention or link."""
-    return f":warning: {guard(problem)}\nUsage: {usage_line(sub)}"
+    return ":warning: " + _("{problem}\nUsage: {usage}").format(
+        problem=guard(problem), usage=usage_line(sub)
+    )
 
 
 def render_unknown(name: str, registry: Registry) -> str:
     names = ", ".join(f"`{n}`" for n, s in registry.subcommands.items() if not s.hidden)
-    return (
-        f":grey_question: Unknown subcommand {code(name, 40)}. "
-        f"Try one of {names}, or `{COMMAND} help`."
-    )
+    return ":grey_question: " + _(
+        "Unknown subcommand {name}. Try one of {names}, or `{command} help`."
+    ).format(name=code(name, 40), names=names, command=COMMAND)

@@ -11,6 +11,7 @@ from bot.render.check import EMOJI
 from bot.render.limits import actions, context, escape, header, section, split_lines, truncate
 from bot.render.watch import clock
 from bot.subcommands import ACTION_PREFIX, button
+from config.i18n import gettext as _
 from handlers.history_timeline import stamp
 from handlers.results import Status
 from handlers.watch import Incident
@@ -36,9 +37,9 @@ class HostView:
 
 
 def _host_blocks(view: HostView, now: float) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [header(f"Host {view.host}")]
+    blocks: list[dict[str, Any]] = [header(_("Host {host}").format(host=view.host))]
     if view.checked_at is None:
-        blocks.append(section("_No check recorded yet._ Run one with the button below."))
+        blocks.append(section(_("_No check recorded yet._ Run one with the button below.")))
     else:
         worst = Status.OK
         for _id, status, _summary in view.findings:
@@ -50,8 +51,10 @@ def _host_blocks(view: HostView, now: float) -> list[dict[str, Any]]:
         ]
         blocks.append(
             section(
-                f"{EMOJI[worst]} *Last check* {stamp(view.checked_at)} "
-                f"({escape(view.trigger or '?')})"
+                f"{EMOJI[worst]} "
+                + _("*Last check* {time} ({trigger})").format(
+                    time=stamp(view.checked_at), trigger=escape(view.trigger or "?")
+                )
             )
         )
         blocks.extend(section(chunk) for chunk in split_lines(lines)[:4])
@@ -59,29 +62,38 @@ def _host_blocks(view: HostView, now: float) -> list[dict[str, Any]]:
         open_ids = [m.finding.id for m in view.incident.members if m.open]
         blocks.append(
             section(
-                f":rotating_light: *Open alert* since {clock(view.incident.opened_at)}: "
-                + ", ".join(f"`{i}`" for i in open_ids)
+                ":rotating_light: "
+                + _("*Open alert* since {time}: {findings}").format(
+                    time=clock(view.incident.opened_at),
+                    findings=", ".join(f"`{i}`" for i in open_ids),
+                )
             )
         )
     elif view.watching:
-        blocks.append(section(f"{EMOJI[Status.OK]} No open alert."))
+        blocks.append(section(f"{EMOJI[Status.OK]} " + _("No open alert.")))
     for mute in view.mutes[:10]:
-        what = f"`{escape(mute.finding)}`" if mute.finding else "every finding"
+        what = f"`{escape(mute.finding)}`" if mute.finding else _("every finding")
         blocks.append(
             section(
-                f":mute: {what} muted until {clock(mute.until)} by {escape(mute.by)} "
-                "(`/dify-ollama unmute` lifts it)"
+                ":mute: "
+                + _("{what} muted until {time} by {who} (`/dify-ollama unmute` lifts it)").format(
+                    what=what, time=clock(mute.until), who=escape(mute.by)
+                )
             )
         )
     blocks.append(
         actions(
             [
-                button("Run a check", HOME_CHECK, {"host": view.host}, style="primary"),
-                button("Open the history (24 h)", HOME_HISTORY, {"host": view.host}),
+                button(_("Run a check"), HOME_CHECK, {"host": view.host}, style="primary"),
+                button(_("Open the history (24 h)"), HOME_HISTORY, {"host": view.host}),
             ]
         )
     )
-    notes = [f"watching, alerts in <#{escape(view.watching)}>" if view.watching else "watch off"]
+    notes = [
+        _("watching, alerts in {channel}").format(channel=f"<#{escape(view.watching)}>")
+        if view.watching
+        else _("watch off")
+    ]
     if view.problem:
         notes.append(f":warning: {escape(view.problem)}")
     blocks.append(context(*notes))
@@ -93,5 +105,7 @@ def render_home(views: Sequence[HostView], now: float) -> dict[str, Any]:
     for view in views:
         blocks.extend(_host_blocks(view, now))
         blocks.append({"type": "divider"})
-    blocks.append(context(f"Updated {stamp(now)} · `/dify-ollama help` for every command"))
+    blocks.append(
+        context(_("Updated {time} · `/dify-ollama help` for every command").format(time=stamp(now)))
+    )
     return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}

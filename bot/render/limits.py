@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.render.mrkdwn import escape
+from config.i18n import gettext as _
 
 MAX_BLOCKS = 50  # blocks per message
 MAX_SECTION = 3000  # characters of a section's text
@@ -102,4 +103,5 @@ def fit(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             break
         kept.append(block)
     cut = len(blocks) - len(kept)
-    return [*kept, context(f"{cut} more blocks not shown (Slack's message limits).")]
+    more = _("{count} more blocks not shown (Slack's message limits).").format(count=cut)
+    return [*kept, context(more)]

@@ -19,6 +19,8 @@ from bot.render.limits import (
     section,
     truncate,
 )
+from config.i18n import gettext as _
+from config.i18n import ngettext
 from handlers.history_timeline import span
 from handlers.results import Finding, Report, Status
 from handlers.watch import ActionDone, Incident, Member, Notice
@@ -44,38 +46,60 @@ def title(incident: Incident, now: float) -> str:
     open_members = [m for m in incident.members if m.open]
     if incident.closed_at is not None:
         took = span(incident.closed_at - incident.opened_at)
-        return f"{EMOJI[Status.OK]} Resolved on {host} after {took}"
+        return (
+            EMOJI[Status.OK]
+            + " "
+            + _("Resolved on {host} after {took}").format(host=host, took=took)
+        )
     if _stopped(incident) and all(
         m.finding.id in ("dify.project", "dify.containers") for m in open_members
     ):
-        return f":double_vertical_bar: Dify is stopped on {host} (no containers of its project)"
+        return ":double_vertical_bar: " + _(
+            "Dify is stopped on {host} (no containers of its project)"
+        ).format(host=host)
     if [m.finding.id for m in open_members] == ["docker.engine"]:
-        return f"{EMOJI[Status.FAIL]} Docker engine unreachable on {host}"
+        return EMOJI[Status.FAIL] + " " + _("Docker engine unreachable on {host}").format(host=host)
     count = len(open_members)
     worst = (
         Status.FAIL if any(m.finding.status is Status.FAIL for m in open_members) else (Status.WARN)
     )
-    word = "problem" if count == 1 else "problems"
-    return f":rotating_light: Dify ↔ Ollama on {host}: {count} {word} {EMOJI[worst]}"
+    return ":rotating_light: " + ngettext(
+        "Dify ↔ Ollama on {host}: {count} problem {emoji}",
+        "Dify ↔ Ollama on {host}: {count} problems {emoji}",
+        count,
+    ).format(host=host, count=count, emoji=EMOJI[worst])
 
 
 def _member_text(member: Member, now: float) -> str:
     seen = member.finding
     if not member.open:
         return (
-            f"{EMOJI[Status.OK]} ~{escape(truncate(seen.summary, 300))}~ `{seen.id}` "
-            f"recovered at {clock(member.recovered_at or now)}"
+            EMOJI[Status.OK]
+            + " "
+            + _("{summary} {id} recovered at {time}").format(
+                summary=f"~{escape(truncate(seen.summary, 300))}~",
+                id=f"`{seen.id}`",
+                time=clock(member.recovered_at or now),
+            )
         )
     head = f"{EMOJI[seen.status]} *{escape(truncate(seen.summary, 500))}*  `{seen.id}`"
-    changed = f"\n_was {member.was}, {seen.status} since {clock(member.since)}_"
+    changed = "\n" + _("_was {was}, {status} since {time}_").format(
+        was=member.was, status=seen.status, time=clock(member.since)
+    )
     if member.flaps:
-        changed += f" · flapping: bad again {member.flaps} time{'s' * (member.flaps != 1)}"
+        changed += " · " + ngettext(
+            "flapping: bad again {count} time", "flapping: bad again {count} times", member.flaps
+        ).format(count=member.flaps)
     if seen.id == "dify.containers" and seen.metrics.get("containers") == 0:
-        changed += (
-            "\n_No container of the project exists: taken down on purpose (`docker compose "
+        changed += "\n" + _(
+            "_No container of the project exists: taken down on purpose (`docker compose "
             "down`)? I stay quiet until it is back._"
         )
-    remedy = f"\n*Fix:* {escape(truncate(seen.remedy, 900))}" if seen.remedy else ""
+    remedy = (
+        "\n" + _("*Fix:* {remedy}").format(remedy=escape(truncate(seen.remedy, 900)))
+        if seen.remedy
+        else ""
+    )
     room = 2900 - len(head) - len(changed) - len(remedy)
     evidence = f"\n{code_block(seen.detail, room)}" if seen.detail and room > 40 else ""
     return head + changed + evidence + remedy
@@ -111,11 +135,16 @@ def render_alert(
         buttons = _buttons(member, report, finding_buttons)
         if buttons:
             blocks.append(actions(buttons))
-    notes = [f"opened {clock(incident.opened_at)}", f"incident `{escape(incident.id)}`"]
+    notes = [
+        _("opened {time}").format(time=clock(incident.opened_at)),
+        _("incident {id}").format(id=f"`{escape(incident.id)}`"),
+    ]
     if incident.flaps:
-        notes.append(f"{incident.flaps} flap{'s' * (incident.flaps != 1)}")
+        notes.append(
+            ngettext("{count} flap", "{count} flaps", incident.flaps).format(count=incident.flaps)
+        )
     if incident.closed_at is None:
-        notes.append("silence it: `/dify-ollama mute 30m [FINDING]`")
+        notes.append(_("silence it: `/dify-ollama mute 30m [FINDING]`"))
     blocks.append(context(" · ".join(notes)))
     open_ids = [m.finding.id for m in incident.members if m.open]
     text = title(incident, now) + (": " + ", ".join(open_ids) if open_ids else "")
@@ -127,9 +156,14 @@ def _by(actions_done: Sequence[ActionDone]) -> str:
         a for a in actions_done if a.command.startswith(REPAIRS) and a.outcome in DONE_OUTCOMES
     ]
     if not repairs:
-        return "on its own (no fix-env or restart ran meanwhile)"
-    parts = [f"<@{escape(a.user)}> (`{escape(a.command)}` at {clock(a.at)})" for a in repairs[-3:]]
-    return "by " + ", ".join(parts)
+        return _("on its own (no fix-env or restart ran meanwhile)")
+    parts = [
+        _("{who} ({command} at {time})").format(
+            who=f"<@{escape(a.user)}>", command=f"`{escape(a.command)}`", time=clock(a.at)
+        )
+        for a in repairs[-3:]
+    ]
+    return _("by {people}").format(people=", ".join(parts))
 
 
 def render_thread_line(notice: Notice, now: float) -> str | None:
@@ -139,27 +173,39 @@ def render_thread_line(notice: Notice, now: float) -> str | None:
 
     def lines(emoji: str, what: str) -> str:
         return "\n".join(
-            f"{emoji} `{m.finding.id}` {what}: {escape(truncate(m.finding.summary, 400))}"
+            f"{emoji} "
+            + what.format(id=f"`{m.finding.id}`", summary=escape(truncate(m.finding.summary, 400)))
             for m in members
         )
 
     if notice.kind == "joined":
-        return lines(EMOJI[Status.FAIL], "is failing now too")
+        return lines(EMOJI[Status.FAIL], _("{id} is failing now too: {summary}"))
     if notice.kind == "changed":
         return "\n".join(
-            f":arrows_counterclockwise: `{m.finding.id}` changed, now {m.finding.status}: "
-            f"{escape(truncate(m.finding.summary, 400))}"
+            ":arrows_counterclockwise: "
+            + _("{id} changed, now {status}: {summary}").format(
+                id=f"`{m.finding.id}`",
+                status=m.finding.status,
+                summary=escape(truncate(m.finding.summary, 400)),
+            )
             for m in members
         )
     if notice.kind == "flapping":
         return "\n".join(
-            f":repeat: `{m.finding.id}` is flapping (bad, good, bad again). I keep the count in "
-            "the alert above and say here when it settles."
+            ":repeat: "
+            + _(
+                "{id} is flapping (bad, good, bad again). I keep the count in the alert above "
+                "and say here when it settles."
+            ).format(id=f"`{m.finding.id}`")
             for m in members
         )
     if notice.kind == "recovered":
-        return lines(EMOJI[Status.OK], "recovered")
+        return lines(EMOJI[Status.OK], _("{id} recovered: {summary}"))
     if notice.kind == "closed":
         took = span((incident.closed_at or now) - incident.opened_at)
-        return f"{EMOJI[Status.OK]} Recovered after {took}, {_by(notice.actions)}."
+        return (
+            EMOJI[Status.OK]
+            + " "
+            + _("Recovered after {took}, {by}.").format(took=took, by=_by(notice.actions))
+        )
     return None

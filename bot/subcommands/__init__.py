@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from config.i18n import gettext as _
+
 if TYPE_CHECKING:
     from config.settings import Settings
     from handlers.results import Finding, Report
@@ -273,7 +275,7 @@ def button(
             "title": {"type": "plain_text", "text": title[:100]},
             "text": {"type": "mrkdwn", "text": body[:300]},
             "confirm": {"type": "plain_text", "text": ok[:30]},
-            "deny": {"type": "plain_text", "text": "Cancel"},
+            "deny": {"type": "plain_text", "text": _("Cancel")},
         }
     return element
 

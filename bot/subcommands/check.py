@@ -20,6 +20,7 @@ from bot.subcommands import (
     UsageError,
     button,
 )
+from config.i18n import gettext as _
 from handlers.report_text import render_text
 from handlers.results import Finding, Report, Status
 
@@ -30,21 +31,24 @@ log = logging.getLogger(__name__)
 
 def parse(args: tuple[str, ...]) -> None:
     if args:
-        raise UsageError(f"`check` takes no arguments (got {code(' '.join(args), 100)})")
+        raise UsageError(
+            _("`check` takes no arguments (got {args})").format(args=code(" ".join(args), 100))
+        )
 
 
 def run(invocation: Invocation, ctx: Context) -> str:
     progress = ctx.progress(
-        f":hourglass_flowing_sand: Checking Dify ↔ Ollama on this host… (asked by "
-        f"{invocation.user_mention})"
+        _(":hourglass_flowing_sand: Checking Dify ↔ Ollama on this host… (asked by {who})").format(
+            who=invocation.user_mention
+        )
     )
     report = ctx.check()
     notes = []
     if getattr(ctx, "shared_check", False):
-        notes.append("_Shared a check that was already running._")
+        notes.append(_("_Shared a check that was already running._"))
     engine = ctx.engine_note()
     if engine:
-        notes.append(f":warning: Docker engine unreachable: {escape(engine)}")
+        notes.append(_(":warning: Docker engine unreachable: {error}").format(error=escape(engine)))
     rendered = render_report(
         report,
         requested_by=invocation.user_mention,
@@ -64,7 +68,7 @@ def run(invocation: Invocation, ctx: Context) -> str:
                     thread,
                     "check-report.txt",
                     render_text(report),
-                    title="Full check report",
+                    title=_("Full check report"),
                 )
             except Exception as exc:  # the summary is already posted
                 log.warning("request %s: full report upload failed: %s", invocation.request_id, exc)
@@ -78,7 +82,7 @@ def chat_buttons(report: Report) -> list[dict[str, Any]]:
         return []
     if project.status is not Status.OK:
         return []
-    return [button("Chat test", CHAT_ACTION, {"v": 1})]
+    return [button(_("Chat test"), CHAT_ACTION, {"v": 1})]
 
 
 def chat_test(ctx: Context) -> Finding:
@@ -87,18 +91,18 @@ def chat_test(ctx: Context) -> Finding:
 
     report = run_check(ctx.settings, ("dify.chat",), chat="on")
     found = report.finding("dify.chat")
-    return found or Finding("dify.chat", Status.FAIL, "the chat test gave no answer")
+    return found or Finding("dify.chat", Status.FAIL, _("the chat test gave no answer"))
 
 
 def on_chat_click(click: Click, ctx: Context) -> str:
     # click.thread_ts is the report's thread: the answer goes under the report.
-    waiting = (
-        f":hourglass_flowing_sand: Chat test: one token from a configured model, from inside "
-        f"Dify (up to {ctx.settings.chat_timeout:g} s; asked by {click.user_mention})"
-    )
+    waiting = _(
+        ":hourglass_flowing_sand: Chat test: one token from a configured model, from inside "
+        "Dify (up to {seconds} s; asked by {who})"
+    ).format(seconds=f"{ctx.settings.chat_timeout:g}", who=click.user_mention)
     ts = ctx.post(click.channel_id, waiting, thread_ts=click.thread_ts)
     found = chat_test(ctx)
-    rendered = render_finding(found, "Chat test", click.user_mention)
+    rendered = render_finding(found, _("Chat test"), click.user_mention)
     ctx.update(click.channel_id, ts, rendered.text, rendered.blocks)
     return str(found.status)
 
@@ -108,7 +112,7 @@ def register(registry: Registry) -> None:
         Subcommand(
             name="check",
             usage="check",
-            summary="Diagnose Dify ↔ Ollama connectivity (read-only)",
+            summary=_("Diagnose Dify ↔ Ollama connectivity (read-only)"),
             mutating=False,
             run=run,
             parse=parse,

@@ -40,6 +40,7 @@ from bot.subcommands import (
     button,
 )
 from bot.subcommands.restart import refused_early, restart_button
+from config.i18n import gettext as _
 from handlers.mutation_lock import AlreadyDone, Busy, once
 from handlers.results import Finding, HandlerError, Report
 
@@ -63,7 +64,7 @@ def parse(args: tuple[str, ...]) -> str:
         return "plan"
     if args == ("undo",):
         return "undo"
-    raise UsageError(f"unexpected {code(' '.join(args), 60)}")
+    raise UsageError(_("unexpected {args}").format(args=code(" ".join(args), 60)))
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -79,44 +80,58 @@ def _plan_body(plan: Any, limit: int) -> list[dict[str, Any]]:
     number = 0
     if plan.env:
         number += 1
-        verb = "Create `.env` from `.env.example`" if plan.env.base_sha256 is None else "Edit"
-        title = f"*{number}. {verb}* {code(plan.env_path)} (only the lines shown change)"
+        verb = _("Create `.env` from `.env.example`") if plan.env.base_sha256 is None else _("Edit")
+        title = _("*{number}. {verb}* {path} (only the lines shown change)").format(
+            number=number, verb=verb, path=code(plan.env_path)
+        )
         if "OPENAI_API_BASE" in plan.env.values:
-            title += "\n_OPENAI_API_BASE is legacy on Dify 1.x; set because the usual steps do._"
+            title += "\n" + _(
+                "_OPENAI_API_BASE is legacy on Dify 1.x; set because the usual steps do._"
+            )
         blocks += _step_sections(title, plan.env.preview, limit)
     if plan.override:
         number += 1
-        verb = "Create" if plan.override.base_sha256 is None else "Merge into"
-        title = (
-            f"*{number}. {verb}* {code(plan.override.path)}: map host.docker.internal to the "
-            f"host for {escape(', '.join(plan.override.services))}"
+        verb = _("Create") if plan.override.base_sha256 is None else _("Merge into")
+        title = _(
+            "*{number}. {verb}* {path}: map host.docker.internal to the host for {services}"
+        ).format(
+            number=number,
+            verb=verb,
+            path=code(plan.override.path),
+            services=escape(", ".join(plan.override.services)),
         )
         notes = "".join(f"\n_{escape(n)}_" for n in plan.override.notes)
         blocks += _step_sections(title + notes, plan.override.preview, limit)
     if plan.db:
         number += 1
-        title = (
-            f"*{number}. :warning: Writes Dify's database* ({escape(plan.db.service)}, database "
-            f"{code(plan.db.database)}): only the `base_url` of {len(plan.db.rows)} Ollama "
-            "row(s), in one transaction, originals saved to the backup first; then Dify's "
-            "cached credentials are deleted from Redis."
+        title = _(
+            "*{number}. :warning: Writes Dify's database* ({service}, database {database}): "
+            "only the `base_url` of {rows} Ollama row(s), in one transaction, originals saved "
+            "to the backup first; then Dify's cached credentials are deleted from Redis."
+        ).format(
+            number=number,
+            service=escape(plan.db.service),
+            database=code(plan.db.database),
+            rows=len(plan.db.rows),
         )
         blocks += _step_sections(title, plan.db.preview, limit)
     if plan.restart_services:
         blocks.append(
             section(
-                "*Then* *Restart affected services* recreates "
-                + escape(", ".join(plan.restart_services))
-                + " (db and redis keep running) and re-checks."
+                _(
+                    "*Then* *Restart affected services* recreates {services} "
+                    "(db and redis keep running) and re-checks."
+                ).format(services=escape(", ".join(plan.restart_services)))
             )
         )
     for item in plan.instructions:
-        blocks += _step_sections(f"*By hand: {escape(item.title)}*", item.text, min(limit, 2600))
+        title = _("*By hand: {title}*").format(title=escape(item.title))
+        blocks += _step_sections(title, item.text, min(limit, 2600))
     if plan.unfixed:
-        lines = ["*Not fixed by fix-env:*", *(f"• {escape(line)}" for line in plan.unfixed)]
+        lines = [_("*Not fixed by fix-env:*"), *(f"• {escape(line)}" for line in plan.unfixed)]
         blocks += [section(chunk) for chunk in split_lines(lines, limit)][:3]
     if not plan.has_changes and not plan.instructions:
-        blocks.append(section("Nothing to fix: no finding that fix-env repairs is failing."))
+        blocks.append(section(_("Nothing to fix: no finding that fix-env repairs is failing.")))
     return blocks[:MAX_PLAN_BLOCKS]
 
 
@@ -135,7 +150,9 @@ def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list
     """The plan as Block Kit: one section per step (previews masked), Apply/Cancel buttons.
     Within Slack's limits whatever the plan: steps share PLAN_TEXT characters, so the
     buttons and the context line always fit."""
-    blocks: list[dict[str, Any]] = [header(f":wrench: fix-env plan for {plan.project}")]
+    blocks: list[dict[str, Any]] = [
+        header(":wrench: " + _("fix-env plan for {project}").format(project=plan.project))
+    ]
     if note:
         blocks.append(section(truncate(note, 1500)))
     body = _plan_body(plan, MAX_SECTION)
@@ -145,44 +162,56 @@ def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list
     if plan.has_changes and plan.state == "planned":
         blocks.append(actions(_plan_buttons(plan)))
     blocks.append(
-        context(f"plan {code(plan.id)} · {escape(plan.dify_dir)} · asked by {requested_by}")
+        context(
+            _("plan {id} · {folder} · asked by {who}").format(
+                id=code(plan.id), folder=escape(plan.dify_dir), who=requested_by
+            )
+        )
     )
-    text = escape(f"fix-env plan for {plan.project}: {plan.summary()}")
+    text = escape(
+        _("fix-env plan for {project}").format(project=plan.project) + f": {plan.summary()}"
+    )
     return text, blocks
 
 
 def _plan_buttons(plan: Any) -> list[dict[str, Any]]:
     writes = ["`.env`"] if plan.env else []
     if plan.override:
-        writes.append("the compose override")
+        writes.append(_("the compose override"))
     if plan.db:
-        writes.append(f"*Dify's database* ({len(plan.db.rows)} row(s)) and its Redis cache")
-    body = (
-        f"This changes {', '.join(writes)} on the host. A backup is saved first; *Undo* "
-        "restores it. Containers are recreated only when you click *Restart* afterwards."
-    )
+        writes.append(
+            _("*Dify's database* ({rows} row(s)) and its Redis cache").format(
+                rows=len(plan.db.rows)
+            )
+        )
+    body = _(
+        "This changes {what} on the host. A backup is saved first; *Undo* restores it. "
+        "Containers are recreated only when you click *Restart* afterwards."
+    ).format(what=", ".join(writes))
     return [
         button(
-            "Apply",
+            _("Apply"),
             APPLY,
             {"plan": plan.id},
             style="primary",
-            confirm=("Apply this fix?", body, "Apply"),
+            confirm=(_("Apply this fix?"), body, _("Apply")),
         ),
-        button("Cancel", CANCEL, {"plan": plan.id}),
+        button(_("Cancel"), CANCEL, {"plan": plan.id}),
     ]
 
 
 def _applied_blocks(result: Any, user_id: str) -> tuple[str, list[dict[str, Any]]]:
     lines = [f"• {escape(c)}" for c in result.changed]
     lines += [f"• :warning: {escape(w)}" for w in result.warnings]
-    text = f":white_check_mark: fix-env applied by {mention(user_id)}"
-    services = escape(", ".join(result.restart_services) or "nothing")
+    text = ":white_check_mark: " + _("fix-env applied by {who}").format(who=mention(user_id))
+    services = escape(", ".join(result.restart_services) or _("nothing"))
     return text, [
         section(text + "\n" + "\n".join(lines)),
         section(
-            "The running containers still have the old configuration: *Restart affected "
-            f"services* recreates {services} (db and redis keep running), then re-checks."
+            _(
+                "The running containers still have the old configuration: *Restart affected "
+                "services* recreates {services} (db and redis keep running), then re-checks."
+            ).format(services=services)
         ),
         actions(
             [
@@ -190,21 +219,27 @@ def _applied_blocks(result: Any, user_id: str) -> tuple[str, list[dict[str, Any]
                 _undo_button(result.backup_id),
             ]
         ),
-        context(f"backup {code(result.backup_id)} (private to the bot's user on the host)"),
+        context(
+            _("backup {id} (private to the bot's user on the host)").format(
+                id=code(result.backup_id)
+            )
+        ),
     ]
 
 
 def _undo_button(backup_id: str) -> dict[str, Any]:
     return button(
-        "Undo",
+        _("Undo"),
         UNDO,
         {"backup": backup_id},
         style="danger",
         confirm=(
-            "Undo this fix?",
-            "Restores .env, the compose override and the database rows byte for byte from the "
-            "backup (then restart again to apply it).",
-            "Undo",
+            _("Undo this fix?"),
+            _(
+                "Restores .env, the compose override and the database rows byte for byte from "
+                "the backup (then restart again to apply it)."
+            ),
+            _("Undo"),
         ),
     )
 
@@ -214,7 +249,8 @@ def _post_plan(ctx: Context, channel: str, thread_ts: str | None, user_id: str) 
     from handlers import fix_plan
 
     progress = ctx.progress(
-        f":hourglass_flowing_sand: Checking and planning fix-env… (asked by {mention(user_id)})"
+        ":hourglass_flowing_sand: "
+        + _("Checking and planning fix-env… (asked by {who})").format(who=mention(user_id))
     )
     report = ctx.check()
     plan = fix_plan.make_plan(ctx.settings, report)
@@ -244,13 +280,12 @@ def _offer_undo(ctx: Context, invocation: Invocation) -> str:
 
     found = backups.latest_undoable(ctx.settings.backup_path)
     if found is None:
-        ctx.reply(":information_source: No fix-env backup to undo on this host.")
+        ctx.reply(":information_source: " + _("No fix-env backup to undo on this host."))
         return "nothing"
-    text = (
-        f":leftwards_arrow_with_hook: Undo the fix-env applied at {escape(found.created_at)} by "
-        f"{recorded_user(found.user)}? It restores .env, the compose override and the database "
-        "rows from its backup."
-    )
+    text = ":leftwards_arrow_with_hook: " + _(
+        "Undo the fix-env applied at {when} by {who}? It restores .env, the compose override "
+        "and the database rows from its backup."
+    ).format(when=escape(found.created_at), who=recorded_user(found.user))
     ctx.reply(text, [section(text), actions([_undo_button(found.id)])])
     return "confirm-asked"
 
@@ -263,7 +298,7 @@ def fix_button(finding: Finding, report: Report) -> dict[str, Any] | None:
     first = next((f for f in report.findings if fixable(f)), None)
     if first is None or first.id != finding.id:
         return None
-    return button("Fix", FIX, {"f": finding.id}, style="primary")
+    return button(_("Fix"), FIX, {"f": finding.id}, style="primary")
 
 
 def on_fix(click: Click, ctx: Context) -> str:
@@ -275,7 +310,8 @@ def on_fix(click: Click, ctx: Context) -> str:
             return _post_plan(ctx, click.channel_id, click.thread_ts, click.user_id)
     except AlreadyDone:
         ctx.ephemeral(
-            ":information_source: The fix-env plan for this report is already in its thread."
+            ":information_source: "
+            + _("The fix-env plan for this report is already in its thread.")
         )
         return "duplicate"
 
@@ -286,7 +322,7 @@ def on_apply(click: Click, ctx: Context) -> str:
     plan_id = str((click.value or {}).get("plan", ""))
     plan = fix_plan.load_plan(ctx.settings, plan_id)
     if plan.state == "cancelled":
-        ctx.ephemeral(":information_source: This plan was cancelled; run `fix-env` again.")
+        ctx.ephemeral(":information_source: " + _("This plan was cancelled; run `fix-env` again."))
         return "cancelled"
     if refused_early(ctx, f"apply:{plan.id}"):
         return "duplicate"
@@ -296,9 +332,8 @@ def on_apply(click: Click, ctx: Context) -> str:
     def progress(line: str) -> None:
         # Called by the handler while it changes the host: it must never raise into it.
         if message_ts is not None:
-            text = (
-                f":hourglass_flowing_sand: Applying plan {code(plan.id)} (by {asked}): "
-                f"{escape(line)}"
+            text = ":hourglass_flowing_sand: " + _("Applying plan {id} (by {who}): {step}").format(
+                id=code(plan.id), who=asked, step=escape(line)
             )
             quietly(
                 "apply progress",
@@ -315,7 +350,7 @@ def on_apply(click: Click, ctx: Context) -> str:
     except HandlerError as exc:
         ctx.audit("fix-env:failed", plan=plan.id, error=str(exc)[:300])
         if message_ts is not None:
-            note = f":x: Applying failed: {error_text(exc)}"
+            note = ":x: " + _("Applying failed: {error}").format(error=error_text(exc))
             text, blocks = render_plan(fix_plan.load_plan(ctx.settings, plan.id), asked, note)
             deliver("apply failure", lambda: ctx.update(click.channel_id, message_ts, text, blocks))
         return "failed"
@@ -329,7 +364,8 @@ def on_apply(click: Click, ctx: Context) -> str:
     )
     applied = fix_plan.load_plan(ctx.settings, plan.id)
     if message_ts is not None:
-        done, done_blocks = render_plan(applied, asked, f":white_check_mark: Applied by {asked}.")
+        note = ":white_check_mark: " + _("Applied by {who}.").format(who=asked)
+        done, done_blocks = render_plan(applied, asked, note)
         deliver("applied plan", lambda: ctx.update(click.channel_id, message_ts, done, done_blocks))
     text, blocks = _applied_blocks(result, click.user_id)
     deliver("apply result", lambda: ctx.reply(text, blocks))
@@ -341,13 +377,15 @@ def on_cancel(click: Click, ctx: Context) -> str:
 
     plan = fix_plan.cancel_plan(ctx.settings, str((click.value or {}).get("plan", "")))
     if plan.state != "cancelled":
-        ctx.ephemeral(f":information_source: Plan {code(plan.id)} is already {escape(plan.state)}.")
+        ctx.ephemeral(
+            ":information_source: "
+            + _("Plan {id} is already {state}.").format(id=code(plan.id), state=escape(plan.state))
+        )
         return plan.state
     message_ts = click.message_ts
     if message_ts is not None:
-        text, blocks = render_plan(
-            plan, mention(click.user_id), f":no_entry_sign: Cancelled by {mention(click.user_id)}."
-        )
+        note = ":no_entry_sign: " + _("Cancelled by {who}.").format(who=mention(click.user_id))
+        text, blocks = render_plan(plan, mention(click.user_id), note)
         deliver("cancelled plan", lambda: ctx.update(click.channel_id, message_ts, text, blocks))
     return "cancelled"
 
@@ -358,7 +396,7 @@ def on_undo(click: Click, ctx: Context) -> str:
     backup_id = str((click.value or {}).get("backup", ""))
     if refused_early(ctx, f"undo:{backup_id}"):
         return "duplicate"
-    head = f":hourglass_flowing_sand: Undoing (by {mention(click.user_id)})"
+    head = ":hourglass_flowing_sand: " + _("Undoing (by {who})").format(who=mention(click.user_id))
     live = ctx.progress(f"{head}…")
 
     def progress(line: str) -> None:
@@ -374,15 +412,15 @@ def on_undo(click: Click, ctx: Context) -> str:
         deliver("undo refusal", lambda: live.update(text, blocks))
         return "refused"
     except HandlerError as exc:  # Busy and AlreadyDone included
-        text = f":x: Undo did not run: {error_text(exc)}"
+        text = ":x: " + _("Undo did not run: {error}").format(error=error_text(exc))
         deliver("undo failure", lambda: live.update(text, [section(text)]))
         return "failed"
     ctx.audit("fix-env:undone", backup=result.backup_id)
     lines = "\n".join(f"• {escape(line)}" for line in result.lines())
-    text = f":leftwards_arrow_with_hook: Undone by {mention(click.user_id)}"
+    text = ":leftwards_arrow_with_hook: " + _("Undone by {who}").format(who=mention(click.user_id))
     blocks = [
         section(f"{text}\n{lines}"),
-        section("Restart to apply the restored configuration:"),
+        section(_("Restart to apply the restored configuration:")),
         actions([restart_button({"backup": result.backup_id, "undo": True})]),
     ]
     deliver("undo result", lambda: live.update(text, blocks))
@@ -392,16 +430,18 @@ def on_undo(click: Click, ctx: Context) -> str:
 def render_conflict(exc: UndoConflict) -> tuple[str, list[dict[str, Any]]]:
     """An undo refused because files changed after the fix: what changed (masked), and the
     command that overrides it, which only someone at the host can run."""
-    text = f":no_entry: Undo refused: {escape(str(exc))}"
+    text = ":no_entry: " + _("Undo refused: {reason}").format(reason=escape(str(exc)))
     command = f"dify-ollama fix-env --undo {exc.backup_id} --force"
     blocks = [section(text)]
     if exc.diff:
         diff = code_block(exc.diff, 2600)
-        blocks.append(section(f"Changed since the fix (secrets masked):\n{diff}"))
+        blocks.append(section(_("Changed since the fix (secrets masked):") + f"\n{diff}"))
     blocks.append(
         section(
-            f"To overwrite those changes anyway, run {code(command)} on the host "
-            "(the current files are saved first)."
+            _(
+                "To overwrite those changes anyway, run {command} on the host "
+                "(the current files are saved first)."
+            ).format(command=code(command))
         )
     )
     return text, blocks
@@ -412,7 +452,7 @@ def register(registry: Registry) -> None:
         Subcommand(
             name="fix-env",
             usage=USAGE,
-            summary="Plan the repairs check calls for; apply, restart and undo with buttons",
+            summary=_("Plan the repairs check calls for; apply, restart and undo with buttons"),
             mutating=True,
             run=run,
             parse=parse,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot.render.help import render_help
 from bot.subcommands import Context, Invocation, Registry, Subcommand
+from config.i18n import gettext as _
 
 
 def run(invocation: Invocation, ctx: Context) -> str:
@@ -15,5 +16,5 @@ def run(invocation: Invocation, ctx: Context) -> str:
 
 def register(registry: Registry) -> None:
     registry.add_subcommand(
-        Subcommand(name="help", usage="help", summary="This list", mutating=False, run=run)
+        Subcommand(name="help", usage="help", summary=_("This list"), mutating=False, run=run)
     )

@@ -9,6 +9,7 @@ import time
 from bot.render.history import render_timeline
 from bot.render.limits import escape
 from bot.subcommands import Context, Invocation, Registry, Subcommand, UsageError
+from config.i18n import gettext as _
 from handlers.history import open_history
 from handlers.history_timeline import build_timeline, parse_since
 from handlers.results import HandlerError
@@ -20,7 +21,7 @@ USAGE = "history [24h|7d|WINDOW]"
 
 def parse(args: tuple[str, ...]) -> tuple[str, float]:
     if len(args) > 1:
-        raise UsageError("history takes one window, such as 24h or 7d")
+        raise UsageError(_("history takes one window, such as 24h or 7d"))
     window = args[0] if args else "24h"
     try:
         return window, parse_since(window)
@@ -57,11 +58,14 @@ def run(invocation: Invocation, ctx: Context) -> str:
             thread_ts=thread,
             filename="dify-ollama-history.png",
             content=png,
-            title=f"Reach latency and status, last {window}",
+            title=_("Reach latency and status, last {window}").format(window=window),
         )
     except Exception as exc:  # the timeline is posted; say why the picture is not
         log.warning("request %s: chart upload failed: %s", invocation.request_id, exc)
-        ctx.ephemeral(f":warning: The chart could not be uploaded ({type(exc).__name__}).")
+        ctx.ephemeral(
+            ":warning: "
+            + _("The chart could not be uploaded ({error}).").format(error=type(exc).__name__)
+        )
         return "no-chart"
     return "ok"
 
@@ -71,7 +75,7 @@ def register(registry: Registry) -> None:
         Subcommand(
             name="history",
             usage=USAGE,
-            summary="Incidents of the last 24 h (or 7d ...) and a latency/status chart",
+            summary=_("Incidents of the last 24 h (or 7d ...) and a latency/status chart"),
             mutating=False,
             run=run,
             parse=parse,

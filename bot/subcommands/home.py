@@ -10,6 +10,7 @@ from bot.render.home import HOME_CHECK, HOME_HISTORY, render_home
 from bot.render.limits import section
 from bot.subcommands import Action, Click, Context, Registry
 from bot.watch import triggered_by
+from config.i18n import gettext as _
 from handlers.history import open_history
 from handlers.history_timeline import build_timeline
 
@@ -49,7 +50,7 @@ def on_history(click: Click, ctx: Context) -> str:
         {
             "type": "context",
             "elements": [
-                {"type": "mrkdwn", "text": "`/dify-ollama history 7d` posts the chart too."}
+                {"type": "mrkdwn", "text": _("`/dify-ollama history 7d` posts the chart too.")}
             ],
         }
     )
@@ -57,8 +58,8 @@ def on_history(click: Click, ctx: Context) -> str:
         trigger_id=click.trigger_id,
         view={
             "type": "modal",
-            "title": {"type": "plain_text", "text": "Dify ↔ Ollama history"},
-            "close": {"type": "plain_text", "text": "Close"},
+            "title": {"type": "plain_text", "text": _("Dify ↔ Ollama history")},
+            "close": {"type": "plain_text", "text": _("Close")},
             "blocks": blocks[:100],
         },
     )

@@ -26,6 +26,8 @@ from bot.subcommands import (
     UsageError,
     button,
 )
+from config.i18n import gettext as _
+from config.i18n import ngettext
 from handlers.logs import (
     USAGE,
     LogRequest,
@@ -72,26 +74,38 @@ def parse(args: tuple[str, ...]) -> LogRequest:
 
 
 def _facts(result: LogResult) -> str:
-    parts = [f"container {code(result.container)}", escape(result.state)]
-    shown = f"{result.lines_returned} line{'s' * (result.lines_returned != 1)}"
+    parts = [_("container {name}").format(name=code(result.container)), escape(result.state)]
+    count = result.lines_returned
     if result.grep:
-        shown += f" of {result.lines_fetched}"
+        shown = ngettext("{count} line of {fetched}", "{count} lines of {fetched}", count).format(
+            count=count, fetched=result.lines_fetched
+        )
+    else:
+        shown = ngettext("{count} line", "{count} lines", count).format(count=count)
     parts.append(shown)
     if result.redactions:
-        parts.append(f"{result.redactions} secret{'s' * (result.redactions != 1)} redacted")
+        parts.append(
+            ngettext(
+                "{count} secret redacted", "{count} secrets redacted", result.redactions
+            ).format(count=result.redactions)
+        )
     if result.truncated:
-        parts.append("long lines cut")
+        parts.append(_("long lines cut"))
     return " · ".join(parts)
 
 
 def render(result: LogResult, requested_by: str) -> LogsMessage:
     """Pure: a LogResult as Slack messages (the bench times this step too)."""
     # requested_by is a <@U123> mention: Slack renders it, so it is not escaped.
-    header = f"Logs: {escape(result.describe())}, asked by {requested_by}"
+    header = _("Logs: {what}, asked by {who}").format(
+        what=escape(result.describe()), who=requested_by
+    )
     notes = [f":warning: {escape(note)}" for note in result.notes]
     parent_blocks = [section(header), context(_facts(result), *notes)]
     if result.empty:
-        text = "Nothing to show: " + escape("; ".join(result.notes) or "the log is empty")
+        text = _("Nothing to show: {why}").format(
+            why=escape("; ".join(result.notes) or _("the log is empty"))
+        )
         return LogsMessage(header, parent_blocks, reply_text=text, reply_blocks=[section(text)])
     inline = code_block(result.text, MAX_SECTION)
     small = (
@@ -109,7 +123,9 @@ def render(result: LogResult, requested_by: str) -> LogsMessage:
     upload = Upload(
         filename=f"{result.service}-{stamp}.log",
         content=result.text + "\n",
-        title=f"{result.describe()} ({result.container}, redacted)",
+        title=_("{what} ({container}, redacted)").format(
+            what=result.describe(), container=result.container
+        ),
     )
     return LogsMessage(header, parent_blocks, upload=upload)
 
@@ -147,7 +163,7 @@ def run(invocation: Invocation, ctx: Context) -> str:
 def logs_button(finding: Finding, report: Report) -> dict[str, Any] | None:
     if not finding.service or finding.status not in (Status.FAIL, Status.WARN):
         return None
-    return button("Logs", LOGS_ACTION, {"service": finding.service, "lines": BUTTON_LINES})
+    return button(_("Logs"), LOGS_ACTION, {"service": finding.service, "lines": BUTTON_LINES})
 
 
 def on_click(click: Click, ctx: Context) -> str:
@@ -156,7 +172,7 @@ def on_click(click: Click, ctx: Context) -> str:
         service = parse_service(str(value.get("service", "")))
         lines = parse_lines(value.get("lines", BUTTON_LINES))
     except LogsUsageError:
-        ctx.ephemeral("This Logs button is not valid any more: use `/dify-ollama logs SERVICE`.")
+        ctx.ephemeral(_("This Logs button is not valid any more: use `/dify-ollama logs SERVICE`."))
         return "usage"
     result = fetch_logs(ctx.settings, service, lines)
     # click.thread_ts is the report's thread: the logs go under the report.
@@ -169,7 +185,7 @@ def register(registry: Registry) -> None:
         Subcommand(
             name="logs",
             usage=USAGE,
-            summary="A service's recent log, secrets redacted, in a thread",
+            summary=_("A service's recent log, secrets redacted, in a thread"),
             mutating=False,
             run=run,
             parse=parse,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from bot.render.limits import escape
 from bot.render.watch import clock
 from bot.subcommands import Context, Invocation, Registry, Subcommand, UsageError
+from config.i18n import gettext as _
 from handlers.history_timeline import parse_since, span
 from handlers.watch_store import add_mute, remove_mutes
 
@@ -26,7 +27,11 @@ class MuteOptions:
 
 def _shape(word: str) -> str:
     if not _FINDING.fullmatch(word):
-        raise UsageError(f"`{escape(word[:60])}` is not a finding id such as container.reach")
+        raise UsageError(
+            _("{word} is not a finding id such as container.reach").format(
+                word=f"`{escape(word[:60])}`"
+            )
+        )
     return word
 
 
@@ -34,25 +39,29 @@ def _finding(word: str) -> str:
     from handlers.probes import FINDING_IDS  # not in the ack path: it loads docker-py
 
     if word not in FINDING_IDS:
-        raise UsageError(f"unknown finding id `{word}`; known: {', '.join(FINDING_IDS)}")
+        raise UsageError(
+            _("unknown finding id {word}; known: {known}").format(
+                word=f"`{word}`", known=", ".join(FINDING_IDS)
+            )
+        )
     return word
 
 
 def parse_mute(args: tuple[str, ...]) -> MuteOptions:
     if not args or len(args) > 2:
-        raise UsageError("give a duration such as 30m, and optionally one finding id")
+        raise UsageError(_("give a duration such as 30m, and optionally one finding id"))
     try:
         seconds = parse_since(args[0])
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if seconds > MAX_MUTE:
-        raise UsageError("a mute lasts at most 7 days")
+        raise UsageError(_("a mute lasts at most 7 days"))
     return MuteOptions(seconds, _shape(args[1]) if len(args) == 2 else None)
 
 
 def parse_unmute(args: tuple[str, ...]) -> str | None:
     if len(args) > 1:
-        raise UsageError("unmute takes at most one finding id")
+        raise UsageError(_("unmute takes at most one finding id"))
     return _shape(args[0]) if args else None
 
 
@@ -63,10 +72,18 @@ def run_mute(invocation: Invocation, ctx: Context) -> str:
     mute = add_mute(
         ctx.settings.state_path, finding, now + options.seconds, invocation.user_id, now
     )
-    what = f"`{finding}`" if finding else "every finding"
+    what = f"`{finding}`" if finding else _("every finding")
     ctx.reply(
-        f":mute: Watch alerts for {what} muted for {span(options.seconds)} (until "
-        f"{clock(mute.until)}) by {invocation.user_mention}. `/dify-ollama unmute` lifts it."
+        ":mute: "
+        + _(
+            "Watch alerts for {what} muted for {span} (until {time}) by {who}. "
+            "`/dify-ollama unmute` lifts it."
+        ).format(
+            what=what,
+            span=span(options.seconds),
+            time=clock(mute.until),
+            who=invocation.user_mention,
+        )
     )
     return "ok"
 
@@ -75,10 +92,17 @@ def run_unmute(invocation: Invocation, ctx: Context) -> str:
     finding = _finding(invocation.options) if invocation.options else None
     lifted = remove_mutes(ctx.settings.state_path, finding, time.time())
     if not lifted:
-        ctx.reply(f"Nothing was muted{f' for `{finding}`' if finding else ''}.")
+        ctx.reply(
+            _("Nothing was muted for {finding}.").format(finding=f"`{finding}`")
+            if finding
+            else _("Nothing was muted.")
+        )
         return "nothing"
-    names = ", ".join(f"`{m.finding}`" if m.finding else "every finding" for m in lifted)
-    ctx.reply(f":loud_sound: Unmuted {names} ({invocation.user_mention}).")
+    names = ", ".join(f"`{m.finding}`" if m.finding else _("every finding") for m in lifted)
+    ctx.reply(
+        ":loud_sound: "
+        + _("Unmuted {names} ({who}).").format(names=names, who=invocation.user_mention)
+    )
     return "ok"
 
 
@@ -87,7 +111,7 @@ def register(registry: Registry) -> None:
         Subcommand(
             name="mute",
             usage="mute DURATION [FINDING]",
-            summary="Hold back watch alerts (all, or one finding) for e.g. 30m",
+            summary=_("Hold back watch alerts (all, or one finding) for e.g. 30m"),
             mutating=True,
             run=run_mute,
             parse=parse_mute,
@@ -97,7 +121,7 @@ def register(registry: Registry) -> None:
         Subcommand(
             name="unmute",
             usage="unmute [FINDING]",
-            summary="Lift a mute of the watch's alerts",
+            summary=_("Lift a mute of the watch's alerts"),
             mutating=True,
             run=run_unmute,
             parse=parse_unmute,

@@ -28,6 +28,7 @@ from bot.subcommands import (
     UsageError,
     button,
 )
+from config.i18n import gettext as _
 from handlers.mutation_lock import AlreadyDone, Busy, precheck
 from handlers.report_text import render_text
 from handlers.results import HandlerError
@@ -39,11 +40,14 @@ RESTART_APPLY = ACTION_PREFIX + "restart:apply"
 RESTART_ALL = ACTION_PREFIX + "restart:all"
 USAGE = "restart [SERVICE...] | restart --all"
 _SERVICE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-ALL_WARNING = (
-    "`restart --all` is the seed's `down` + `up -d`: it stops *every* service of the Dify "
-    "stack, db and redis included, and Dify is unavailable until all are back. The default "
-    "`restart` recreates only the services whose configuration changed."
-)
+
+
+def all_warning() -> str:
+    return _(
+        "`restart --all` is the seed's `down` + `up -d`: it stops *every* service of the Dify "
+        "stack, db and redis included, and Dify is unavailable until all are back. The default "
+        "`restart` recreates only the services whose configuration changed."
+    )
 
 
 @dataclass(frozen=True)
@@ -59,13 +63,13 @@ def parse(args: tuple[str, ...]) -> RestartOptions:
         if arg == "--all":
             everything = True
         elif arg.startswith("-"):
-            raise UsageError(f"unknown option {code(arg, 40)}")
+            raise UsageError(_("unknown option {option}").format(option=code(arg, 40)))
         elif _SERVICE.match(arg):
             services.append(arg)
         else:
-            raise UsageError(f"{code(arg, 40)} is not a service name")
+            raise UsageError(_("{name} is not a service name").format(name=code(arg, 40)))
     if everything and services:
-        raise UsageError("`--all` takes no service names")
+        raise UsageError(_("`--all` takes no service names"))
     return RestartOptions(tuple(dict.fromkeys(services)), everything)
 
 
@@ -109,11 +113,15 @@ def run_restart(
     if refused_early(ctx, key):
         return "duplicate"
     what = {
-        "apply": "Applying configuration (recreating what changed)",
-        "services": f"Restarting {escape(', '.join(services))}",
-        "all": "Restarting the whole stack (down + up -d)",
+        "apply": _("Applying configuration (recreating what changed)"),
+        "services": _("Restarting {services}").format(services=escape(", ".join(services))),
+        "all": _("Restarting the whole stack (down + up -d)"),
     }[mode]
-    live = _Live(ctx, f":arrows_counterclockwise: {what}… (by {mention(user_id)})")
+    live = _Live(
+        ctx,
+        ":arrows_counterclockwise: "
+        + _("{what}… (by {who})").format(what=what, who=mention(user_id)),
+    )
     thread = thread_ts or live.ts
 
     def restarted(result: RestartResult) -> None:
@@ -127,9 +135,17 @@ def run_restart(
         )
         icon = ":white_check_mark:" if result.ready else ":warning:"
         summary = (
-            f"{icon} {what}: done in {result.duration_ms / 1000:.1f} s (by {mention(user_id)})"
-            if result.ready
-            else f"{icon} {what}: not ready in time: {escape(', '.join(result.not_ready))}"
+            icon
+            + " "
+            + (
+                _("{what}: done in {seconds} s (by {who})").format(
+                    what=what, seconds=f"{result.duration_ms / 1000:.1f}", who=mention(user_id)
+                )
+                if result.ready
+                else _("{what}: not ready in time: {services}").format(
+                    what=what, services=escape(", ".join(result.not_ready))
+                )
+            )
         )
         evidence = code_block("\n".join(result.lines()), 2900)
         live.done(summary, [section(summary), section(evidence)])
@@ -151,7 +167,7 @@ def run_restart(
         return "busy" if isinstance(exc, Busy) else "duplicate"
     except HandlerError as exc:
         ctx.audit("restart:failed", mode=mode, error=str(exc)[:300])
-        text = f":x: Restart failed: {error_text(exc)}"
+        text = ":x: " + _("Restart failed: {error}").format(error=error_text(exc))
         live.done(text, [section(text)])
         return "failed"
     report = verified.report
@@ -160,13 +176,13 @@ def run_restart(
         report,
         requested_by=mention(user_id),
         finding_buttons=ctx.registry.finding_buttons,
-        notes=["_Re-check after the restart._"],
+        notes=[_("_Re-check after the restart._")],
         max_blocks=MAX_BLOCKS - 1,
     )
     verdict = (
-        ":white_check_mark: Verified: no failing finding after the restart."
+        ":white_check_mark: " + _("Verified: no failing finding after the restart.")
         if report.exit_code == 0
-        else ":x: Still failing after the restart: see the findings below."
+        else ":x: " + _("Still failing after the restart: see the findings below.")
     )
     text, blocks = f"{verdict} {rendered.text}", [section(verdict), *rendered.blocks]
     if live.ts is not None and thread is not None:
@@ -175,7 +191,7 @@ def run_restart(
             deliver(
                 "full re-check report",
                 lambda: ctx.upload_text(
-                    channel, thread, "check-report.txt", render_text(report), "Full check report"
+                    channel, thread, "check-report.txt", render_text(report), _("Full check report")
                 ),
             )
     else:  # ephemeral replies
@@ -198,7 +214,7 @@ def refused_early(ctx: Context, key: str | None) -> bool:
 def run(invocation: Invocation, ctx: Context) -> str:
     opts: RestartOptions = invocation.options or RestartOptions()
     if opts.all:
-        text = f":warning: {ALL_WARNING}"
+        text = f":warning: {all_warning()}"
         ctx.reply(
             text,
             [
@@ -206,20 +222,22 @@ def run(invocation: Invocation, ctx: Context) -> str:
                 actions(
                     [
                         button(
-                            "Restart everything (down + up)",
+                            _("Restart everything (down + up)"),
                             RESTART_ALL,
                             {"all": True},
                             style="danger",
                             confirm=(
-                                "Stop and restart the whole Dify stack?",
-                                "Every service stops (db and redis included) and Dify is "
-                                "unavailable until all are back.",
-                                "Restart everything",
+                                _("Stop and restart the whole Dify stack?"),
+                                _(
+                                    "Every service stops (db and redis included) and Dify is "
+                                    "unavailable until all are back."
+                                ),
+                                _("Restart everything"),
                             ),
                         )
                     ]
                 ),
-                context(f"asked by {invocation.user_mention}"),
+                context(_("asked by {who}").format(who=invocation.user_mention)),
             ],
         )
         return "confirm-asked"
@@ -251,7 +269,7 @@ def _on_click(mode: Mode, kind: str) -> ClickFn:
 
 
 def restart_button(value: dict[str, Any] | None = None) -> dict[str, Any]:
-    return button("Restart affected services", RESTART_APPLY, value or {}, style="primary")
+    return button(_("Restart affected services"), RESTART_APPLY, value or {}, style="primary")
 
 
 def register(registry: Registry) -> None:
@@ -259,7 +277,7 @@ def register(registry: Registry) -> None:
         Subcommand(
             name="restart",
             usage=USAGE,
-            summary="Apply configuration (recreate only what changed), then re-check",
+            summary=_("Apply configuration (recreate only what changed), then re-check"),
             mutating=True,
             run=run,
             parse=parse,

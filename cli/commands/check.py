@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from cli.output import print_report
+from config.i18n import gettext as _
 from config.needs import HOST
 
 if TYPE_CHECKING:
@@ -17,18 +18,20 @@ if TYPE_CHECKING:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "check",
-        help="diagnose Dify -> Ollama (exit 0 ok, 1 failure, 2 usage/config error)",
-        description="Run every probe concurrently with hard deadlines and print a report.",
+        help=_("diagnose Dify -> Ollama (exit 0 ok, 1 failure, 2 usage/config error)"),
+        description=_("Run every probe concurrently with hard deadlines and print a report."),
     )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--json", action="store_true", help=_("print the report as JSON"))
     parser.add_argument(
-        "--only", default="", metavar="ID,...", help="run only these finding ids (comma list)"
+        "--only", default="", metavar="ID,...", help=_("run only these finding ids (comma list)")
     )
     parser.add_argument(
         "--chat",
         action="store_true",
-        help="also chat with a configured model from inside Dify (dify.chat; loads the model "
-        "if it is not loaded; bounded by CHAT_TIMEOUT)",
+        help=_(
+            "also chat with a configured model from inside Dify (dify.chat; loads the model "
+            "if it is not loaded; bounded by CHAT_TIMEOUT)"
+        ),
     )
     parser.set_defaults(func=run, settings_used=HOST)
 
@@ -42,8 +45,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     unknown = [i for i in only if i not in FINDING_IDS]
     if unknown:
         print(
-            f"dify-ollama check: unknown finding id(s): {', '.join(unknown)}; "
-            f"known: {', '.join(FINDING_IDS)}",
+            _("dify-ollama check: unknown finding id(s): {unknown}; known: {known}").format(
+                unknown=", ".join(unknown), known=", ".join(FINDING_IDS)
+            ),
             file=sys.stderr,
         )
         return 2

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from cli.commands.restart import restart_and_report
 from cli.identity import who
 from cli.output import fit, progress
+from config.i18n import gettext as _
 from config.needs import REPAIR
 from handlers.results import HandlerError
 
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "fix-env",
-        help="plan (and with --yes apply) the repairs check calls for; --undo restores",
-        description=(
+        help=_("plan (and with --yes apply) the repairs check calls for; --undo restores"),
+        description=_(
             "Plan the repairs that the current check findings call for (.env, a compose "
             "override mapping host.docker.internal, Ollama base URLs in Dify's database and "
             "its Redis cache) and print them with secret values masked. --yes applies the plan "
@@ -33,31 +34,33 @@ def register(subparsers: Any) -> None:
         ),
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--yes", "-y", action="store_true", help="apply the plan printed")
+    mode.add_argument("--yes", "-y", action="store_true", help=_("apply the plan printed"))
     mode.add_argument(
         "--undo",
         nargs="?",
         const="latest",
         metavar="BACKUP_ID",
-        help="restore the most recent fix-env backup (or BACKUP_ID)",
+        help=_("restore the most recent fix-env backup (or BACKUP_ID)"),
     )
     parser.add_argument(
         "--restart",
         action="store_true",
-        help="with --yes or --undo: then run `restart` (apply configuration) and a fresh check",
+        help=_("with --yes or --undo: then run `restart` (apply configuration) and a fresh check"),
     )
     parser.add_argument(
         "--force",
         action="store_true",
-        help="with --undo: restore files even if they changed after the fix (the current "
-        "files are saved first)",
+        help=_(
+            "with --undo: restore files even if they changed after the fix (the current "
+            "files are saved first)"
+        ),
     )
-    parser.add_argument("--json", action="store_true", help="print the plan/result as JSON")
+    parser.add_argument("--json", action="store_true", help=_("print the plan/result as JSON"))
     parser.set_defaults(func=run, settings_used=REPAIR)
 
 
 def _fail(message: str) -> int:
-    print(f"dify-ollama fix-env: {message}", file=sys.stderr)
+    print(_("dify-ollama fix-env: {error}").format(error=message), file=sys.stderr)
     return 1
 
 
@@ -65,10 +68,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from handlers import fix_apply, fix_plan, fix_undo
 
     if args.restart and not (args.yes or args.undo):
-        print("dify-ollama fix-env: --restart needs --yes or --undo", file=sys.stderr)
+        print(_("dify-ollama fix-env: --restart needs --yes or --undo"), file=sys.stderr)
         return 2
     if args.force and not args.undo:
-        print("dify-ollama fix-env: --force goes with --undo", file=sys.stderr)
+        print(_("dify-ollama fix-env: --force goes with --undo"), file=sys.stderr)
         return 2
     try:
         if args.undo:
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if args.json:
                 print(json.dumps(result.to_json(), indent=2))
             else:
-                print(f"Undone fix-env backup {result.backup_id}:")
+                print(_("Undone fix-env backup {id}:").format(id=result.backup_id))
                 print(fit("\n".join(f"  {line}" for line in result.lines())))
             return _then(args, settings)
 
@@ -103,7 +106,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if not args.yes:
             if plan.has_changes:
                 print(
-                    fit("\nNothing was changed. Apply this plan with `dify-ollama fix-env --yes`.")
+                    fit(
+                        "\n"
+                        + _(
+                            "Nothing was changed. Apply this plan with `dify-ollama fix-env --yes`."
+                        )
+                    )
                 )
             return 0
         if not plan.has_changes:
@@ -114,7 +122,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print(json.dumps({"plan": plan.to_json(), "applied": applied.to_json()}, indent=2))
         else:
-            print("\nApplied:")
+            print("\n" + _("Applied:"))
             print(fit("\n".join(f"  {line}" for line in applied.lines())))
         return _then(args, settings)
     except HandlerError as exc:
@@ -132,10 +140,12 @@ def _conflict(exc: UndoConflict, json_output: bool) -> int:
             )
         )
     else:
-        print("Changed since the fix (secrets masked):")
+        print(_("Changed since the fix (secrets masked):"))
         print(exc.diff)
-        print(f"\nTo restore the backup over those changes: {command}")
-    print(f"dify-ollama fix-env: {exc}", file=sys.stderr)
+        print(
+            "\n" + _("To restore the backup over those changes: {command}").format(command=command)
+        )
+    print(_("dify-ollama fix-env: {error}").format(error=exc), file=sys.stderr)
     return 1
 
 
@@ -146,8 +156,11 @@ def _then(args: argparse.Namespace, settings: Settings) -> int:
     if not args.json:
         print(
             fit(
-                "\nThe running containers still have the old configuration: run "
-                "`dify-ollama restart` to recreate the affected services and verify."
+                "\n"
+                + _(
+                    "The running containers still have the old configuration: run "
+                    "`dify-ollama restart` to recreate the affected services and verify."
+                )
             )
         )
     return 0

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from config.i18n import gettext as _
 from config.needs import HISTORY
 
 if TYPE_CHECKING:
@@ -18,19 +19,21 @@ if TYPE_CHECKING:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "history",
-        help="incidents, actions and a latency/status chart from the recorded checks",
-        description="The timeline of incidents (start, end, findings, actions taken) from the "
-        "history the bot records under STATE_DIR; --png writes a chart of Ollama's reach "
-        "latency from plugin_daemon and the check status over the window.",
+        help=_("incidents, actions and a latency/status chart from the recorded checks"),
+        description=_(
+            "The timeline of incidents (start, end, findings, actions taken) from the "
+            "history the bot records under STATE_DIR; --png writes a chart of Ollama's reach "
+            "latency from plugin_daemon and the check status over the window."
+        ),
     )
-    parser.add_argument("--since", default="24h", help="window: 90m, 24h, 7d, 2w (default 24h)")
-    parser.add_argument("--png", type=Path, default=None, metavar="PATH", help="write the chart")
-    parser.add_argument("--json", action="store_true", help="print the timeline as JSON")
+    parser.add_argument("--since", default="24h", help=_("window: 90m, 24h, 7d, 2w (default 24h)"))
+    parser.add_argument("--png", type=Path, default=None, metavar="PATH", help=_("write the chart"))
+    parser.add_argument("--json", action="store_true", help=_("print the timeline as JSON"))
     parser.set_defaults(func=run, settings_used=HISTORY)
 
 
 def _error(message: str) -> int:
-    print(f"dify-ollama history: {message}", file=sys.stderr)
+    print(_("dify-ollama history: {error}").format(error=message), file=sys.stderr)
     return 2
 
 
@@ -67,5 +70,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as exc:
             return _error(f"--png: cannot write {args.png}: {exc.strerror}")
         if not args.json:
-            print(f"chart written to {args.png}")
+            print(_("chart written to {path}").format(path=args.png))
     return 1 if timeline.problem else 0

@@ -14,6 +14,8 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from config.i18n import gettext as _
+from config.i18n import ngettext
 from config.needs import HOST
 from handlers.logs import (
     DEFAULT_LINES,
@@ -36,8 +38,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "logs",
-        help="print a Dify service's recent log, secrets redacted",
-        description=(
+        help=_("print a Dify service's recent log, secrets redacted"),
+        description=_(
             "Print the last LINES lines of a Dify compose service's container log, with "
             "secrets (values from Dify's .env and the container's environment, tokens, "
             "passwords in URLs, API keys) replaced by [REDACTED]. --grep filters within "
@@ -48,22 +50,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "service",
         nargs="?",
         metavar="SERVICE",
-        help=f"compose service (default {DEFAULT_SERVICE}); a number alone is LINES",
+        help=_("compose service (default {service}); a number alone is LINES").format(
+            service=DEFAULT_SERVICE
+        ),
     )
     parser.add_argument(
-        "lines", nargs="?", metavar="LINES", help=f"1..{MAX_LINES} (default {DEFAULT_LINES})"
+        "lines",
+        nargs="?",
+        metavar="LINES",
+        help=_("1..{most} (default {default})").format(most=MAX_LINES, default=DEFAULT_LINES),
     )
     parser.add_argument(
         "--since",
         "-s",
         metavar="WHEN",
-        help="only lines newer than 30s, 10m, 2h, 1d or an ISO time",
+        help=_("only lines newer than 30s, 10m, 2h, 1d or an ISO time"),
     )
     parser.add_argument(
-        "--grep", "-g", metavar="TEXT", help="keep lines containing TEXT (case-insensitive)"
+        "--grep", "-g", metavar="TEXT", help=_("keep lines containing TEXT (case-insensitive)")
     )
     parser.add_argument(
-        "--json", action="store_true", help="print the log and what describes it as JSON"
+        "--json", action="store_true", help=_("print the log and what describes it as JSON")
     )
     parser.set_defaults(func=run, settings_used=HOST)
 
@@ -76,10 +83,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         grep = parse_grep(args.grep) if args.grep is not None else None
         result = fetch_logs(settings, service, lines, since=since, grep=grep)
     except LogsUsageError as exc:
-        print(f"dify-ollama logs: {exc}", file=sys.stderr)
+        print(_("dify-ollama logs: {error}").format(error=exc), file=sys.stderr)
         return EXIT_USAGE
     except HandlerError as exc:
-        print(f"dify-ollama logs: {exc}", file=sys.stderr)
+        print(_("dify-ollama logs: {error}").format(error=exc), file=sys.stderr)
         return EXIT_FAILURE
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
@@ -87,12 +94,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if result.text:
         sys.stdout.write(result.text + "\n")
         sys.stdout.flush()
-    summary = f"{result.describe()} ({result.container}): {result.lines_returned} lines"
+    summary = _("{what} ({container}): {count} lines").format(
+        what=result.describe(), container=result.container, count=result.lines_returned
+    )
     if result.redactions:
-        summary += f", {result.redactions} secret{'s' * (result.redactions != 1)} redacted"
+        summary += ", " + ngettext(
+            "{count} secret redacted", "{count} secrets redacted", result.redactions
+        ).format(count=result.redactions)
     if result.truncated:
-        summary += ", some lines cut to stay within limits"
-    print(f"dify-ollama logs: {summary}", file=sys.stderr)
+        summary += _(", some lines cut to stay within limits")
+    print(_("dify-ollama logs: {error}").format(error=summary), file=sys.stderr)
     for note in result.notes:
-        print(f"dify-ollama logs: note: {note}", file=sys.stderr)
+        print(_("dify-ollama logs: note: {note}").format(note=note), file=sys.stderr)
     return EXIT_OK

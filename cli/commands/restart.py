@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cli.identity import who
 from cli.output import fit, print_report, progress
+from config.i18n import gettext as _
 from config.needs import REPAIR
 from handlers.results import HandlerError
 
@@ -33,10 +34,14 @@ def parse_wait(text: str | float) -> float:
     try:
         seconds = float(text)
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"--wait takes a number of seconds (got {str(text)[:40]!r})") from None
+        raise ValueError(
+            _("--wait takes a number of seconds (got {value})").format(value=repr(str(text)[:40]))
+        ) from None
     if not math.isfinite(seconds) or not MIN_WAIT <= seconds <= MAX_WAIT:
         raise ValueError(
-            f"--wait must be within {MIN_WAIT:g}..{MAX_WAIT:g} seconds (got {str(text)[:40]!r})"
+            _("--wait must be within {low}..{high} seconds (got {value})").format(
+                low=f"{MIN_WAIT:g}", high=f"{MAX_WAIT:g}", value=repr(str(text)[:40])
+            )
         )
     return seconds
 
@@ -44,8 +49,8 @@ def parse_wait(text: str | float) -> float:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "restart",
-        help="apply configuration (recreate changed services), then verify with a fresh check",
-        description=(
+        help=_("apply configuration (recreate changed services), then verify with a fresh check"),
+        description=_(
             "Without arguments: `compose up -d --no-deps` for the services that share Dify's "
             "environment and those named in the override (Compose recreates the ones whose "
             "configuration changed; after a database fix api, worker and plugin_daemon are "
@@ -54,22 +59,23 @@ def register(subparsers: Any) -> None:
             "for running/healthy and a fresh check."
         ),
     )
-    parser.add_argument("services", nargs="*", metavar="SERVICE", help="compose service names")
+    parser.add_argument("services", nargs="*", metavar="SERVICE", help=_("compose service names"))
     parser.add_argument(
-        "--all", action="store_true", help="the seed's full `down` + `up -d` (dangerous)"
+        "--all", action="store_true", help=_("the seed's full `down` + `up -d` (dangerous)")
     )
     parser.add_argument(
-        "--yes-really", action="store_true", help="confirm --all (it stops every service)"
+        "--yes-really", action="store_true", help=_("confirm --all (it stops every service)")
     )
     parser.add_argument(
         "--wait",
         default=str(DEFAULT_WAIT),
         metavar="SECONDS",
-        help=f"how long to wait for running/healthy containers ({MIN_WAIT:g}..{MAX_WAIT:g}, "
-        f"default {DEFAULT_WAIT:g})",
+        help=_(
+            "how long to wait for running/healthy containers ({low}..{high}, default {default})"
+        ).format(low=f"{MIN_WAIT:g}", high=f"{MAX_WAIT:g}", default=f"{DEFAULT_WAIT:g}"),
     )
-    parser.add_argument("--no-check", action="store_true", help="skip the check afterwards")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--no-check", action="store_true", help=_("skip the check afterwards"))
+    parser.add_argument("--json", action="store_true", help=_("print the result as JSON"))
     parser.set_defaults(func=run, settings_used=REPAIR)
 
 
@@ -77,17 +83,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         wait = parse_wait(args.wait)
     except ValueError as exc:
-        print(f"dify-ollama restart: {exc}", file=sys.stderr)
+        print(_("dify-ollama restart: {error}").format(error=exc), file=sys.stderr)
         return EXIT_USAGE
     if args.all and args.services:
-        print("dify-ollama restart: --all takes no service names", file=sys.stderr)
+        print(_("dify-ollama restart: --all takes no service names"), file=sys.stderr)
         return EXIT_USAGE
     if args.all and not args.yes_really:
         print(
-            "dify-ollama restart --all stops EVERY service of the Dify stack (db and redis "
-            "included: `down` then `up -d`); Dify is unavailable meanwhile. The default "
-            "`dify-ollama restart` recreates only what changed. To go ahead anyway: "
-            "`dify-ollama restart --all --yes-really`.",
+            _(
+                "dify-ollama restart --all stops EVERY service of the Dify stack (db and redis "
+                "included: `down` then `up -d`); Dify is unavailable meanwhile. The default "
+                "`dify-ollama restart` recreates only what changed. To go ahead anyway: "
+                "`dify-ollama restart --all --yes-really`."
+            ),
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -119,7 +127,7 @@ def restart_and_report(
 
     def restarted(result: RestartResult) -> None:
         if not json_output:
-            print("Restart:")
+            print(_("Restart:"))
             print(fit("\n".join(f"  {line}" for line in result.lines())))
 
     try:
@@ -135,7 +143,7 @@ def restart_and_report(
             restarted=restarted,
         )
     except HandlerError as exc:
-        print(f"dify-ollama restart: {exc}", file=sys.stderr)
+        print(_("dify-ollama restart: {error}").format(error=exc), file=sys.stderr)
         return 1
     report = verified.report
     if json_output:

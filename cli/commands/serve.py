@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from config.i18n import gettext as _
 from config.needs import ALL
 
 if TYPE_CHECKING:
@@ -27,27 +28,31 @@ EXIT_CONFIG = 2
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="run the Slack bot",
-        description="Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP "
-        "on PORT at /slack/events (verified with SLACK_SIGNING_SECRET).",
+        help=_("run the Slack bot"),
+        description=_(
+            "Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP "
+            "on PORT at /slack/events (verified with SLACK_SIGNING_SECRET)."
+        ),
     )
     parser.add_argument(
         "--mode",
         choices=("auto", "socket", "http"),
         default="auto",
-        help="auto (default): socket if SLACK_APP_TOKEN is set, else http",
+        help=_("auto (default): socket if SLACK_APP_TOKEN is set, else http"),
     )
     parser.add_argument(
         "--host",
         default="0.0.0.0",  # noqa: S104 - Slack must reach it (behind a TLS proxy)
-        help="HTTP mode: address to bind (default 0.0.0.0)",
+        help=_("HTTP mode: address to bind (default 0.0.0.0)"),
     )
-    parser.add_argument("--port", type=int, default=None, help="HTTP mode: port (default: PORT)")
+    parser.add_argument("--port", type=int, default=None, help=_("HTTP mode: port (default: PORT)"))
     parser.add_argument(
         "--check-config",
         action="store_true",
-        help="verify the configuration for real (tokens and their scopes with Slack, Socket "
-        "Mode, the Docker engine) and exit: 0 all good, 2 with every problem named",
+        help=_(
+            "verify the configuration for real (tokens and their scopes with Slack, Socket "
+            "Mode, the Docker engine) and exit: 0 all good, 2 with every problem named"
+        ),
     )
     parser.set_defaults(func=run, settings_used=ALL)
 
@@ -56,7 +61,8 @@ _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ER
 
 
 def _print(kind: str, message: str) -> None:
-    print(f"dify-ollama serve: {kind}: {message}", file=sys.stderr, flush=True)
+    word = {"info": _("info"), "warning": _("warning"), "error": _("error")}.get(kind, kind)
+    print(f"dify-ollama serve: {word}: {message}", file=sys.stderr, flush=True)
 
 
 # Where startup messages go: plain lines until the settings are read, then (run) redacted
@@ -98,7 +104,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         _say("error", error)
     if not report.ok:
         if strict:
-            _say("error", f"configuration NOT OK: {len(report.errors)} problem(s) above")
+            _say(
+                "error",
+                _("configuration NOT OK: {count} problem(s) above").format(
+                    count=len(report.errors)
+                ),
+            )
         return EXIT_CONFIG
     who = report.identity
     if who:
@@ -107,8 +118,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     if args.check_config:
-        _say("info", f"Docker engine: {engine_line}")
-        _say("info", f"configuration OK ({report.mode} mode): tokens, scopes and engine verified")
+        _say("info", _("Docker engine: {why}").format(why=engine_line))
+        _say(
+            "info",
+            _("configuration OK ({mode} mode): tokens, scopes and engine verified").format(
+                mode=report.mode
+            ),
+        )
         return 0
     # Slack answered auth.test: the bot verifies its token once at build time (see bot.app).
     reachable = bool(report.identity)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from config.i18n import gettext as _
 from handlers.facts import Facts
 from handlers.probes import chat, config, errors, host, models, network, ollama, plugin, stack
 from handlers.results import Finding, Status
@@ -71,16 +72,17 @@ REQUIRES: dict[str, tuple[str, ...]] = {
 # Skips that are an answer, not a gap: the stack has nothing there to check (0.x has no
 # plugins; the chat test was not run because it would load the model, or there is no chat
 # model). They stay skips with their reason even when every prerequisite passed.
-NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
-    "dify.plugin": (plugin.NO_PLUGINS,),
-    "dify.chat": (chat.NOT_REQUESTED, chat.NOT_RUN, chat.NO_CHAT_MODEL),
+# Functions: the prefixes are in the language the findings were written in.
+NOT_APPLICABLE: dict[str, tuple[Callable[[], str], ...]] = {
+    "dify.plugin": (plugin.no_plugins,),
+    "dify.chat": (chat.not_requested, chat.not_run, chat.no_chat_model),
 }
 
 
 def not_applicable(finding: Finding) -> bool:
     """Whether a skip says the check does not apply here (see NOT_APPLICABLE)."""
-    prefixes = NOT_APPLICABLE.get(finding.id)
-    return bool(prefixes) and finding.summary.startswith(prefixes or ())
+    prefixes = tuple(prefix() for prefix in NOT_APPLICABLE.get(finding.id, ()))
+    return bool(prefixes) and finding.summary.startswith(prefixes)
 
 
 def prerequisites(finding_id: str) -> tuple[str, ...]:
@@ -121,9 +123,11 @@ def account_for_skips(findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
             finding = replace(
                 finding,
                 status=Status.WARN,
-                summary=f"not checked: {finding.summary}",
+                summary=_("not checked: {summary}").format(summary=finding.summary),
                 remedy=finding.remedy
-                or f"Run `dify-ollama check` (all probes) to see why; it needs {', '.join(needs)}.",
+                or _("Run `dify-ollama check` (all probes) to see why; it needs {needs}.").format(
+                    needs=", ".join(needs)
+                ),
             )
         out.append(finding)
     return tuple(out)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from config.i18n import gettext as _
 from handlers import container_exec, runtime_facts
 from handlers.dify_db import CredentialRow
 from handlers.facts import Facts, Skip
@@ -17,10 +18,21 @@ from handlers.results import Finding, HandlerError, Status
 from handlers.urls import root_of, without_credentials
 
 CHAT_MODES = ("off", "on", "if-loaded")
+
+
 # How its skips begin (handlers/probes/__init__.py: skips that are an answer, not a gap).
-NOT_REQUESTED = "not requested"
-NOT_RUN = "chat test not run"
-NO_CHAT_MODEL = "no Ollama chat model"
+def not_requested() -> str:
+    return _("not requested")
+
+
+def not_run() -> str:
+    return _("chat test not run")
+
+
+def no_chat_model() -> str:
+    return _("no Ollama chat model")
+
+
 # A load this slow works today but leaves little room: the plugin reads with a 300 s timeout.
 SLOW_LOAD_SECONDS = 30.0
 
@@ -73,10 +85,14 @@ def judge(target: Target, probe: container_exec.HttpProbe, timeout: float) -> Fi
             return Finding(
                 "dify.chat",
                 Status.FAIL,
-                f"{url} answered HTTP {probe.status}, but not with Ollama's chat answer",
+                _("{url} answered HTTP {code}, but not with Ollama's chat answer").format(
+                    url=url, code=probe.status
+                ),
                 detail=where,
-                remedy="Something else answers at Dify's Ollama URL: check its host and port "
-                "(dify.base_url).",
+                remedy=_(
+                    "Something else answers at Dify's Ollama URL: check its host and port "
+                    "(dify.base_url)."
+                ),
                 service=target.service,
             )
         load = float(data.get("load_duration") or 0) / 1e9
@@ -89,56 +105,72 @@ def judge(target: Target, probe: container_exec.HttpProbe, timeout: float) -> Fi
             return Finding(
                 "dify.chat",
                 Status.WARN,
-                f"Dify can chat with {target.model}, but loading it took {load:.0f} s",
+                _("Dify can chat with {model}, but loading it took {seconds} s").format(
+                    model=target.model, seconds=f"{load:.0f}"
+                ),
                 detail=detail,
-                remedy="A cold load this slow risks Dify's timeouts (see dify.timeouts): keep "
-                "the model loaded (OLLAMA_KEEP_ALIVE) or use a smaller one.",
+                remedy=_(
+                    "A cold load this slow risks Dify's timeouts (see dify.timeouts): keep "
+                    "the model loaded (OLLAMA_KEEP_ALIVE) or use a smaller one."
+                ),
                 service=target.service,
             )
         return Finding(
             "dify.chat",
             Status.OK,
-            f"Dify can chat: {target.model} answered {target.service} in {probe.latency_ms} ms",
+            _("Dify can chat: {model} answered {service} in {ms} ms").format(
+                model=target.model, service=target.service, ms=probe.latency_ms
+            ),
             detail,
         )
     if probe.error == "timeout":
         return Finding(
             "dify.chat",
             Status.WARN,
-            f"{target.model} gave no answer within CHAT_TIMEOUT ({timeout:g} s): slow, most "
-            "likely still loading",
+            _(
+                "{model} gave no answer within CHAT_TIMEOUT ({seconds} s): slow, most likely "
+                "still loading"
+            ).format(model=target.model, seconds=f"{timeout:g}"),
             detail=f"{where}: {probe.error_text or 'timed out'}",
-            remedy="Run the chat test again in a minute; if the first answer keeps taking this "
-            "long, keep the model loaded (OLLAMA_KEEP_ALIVE) or use a smaller one (see "
-            "dify.timeouts).",
+            remedy=_(
+                "Run the chat test again in a minute; if the first answer keeps taking this "
+                "long, keep the model loaded (OLLAMA_KEEP_ALIVE) or use a smaller one (see "
+                "dify.timeouts)."
+            ),
             service=target.service,
         )
     if probe.status == 404:
         return Finding(
             "dify.chat",
             Status.FAIL,
-            f"Ollama does not know {target.model} (HTTP 404)",
+            _("Ollama does not know {model} (HTTP 404)").format(model=target.model),
             detail=f"{where}: {probe.body[:200] or probe.error_text}",
-            remedy=f"`ollama pull {target.model}` (see ollama.models), or the base URL has a path "
-            "(see dify.base_url).",
+            remedy=_(
+                "`ollama pull {model}` (see ollama.models), or the base URL has a path "
+                "(see dify.base_url)."
+            ).format(model=target.model),
             service=target.service,
         )
     if probe.status is not None:
         return Finding(
             "dify.chat",
             Status.FAIL,
-            f"Ollama refused the chat with {target.model}: HTTP {probe.status}",
+            _("Ollama refused the chat with {model}: HTTP {code}").format(
+                model=target.model, code=probe.status
+            ),
             detail=f"{where}: {probe.body[:300] or probe.error_text}",
-            remedy='Read the answer above; "does not support" means the model cannot chat '
-            "(see ollama.capabilities).",
+            remedy=_(
+                'Read the answer above; "does not support" means the model cannot chat '
+                "(see ollama.capabilities)."
+            ),
             service=target.service,
         )
     return Finding(
         "dify.chat",
         Status.FAIL,
-        f"Dify cannot reach Ollama to chat ({probe.error})",
+        _("Dify cannot reach Ollama to chat ({error})").format(error=probe.error),
         detail=f"{where}: {probe.error_text}",
-        remedy="See container.reach and dify.base_url: they say why.",
+        remedy=_("See container.reach and dify.base_url: they say why."),
         service=target.service,
     )
 
@@ -146,30 +178,40 @@ def judge(target: Target, probe: container_exec.HttpProbe, timeout: float) -> Fi
 def dify_chat(facts: Facts) -> Finding:
     mode = facts.chat
     if mode == "off":
-        raise Skip(f"{NOT_REQUESTED} (`dify-ollama check --chat`)")
+        raise Skip(
+            _("{not_requested} (`dify-ollama check --chat`)").format(not_requested=not_requested())
+        )
     try:
         rows = facts.credentials()
     except HandlerError as exc:
-        raise Skip(f"needs dify.base_url ({exc})") from None
+        raise Skip(_("needs dify.base_url ({error})").format(error=exc)) from None
     project = facts.project()
     order = ("plugin_daemon",) if runtime_facts.has_plugin_daemon(facts) else ("api", "worker")
     callers = [(s, cid) for s in order if (cid := project.running(s))]
     if not callers:
-        raise Skip(f"needs dify.containers ({' or '.join(order)} not running)")
+        raise Skip(
+            _("needs dify.containers ({services} not running)").format(
+                services=_(" or ").join(order)
+            )
+        )
     loaded = runtime_facts.loaded_models(facts) if facts.ollama().ok else {}
     target = pick_target(rows, callers, loaded)
     if target is None:
         return Finding(
             "dify.chat",
             Status.SKIP,
-            f"{NO_CHAT_MODEL} (LLM) is configured in Dify: nothing to chat with",
+            _("{no_chat_model} (LLM) is configured in Dify: nothing to chat with").format(
+                no_chat_model=no_chat_model()
+            ),
         )
     if mode == "if-loaded" and target.model not in loaded:
         return Finding(
             "dify.chat",
             Status.SKIP,
-            f"{NOT_RUN}: {target.model} is not loaded in Ollama (the test would load "
-            "it; `dify-ollama check --chat` runs it anyway)",
+            _(
+                "{not_run}: {model} is not loaded in Ollama (the test would load it; "
+                "`dify-ollama check --chat` runs it anyway)"
+            ).format(not_run=not_run(), model=target.model),
         )
     timeout = facts.settings.chat_timeout
     env = container_exec.tool_proxy_env(facts.container_env(target.container_id)) or None

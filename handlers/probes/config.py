@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from config.i18n import gettext as _
 from handlers.compose_file import ENVIRONMENT
 from handlers.envfile import read_env_file
 from handlers.facts import Facts, Skip
@@ -45,15 +46,15 @@ def dify_base_url(facts: Facts) -> Finding:
         return Finding(
             "dify.base_url",
             Status.WARN,
-            "could not read Ollama base URLs from Dify's database",
+            _("could not read Ollama base URLs from Dify's database"),
             detail=str(exc),
-            remedy="Check the URL by hand in Dify: Settings -> Model Provider -> Ollama.",
+            remedy=_("Check the URL by hand in Dify: Settings -> Model Provider -> Ollama."),
         )
     if not rows:
         return Finding(
             "dify.base_url",
             Status.OK,
-            "no Ollama model credentials in Dify's database",
+            _("no Ollama model credentials in Dify's database"),
             detail="tables provider_model_credentials, provider_models and "
             "load_balancing_model_configs hold no Ollama rows",
         )
@@ -77,18 +78,22 @@ def dify_base_url(facts: Facts) -> Finding:
         return Finding(
             "dify.base_url",
             Status.FAIL,
-            f"Ollama base URL wrong for {len(bad)} model credential(s): {models}",
+            _("Ollama base URL wrong for {count} model credential(s): {models}").format(
+                count=len(bad), models=models
+            ),
             detail="; ".join(lines),
-            remedy=f"Set the base URL of these models to {GOOD_BASE_URL} (no path) in Dify: "
-            "Settings -> Model Provider -> Ollama, or run `dify-ollama fix-env` which rewrites "
-            "them in the database and clears Dify's credential cache.",
+            remedy=_(
+                "Set the base URL of these models to {url} (no path) in Dify: "
+                "Settings -> Model Provider -> Ollama, or run `dify-ollama fix-env` which "
+                "rewrites them in the database and clears Dify's credential cache."
+            ).format(url=GOOD_BASE_URL),
             service="plugin_daemon",
             fixable=True,
         )
     return Finding(
         "dify.base_url",
         Status.OK,
-        f"{len(rows)} Ollama credential(s), base URLs fine",
+        _("{count} Ollama credential(s), base URLs fine").format(count=len(rows)),
         "; ".join(lines),
     )
 
@@ -126,15 +131,15 @@ def env_file(facts: Facts) -> Finding:
         return Finding(
             "env.file",
             Status.FAIL,
-            f".env problem: {exc}",
+            _(".env problem: {error}").format(error=exc),
             detail=f"expected at {path}"
             + (f"; {example} exists" if example.exists() else "")
             + required,
             remedy=(
-                f"`cp {example} {path}` (or `dify-ollama fix-env`), then `dify-ollama restart`."
+                _("`cp {example} {path}` (or `dify-ollama fix-env`), then `dify-ollama restart`.")
                 if missing
-                else f"Make {path} a readable regular file for the bot's user."
-            ),
+                else _("Make {path} a readable regular file for the bot's user.")
+            ).format(example=example, path=path),
             fixable=missing and example.exists(),
         )
     legacy = "plugin_daemon" in project.containers or layout.kind in (
@@ -157,28 +162,34 @@ def env_file(facts: Facts) -> Finding:
         return Finding(
             "env.file",
             Status.FAIL,
-            f"OPENAI_API_BASE points at loopback ({without_credentials(base)})",
+            _("OPENAI_API_BASE points at loopback ({url})").format(url=without_credentials(base)),
             detail=f"set in {where}: inside a container 127.0.0.1 is the container itself.{note}",
-            remedy=f"Set OPENAI_API_BASE=http://host.docker.internal:11434/v1 in {path} "
-            "(`dify-ollama fix-env`), then recreate the containers (`dify-ollama restart`).",
+            remedy=_(
+                "Set OPENAI_API_BASE=http://host.docker.internal:11434/v1 in {path} "
+                "(`dify-ollama fix-env`), then recreate the containers (`dify-ollama restart`)."
+            ).format(path=path),
             fixable=True,
         )
-    value = without_credentials(base) if base else "unset"
-    summary = f".env present ({len(env.values)} keys), OPENAI_API_BASE={value}"
+    value = without_credentials(base) if base else _("unset")
+    summary = _(".env present ({count} keys), OPENAI_API_BASE={value}").format(
+        count=len(env.values), value=value
+    )
     if where != str(path):
-        summary += f" (from {Path(where).name})"
+        summary += _(" (from {name})").format(name=Path(where).name)
     if base and base.rstrip("/") == PUBLIC_OPENAI_BASE:
-        summary += " (the public default)"
+        summary += _(" (the public default)")
     if env.undecodable:
         lines = ", ".join(str(n) for n in env.undecodable[:10])
         return Finding(
             "env.file",
             Status.WARN,
-            f".env line {lines} is not valid UTF-8",
+            _(".env line {lines} is not valid UTF-8").format(lines=lines),
             detail=f"{path}: Compose v1 (docker-compose) refuses the whole file; v2 passes the "
             f"bytes on unchanged. {summary}.{note}",
-            remedy=f"Re-save {path} as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), then "
-            "`dify-ollama restart`.",
+            remedy=_(
+                "Re-save {path} as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), then "
+                "`dify-ollama restart`."
+            ).format(path=path),
         )
     return Finding("env.file", Status.OK, summary, detail=f"{path}.{note}".strip())
 
@@ -196,7 +207,7 @@ def env_drift(facts: Facts) -> Finding:
     env = facts.env()
     client_services = _drift_services(facts)
     if not client_services:
-        raise Skip("needs dify.containers (none of api, worker, plugin_daemon has a container)")
+        raise Skip(_("needs dify.containers (none of api, worker, plugin_daemon has a container)"))
     drift: dict[str, list[str]] = {}
     critical: set[str] = set()
     for service in client_services:
@@ -219,8 +230,9 @@ def env_drift(facts: Facts) -> Finding:
         return Finding(
             "env.drift",
             Status.OK,
-            f"running environment of {', '.join(client_services)} matches .env and the "
-            "compose files",
+            _("running environment of {services} matches .env and the compose files").format(
+                services=", ".join(client_services)
+            ),
         )
     keys = sorted(drift)
     services = sorted({s for v in drift.values() for s in v})
@@ -232,11 +244,14 @@ def env_drift(facts: Facts) -> Finding:
     return Finding(
         "env.drift",
         Status.FAIL if critical else Status.WARN,
-        f"{len(keys)} variable(s) differ between .env and the running containers: recreate needed",
+        _(
+            "{count} variable(s) differ between .env and the running containers: recreate needed"
+        ).format(count=len(keys)),
         detail="differs: " + ", ".join(shown) + more + ". `docker restart` does not re-read "
         ".env; the environment is fixed when a container is created.",
-        remedy=f"`dify-ollama restart` (recreates {', '.join(services)} with "
-        "`docker compose up -d --no-deps`).",
+        remedy=_(
+            "`dify-ollama restart` (recreates {services} with `docker compose up -d --no-deps`)."
+        ).format(services=", ".join(services)),
         service=services[0],
     )
 
@@ -306,14 +321,20 @@ def dify_secrets(facts: Facts) -> Finding:
         return Finding(
             "dify.secrets",
             Status.WARN,
-            f"{len(flagged)} secret(s) still have Dify's public default value",
+            _("{count} secret(s) still have Dify's public default value").format(
+                count=len(flagged)
+            ),
             detail="keys: "
             + ", ".join(f"{k} (in {', '.join(users[k])})" for k in flagged)
             + " (values are never shown)",
-            remedy="Generate new values (`openssl rand -base64 42`) for these keys in "
-            f"{project.env_path}; change DB_PASSWORD/REDIS_PASSWORD together with the data "
-            "they protect, then recreate the stack.",
+            remedy=_(
+                "Generate new values (`openssl rand -base64 42`) for these keys in {path}; "
+                "change DB_PASSWORD/REDIS_PASSWORD together with the data they protect, then "
+                "recreate the stack."
+            ).format(path=project.env_path),
         )
     return Finding(
-        "dify.secrets", Status.OK, "no container runs with one of Dify's public default secrets"
+        "dify.secrets",
+        Status.OK,
+        _("no container runs with one of Dify's public default secrets"),
     )

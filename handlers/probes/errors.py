@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from config.i18n import gettext as _
 from handlers import error_texts, runtime_facts, service_logs
 from handlers.facts import Facts
 from handlers.results import Finding, Status
@@ -27,16 +28,17 @@ def verdict(logs: Sequence[service_logs.RecentLog], hits: Sequence[error_texts.H
         return Finding(
             "dify.errors",
             Status.WARN,
-            "could not read the logs of api, worker or plugin_daemon",
+            _("could not read the logs of api, worker or plugin_daemon"),
             detail="; ".join(notes),
-            remedy="`dify-ollama logs api` shows why (log driver, engine).",
+            remedy=_("`dify-ollama logs api` shows why (log driver, engine)."),
         )
     if not hits:
         return Finding(
             "dify.errors",
             Status.OK,
-            f"no known Ollama error in the last {WINDOW_MINUTES} min of "
-            f"{', '.join(log.service for log in read)}",
+            _("no known Ollama error in the last {minutes} min of {services}").format(
+                minutes=WINDOW_MINUTES, services=", ".join(log.service for log in read)
+            ),
             detail="; ".join(notes),
         )
     lines = [
@@ -48,13 +50,18 @@ def verdict(logs: Sequence[service_logs.RecentLog], hits: Sequence[error_texts.H
     return Finding(
         "dify.errors",
         Status.WARN,
-        f"Dify logged {first.count} x `{first.shown}` in the last {WINDOW_MINUTES} min "
-        f"{_link(first)}" + (f" (and {len(hits) - 1} more kinds)" if len(hits) > 1 else ""),
+        _("Dify logged {count} x {text} in the last {minutes} min {link}").format(
+            count=first.count, text=f"`{first.shown}`", minutes=WINDOW_MINUTES, link=_link(first)
+        )
+        + (_(" (and {count} more kinds)").format(count=len(hits) - 1) if len(hits) > 1 else ""),
         detail="; ".join(lines + notes),
-        remedy="Each line names the finding that explains it: "
-        + (", ".join(dict.fromkeys(linked)) or "see the hints")
-        + ". Errors logged before a fix stay in the log for up to "
-        f"{WINDOW_MINUTES} min: check again afterwards.",
+        remedy=_(
+            "Each line names the finding that explains it: {findings}. Errors logged before a "
+            "fix stay in the log for up to {minutes} min: check again afterwards."
+        ).format(
+            findings=", ".join(dict.fromkeys(linked)) or _("see the hints"),
+            minutes=WINDOW_MINUTES,
+        ),
         service=first.services[0],
     )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from config.i18n import gettext as _
 from handlers.facts import Facts, Skip, http_client
 from handlers.results import Finding, Status
 
@@ -24,7 +25,11 @@ def dify_web(facts: Facts) -> Finding:
     facts.project()  # no project: nothing to say about its web port
     port = env.get("EXPOSE_NGINX_PORT") or "80"
     if not port.isdigit():
-        return Finding("dify.web", Status.WARN, f"EXPOSE_NGINX_PORT={port!r} is not a port number")
+        return Finding(
+            "dify.web",
+            Status.WARN,
+            _("EXPOSE_NGINX_PORT={port} is not a port number").format(port=repr(port)),
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         with http_client(facts.budget()) as http:
@@ -33,18 +38,22 @@ def dify_web(facts: Facts) -> Finding:
         return Finding(
             "dify.web",
             Status.FAIL,
-            f"Dify's web entry {url} does not answer in {facts.timeout:g} s",
-            remedy="Check the nginx container: `dify-ollama logs nginx`.",
+            _("Dify's web entry {url} does not answer in {seconds} s").format(
+                url=url, seconds=f"{facts.timeout:g}"
+            ),
+            remedy=_("Check the nginx container: `dify-ollama logs nginx`."),
             service="nginx",
         )
     except httpx.HTTPError as exc:
         return Finding(
             "dify.web",
             Status.FAIL,
-            f"nothing answers at {url}",
+            _("nothing answers at {url}").format(url=url),
             detail=str(exc)[:200],
-            remedy="Start nginx (`docker compose up -d nginx` in Dify's folder); if port "
-            f"{port} is taken by another program, change EXPOSE_NGINX_PORT.",
+            remedy=_(
+                "Start nginx (`docker compose up -d nginx` in Dify's folder); if port "
+                "{port} is taken by another program, change EXPOSE_NGINX_PORT."
+            ).format(port=port),
             service="nginx",
         )
     code = response.status_code
@@ -52,11 +61,13 @@ def dify_web(facts: Facts) -> Finding:
         return Finding(
             "dify.web",
             Status.FAIL,
-            f"{url} answers HTTP {code}: nginx is up but api/web behind it are not",
-            remedy="`dify-ollama logs api` and `dify-ollama logs web`.",
+            _("{url} answers HTTP {code}: nginx is up but api/web behind it are not").format(
+                url=url, code=code
+            ),
+            remedy=_("`dify-ollama logs api` and `dify-ollama logs web`."),
             service="api",
         )
-    return Finding("dify.web", Status.OK, f"{url} answers HTTP {code}")
+    return Finding("dify.web", Status.OK, _("{url} answers HTTP {code}").format(url=url, code=code))
 
 
 def _meminfo() -> dict[str, int]:
@@ -97,25 +108,35 @@ def host_resources(facts: Facts) -> Finding:
         size = int(model.get("size") or 0)
         if size > largest:
             largest, largest_name = size, str(model.get("name"))
-    facts_line = (
-        f"{cpus} CPUs, memory {available / GIB:.1f} GiB available of {total / GIB:.1f} GiB, "
-        f"disk {free_disk / GIB:.1f} GiB free at {folder}"
-        + (f", largest model {largest_name} {largest / GIB:.1f} GiB" if largest else "")
+    facts_line = _(
+        "{cpus} CPUs, memory {available} GiB available of {total} GiB, "
+        "disk {free} GiB free at {folder}"
+    ).format(
+        cpus=cpus,
+        available=f"{available / GIB:.1f}",
+        total=f"{total / GIB:.1f}",
+        free=f"{free_disk / GIB:.1f}",
+        folder=folder,
     )
+    if largest:
+        facts_line += _(", largest model {name} {size} GiB").format(
+            name=largest_name, size=f"{largest / GIB:.1f}"
+        )
     problems, failing = [], False
     if 0 <= free_disk < CRITICAL_DISK:
-        problems.append("disk almost full: backups and container logs will fail")
+        problems.append(_("disk almost full: backups and container logs will fail"))
         failing = True
     elif 0 <= free_disk < MIN_DISK:
-        problems.append(f"less than {MIN_DISK // GIB} GiB free disk")
+        problems.append(_("less than {size} GiB free disk").format(size=MIN_DISK // GIB))
     if total and total < MIN_MEMORY:
-        problems.append("less memory than Dify's minimum of 4 GiB")
+        problems.append(_("less memory than Dify's minimum of 4 GiB"))
     if cpus and cpus < MIN_CPUS:
-        problems.append("fewer CPUs than Dify's minimum of 2")
+        problems.append(_("fewer CPUs than Dify's minimum of 2"))
     if largest and available and largest > available:
         problems.append(
-            f"{largest_name} ({largest / GIB:.1f} GiB) does not fit in available "
-            "memory: it will load slowly or fail"
+            _(
+                "{name} ({size} GiB) does not fit in available memory: it will load slowly or fail"
+            ).format(name=largest_name, size=f"{largest / GIB:.1f}")
         )
     if problems:
         return Finding(
@@ -123,7 +144,9 @@ def host_resources(facts: Facts) -> Finding:
             Status.FAIL if failing else Status.WARN,
             "; ".join(problems),
             detail=facts_line,
-            remedy="Free disk space (`docker system df`, `docker image prune`), or give the host "
-            "more memory / use a smaller model (`ollama list`).",
+            remedy=_(
+                "Free disk space (`docker system df`, `docker image prune`), or give the host "
+                "more memory / use a smaller model (`ollama list`)."
+            ),
         )
     return Finding("host.resources", Status.OK, facts_line)

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from config.i18n import gettext as _
 from handlers import runtime_facts
 from handlers.dify_db import CredentialRow
 from handlers.facts import Facts, Skip
@@ -16,7 +17,14 @@ from handlers.probes.host import available_memory
 from handlers.results import Finding, HandlerError, Status
 
 GIB = 1024**3
-EDIT = "Dify: Settings -> Model Provider -> Ollama -> {model} -> edit the model"
+
+
+def edit_path(model: str) -> str:
+    return _("Dify: Settings -> Model Provider -> Ollama -> {model} -> edit the model").format(
+        model=model
+    )
+
+
 PLUGIN_READ_TIMEOUT = 300  # the Ollama plugin's requests timeout=(10, 300), fixed in its code
 DEFAULT_MAX_EXECUTION = 600  # plugin_daemon's PLUGIN_MAX_EXECUTION_TIMEOUT default
 # A cold load reads the whole model file: 100 MB/s is a slow disk or a busy host; a load that
@@ -94,17 +102,21 @@ def mismatches(
             f"context {show.context_length or '?'}; Dify tools={m.tools} vision={m.vision} "
             f"context_size={m.context_size or '?'}"
         )
-        edit = EDIT.format(model=m.model)
+        edit = edit_path(m.model)
         if m.model_type == "text-embedding" and "embedding" not in caps:
             found.append(
                 Mismatch(
                     m.model,
                     Status.FAIL,
-                    f"{m.model} is configured as a text embedding model; Ollama says it can "
-                    f"do {', '.join(sorted(caps))}, not embedding",
+                    _(
+                        "{model} is configured as a text embedding model; Ollama says it can "
+                        "do {caps}, not embedding"
+                    ).format(model=m.model, caps=", ".join(sorted(caps))),
                     "this model does not support embeddings",
-                    "configure an embedding model (e.g. nomic-embed-text) as Text Embedding in "
-                    f"Dify and remove {m.model} there",
+                    _(
+                        "configure an embedding model (e.g. nomic-embed-text) as Text Embedding "
+                        "in Dify and remove {model} there"
+                    ).format(model=m.model),
                 )
             )
             continue
@@ -115,11 +127,15 @@ def mismatches(
                 Mismatch(
                     m.model,
                     Status.FAIL,
-                    f"{m.model} is configured as an LLM; Ollama says it can do "
-                    f"{', '.join(sorted(caps))}, not completion",
+                    _(
+                        "{model} is configured as an LLM; Ollama says it can do {caps}, "
+                        "not completion"
+                    ).format(model=m.model, caps=", ".join(sorted(caps))),
                     f'"{m.model}" does not support chat',
-                    f"remove {m.model} as LLM in Dify (configure it as Text Embedding if it is "
-                    "an embedding model)",
+                    _(
+                        "remove {model} as LLM in Dify (configure it as Text Embedding if it is "
+                        "an embedding model)"
+                    ).format(model=m.model),
                 )
             )
             continue
@@ -128,9 +144,13 @@ def mismatches(
                 Mismatch(
                     m.model,
                     Status.FAIL,
-                    f"Dify says {m.model} supports function calling; Ollama says it does not",
+                    _(
+                        "Dify says {model} supports function calling; Ollama says it does not"
+                    ).format(model=m.model),
                     f"{m.model} does not support tools",
-                    f"{edit}: Function call support = No (or use a model with tools)",
+                    _("{edit}: Function call support = No (or use a model with tools)").format(
+                        edit=edit
+                    ),
                 )
             )
         if m.vision and "vision" not in caps:
@@ -138,9 +158,11 @@ def mismatches(
                 Mismatch(
                     m.model,
                     Status.FAIL,
-                    f"Dify says {m.model} supports vision; Ollama says it does not",
+                    _("Dify says {model} supports vision; Ollama says it does not").format(
+                        model=m.model
+                    ),
                     "image input fails for this model",
-                    f"{edit}: Vision support = No (or use a vision model)",
+                    _("{edit}: Vision support = No (or use a vision model)").format(edit=edit),
                 )
             )
         if m.context_size and show.context_length and m.context_size > show.context_length:
@@ -148,10 +170,13 @@ def mismatches(
                 Mismatch(
                     m.model,
                     Status.WARN,
-                    f"Dify's context size {m.context_size} for {m.model} exceeds the model's "
-                    f"maximum {show.context_length}",
+                    _(
+                        "Dify's context size {size} for {model} exceeds the model's maximum {most}"
+                    ).format(size=m.context_size, model=m.model, most=show.context_length),
                     "long prompts fail or are cut",
-                    f"{edit}: Model context size = {show.context_length} or less",
+                    _("{edit}: Model context size = {most} or less").format(
+                        edit=edit, most=show.context_length
+                    ),
                 )
             )
             continue
@@ -161,13 +186,17 @@ def mismatches(
                 Mismatch(
                     m.model,
                     Status.WARN,
-                    f"Dify's context size {m.context_size} is not sent to Ollama, which runs "
-                    f"{m.model} with num_ctx {runs}",
+                    _(
+                        "Dify's context size {size} is not sent to Ollama, which runs {model} "
+                        "with num_ctx {runs}"
+                    ).format(size=m.context_size, model=m.model, runs=runs),
                     f"Ollama silently truncates prompts (its log: truncating input prompt "
                     f"limit={runs})",
-                    f"give Ollama the context: OLLAMA_CONTEXT_LENGTH={m.context_size} on the "
-                    f"Ollama server (or PARAMETER num_ctx {m.context_size} in a Modelfile), or "
-                    f"set Dify's context size to {runs}",
+                    _(
+                        "give Ollama the context: OLLAMA_CONTEXT_LENGTH={size} on the Ollama "
+                        "server (or PARAMETER num_ctx {size} in a Modelfile), or set Dify's "
+                        "context size to {runs}"
+                    ).format(size=m.context_size, runs=runs),
                 )
             )
     return found, lines
@@ -175,18 +204,18 @@ def mismatches(
 
 def _rows(facts: Facts) -> list[CredentialRow]:
     if not facts.ollama().ok:
-        raise Skip("needs ollama.host")
+        raise Skip(_("needs ollama.host"))
     try:
         return facts.credentials()
     except HandlerError as exc:
-        raise Skip(f"needs dify.base_url ({exc})") from None
+        raise Skip(_("needs dify.base_url ({error})").format(error=exc)) from None
 
 
 def ollama_capabilities(facts: Facts) -> Finding:
     rows = _rows(facts)
     models = configured(rows)
     if not models:
-        return Finding("ollama.capabilities", Status.OK, "no Ollama model is configured in Dify")
+        return Finding("ollama.capabilities", Status.OK, _("no Ollama model is configured in Dify"))
     pulled = runtime_facts.pulled_models(facts)
     asked = [m.model for m in models if m.model in pulled]
     shows = runtime_facts.shows(facts, list(dict.fromkeys(asked)))
@@ -207,7 +236,9 @@ def ollama_capabilities(facts: Facts) -> Finding:
         return Finding(
             "ollama.capabilities",
             worst,
-            f"{len(found)} model setting(s) in Dify do not match Ollama: {first.what}",
+            _("{count} model setting(s) in Dify do not match Ollama: {first}").format(
+                count=len(found), first=first.what
+            ),
             detail="; ".join(
                 [f"{f.what} (Dify shows: {f.error}) -> {f.setting}" for f in found] + lines
             ),
@@ -217,14 +248,16 @@ def ollama_capabilities(facts: Facts) -> Finding:
         return Finding(
             "ollama.capabilities",
             Status.WARN,
-            f"capabilities not verified for {', '.join(unverified)}",
+            _("capabilities not verified for {models}").format(models=", ".join(unverified)),
             detail=detail,
-            remedy="Ollama >= 0.6 reports capabilities in /api/show: upgrade Ollama to verify.",
+            remedy=_("Ollama >= 0.6 reports capabilities in /api/show: upgrade Ollama to verify."),
         )
     return Finding(
         "ollama.capabilities",
         Status.OK,
-        f"the settings of {len(asked)} configured model(s) match what Ollama says they can do",
+        _("the settings of {count} configured model(s) match what Ollama says they can do").format(
+            count=len(asked)
+        ),
         detail,
     )
 
@@ -289,14 +322,18 @@ def dify_timeouts(facts: Facts) -> Finding:
         wanted = _seconds(facts.env_or_empty().get("PLUGIN_MAX_EXECUTION_TIMEOUT"))
         if daemon and wanted and wanted != effective:
             notes.append(
-                f"PLUGIN_MAX_EXECUTION_TIMEOUT is {wanted} in .env but plugin_daemon runs with "
-                f"{effective}: recreate it (`dify-ollama restart plugin_daemon`; `docker "
-                "restart` keeps the old value)"
+                _(
+                    "PLUGIN_MAX_EXECUTION_TIMEOUT is {wanted} in .env but plugin_daemon runs with "
+                    "{effective}: recreate it (`dify-ollama restart plugin_daemon`; `docker "
+                    "restart` keeps the old value)"
+                ).format(wanted=wanted, effective=effective)
             )
         if effective < PLUGIN_READ_TIMEOUT:
             notes.append(
-                f"plugin_daemon kills calls after {effective} s, before the plugin's own "
-                f"{PLUGIN_READ_TIMEOUT} s read timeout (Dify shows: killed by timeout)"
+                _(
+                    "plugin_daemon kills calls after {effective} s, before the plugin's own "
+                    "{read} s read timeout (Dify shows: killed by timeout)"
+                ).format(effective=effective, read=PLUGIN_READ_TIMEOUT)
             )
     risks, lines = load_risks(
         names,
@@ -309,24 +346,30 @@ def dify_timeouts(facts: Facts) -> Finding:
     if risks or notes:
         shown = ", ".join(f"{r.model} (~{r.estimate:.0f} s)" for r in risks)
         summary = (
-            f"a cold load may be killed by the {limit} s limit: {shown}"
+            _("a cold load may be killed by the {limit} s limit: {models}").format(
+                limit=limit, models=shown
+            )
             if risks
-            else notes[0].split(":")[0]
+            else notes[0].replace("：", ":").split(":")[0]  # a Chinese note's colon too
         )
         return Finding(
             "dify.timeouts",
             Status.WARN,
             summary,
             detail=detail,
-            remedy="Keep the model loaded (OLLAMA_KEEP_ALIVE=24h, or -1, on the Ollama server), "
-            "use a smaller model or quantization, or raise PLUGIN_MAX_EXECUTION_TIMEOUT in .env "
-            "and recreate plugin_daemon (`dify-ollama restart plugin_daemon`; a plain restart "
-            "keeps the old value). The plugin's 300 s read timeout cannot be changed.",
+            remedy=_(
+                "Keep the model loaded (OLLAMA_KEEP_ALIVE=24h, or -1, on the Ollama server), "
+                "use a smaller model or quantization, or raise PLUGIN_MAX_EXECUTION_TIMEOUT in "
+                ".env and recreate plugin_daemon (`dify-ollama restart plugin_daemon`; a plain "
+                "restart keeps the old value). The plugin's 300 s read timeout cannot be changed."
+            ),
             service="plugin_daemon" if plugins else None,
         )
     return Finding(
         "dify.timeouts",
         Status.OK,
-        f"no configured model is at risk of the {limit} s limit on a cold load",
+        _("no configured model is at risk of the {limit} s limit on a cold load").format(
+            limit=limit
+        ),
         detail,
     )

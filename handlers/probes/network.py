@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from config.i18n import gettext as _
 from handlers import container_exec
 from handlers.facts import Facts, Skip
 from handlers.layout import KIND_ENV_FILES
@@ -14,11 +15,14 @@ from handlers.results import Finding, Status
 from handlers.urls import host_of, is_ip, is_loopback_host, root_of, without_credentials
 
 GATEWAY_NAME = "host.docker.internal"
-EXTRA_HOSTS_REMEDY = (
-    'Add `extra_hosts: ["host.docker.internal:host-gateway"]` to plugin_daemon, api, worker and '
-    "worker_beat in docker-compose.override.yaml next to Dify's compose file (`dify-ollama "
-    "fix-env` writes it), then recreate them (`dify-ollama restart`)."
-)
+
+
+def extra_hosts_remedy() -> str:
+    return _(
+        'Add `extra_hosts: ["host.docker.internal:host-gateway"]` to plugin_daemon, api, worker '
+        "and worker_beat in docker-compose.override.yaml next to Dify's compose file "
+        "(`dify-ollama fix-env` writes it), then recreate them (`dify-ollama restart`)."
+    )
 
 
 def _callers(facts: Facts) -> list[tuple[str, str]]:
@@ -30,7 +34,7 @@ def _callers(facts: Facts) -> list[tuple[str, str]]:
         except Skip:
             continue
     if not running:
-        raise Skip("needs dify.containers (no plugin_daemon, api or worker is running)")
+        raise Skip(_("needs dify.containers (no plugin_daemon, api or worker is running)"))
     return running
 
 
@@ -56,7 +60,9 @@ def container_dns(facts: Facts) -> Finding:
     names = [h for h in facts.dify_hosts() if not is_ip(h)]
     if not names:
         return Finding(
-            "container.dns", Status.OK, "Dify's Ollama URL uses an IP address; no name to resolve"
+            "container.dns",
+            Status.OK,
+            _("Dify's Ollama URL uses an IP address; no name to resolve"),
         )
     jobs = [(service, cid, name) for service, cid in callers for name in names]
 
@@ -77,19 +83,20 @@ def container_dns(facts: Facts) -> Finding:
         gateway = any(name == GATEWAY_NAME for _, name in failed)
         stale = [s for s in services if _declares_gateway(facts, s)]
         if stale:
-            remedy = (
-                f"The compose files already map {GATEWAY_NAME} for {', '.join(stale)}, but the "
-                "running containers were created before: recreate them (`dify-ollama restart`)."
-            )
+            remedy = _(
+                "The compose files already map {name} for {services}, but the running "
+                "containers were created before: recreate them (`dify-ollama restart`)."
+            ).format(name=GATEWAY_NAME, services=", ".join(stale))
         elif gateway:
-            remedy = EXTRA_HOSTS_REMEDY
+            remedy = extra_hosts_remedy()
         else:
-            remedy = "Use a name that resolves inside the containers, or the host's IP address."
+            remedy = _("Use a name that resolves inside the containers, or the host's IP address.")
         return Finding(
             "container.dns",
             Status.FAIL,
-            f"{', '.join(sorted({n for _, n in failed}))} does not resolve in "
-            f"{', '.join(services)}",
+            _("{names} does not resolve in {services}").format(
+                names=", ".join(sorted({n for _s, n in failed})), services=", ".join(services)
+            ),
             detail="; ".join(lines)
             + (" (on a Linux engine this name exists only with host-gateway)" if gateway else ""),
             remedy=remedy,
@@ -99,7 +106,9 @@ def container_dns(facts: Facts) -> Finding:
     return Finding(
         "container.dns",
         Status.OK,
-        f"{', '.join(names)} resolves in {', '.join(s for s, _ in callers)}",
+        _("{names} resolves in {services}").format(
+            names=", ".join(names), services=", ".join(s for s, _c in callers)
+        ),
         "; ".join(lines),
     )
 
@@ -107,40 +116,49 @@ def container_dns(facts: Facts) -> Finding:
 def _reach_remedy(facts: Facts, url: str, probe: container_exec.HttpProbe) -> tuple[str, bool]:
     host = host_of(url)
     if probe.error == "dns":
-        return EXTRA_HOSTS_REMEDY, host == GATEWAY_NAME
+        return extra_hosts_remedy(), host == GATEWAY_NAME
     if probe.error == "proxy":
-        return "A proxy variable in the container captures this URL: see container.proxy.", False
+        return _("A proxy variable in the container captures this URL: see container.proxy."), False
     if probe.error == "refused":
         if is_loopback_host(host):
             return (
-                f"{url} points at the container itself. Set the Ollama base URL in Dify "
-                "(Settings -> Model Provider -> Ollama) to http://host.docker.internal:11434 "
-                "(`dify-ollama fix-env` rewrites it).",
+                _(
+                    "{url} points at the container itself. Set the Ollama base URL in Dify "
+                    "(Settings -> Model Provider -> Ollama) to http://host.docker.internal:11434 "
+                    "(`dify-ollama fix-env` rewrites it)."
+                ).format(url=url),
                 True,
             )
         return (
-            "The host refuses connections from containers: Ollama is down, on another port, or "
-            "bound to 127.0.0.1 only. " + ollama_host_remedy(),
+            _(
+                "The host refuses connections from containers: Ollama is down, on another port, "
+                "or bound to 127.0.0.1 only. "
+            )
+            + ollama_host_remedy(),
             False,
         )
     if probe.error == "timeout":
         host_ok = facts.ollama().ok
         if host_ok:
             return (
-                "Ollama answers on the host but not from containers: a host firewall drops "
-                "traffic from the Docker bridges. Allow it, e.g. "
-                "`sudo ufw allow from 172.16.0.0/12 to any port 11434 proto tcp` or "
-                "`sudo iptables -I INPUT -s 172.16.0.0/12 -p tcp --dport 11434 -j ACCEPT`.",
+                _(
+                    "Ollama answers on the host but not from containers: a host firewall drops "
+                    "traffic from the Docker bridges. Allow it, e.g. "
+                    "`sudo ufw allow from 172.16.0.0/12 to any port 11434 proto tcp` or "
+                    "`sudo iptables -I INPUT -s 172.16.0.0/12 -p tcp --dport 11434 -j ACCEPT`."
+                ),
                 False,
             )
         return (
-            "Ollama does not answer at all (hung or overloaded): restart it "
-            "(`sudo systemctl restart ollama`).",
+            _(
+                "Ollama does not answer at all (hung or overloaded): restart it "
+                "(`sudo systemctl restart ollama`)."
+            ),
             False,
         )
     if probe.status == 404:
-        return "Something answers at that address, but not Ollama's API: check the port.", False
-    return "Check Ollama's logs (`journalctl -u ollama`).", False
+        return _("Something answers at that address, but not Ollama's API: check the port."), False
+    return _("Check Ollama's logs (`journalctl -u ollama`)."), False
 
 
 def proxy_for(env: dict[str, str], url: str) -> str | None:
@@ -204,8 +222,11 @@ def container_reach(facts: Facts) -> Finding:
         return Finding(
             "container.reach",
             Status.FAIL,
-            f"Ollama unreachable from {', '.join(dict.fromkeys(s for s, _, _ in failed))} at "
-            f"{without_credentials(url)} ({probe.error or f'HTTP {probe.status}'})",
+            _("Ollama unreachable from {services} at {url} ({error})").format(
+                services=", ".join(dict.fromkeys(s for s, _u, _p in failed)),
+                url=without_credentials(url),
+                error=probe.error or f"HTTP {probe.status}",
+            ),
             detail="; ".join(lines) + f" [URL from {sources}]",
             remedy=remedy,
             service=service,
@@ -216,7 +237,9 @@ def container_reach(facts: Facts) -> Finding:
     return Finding(
         "container.reach",
         Status.OK,
-        f"Ollama answers from {', '.join(s for s, _ in callers)} (slowest {slowest} ms)",
+        _("Ollama answers from {services} (slowest {ms} ms)").format(
+            services=", ".join(s for s, _c in callers), ms=slowest
+        ),
         "; ".join(lines) + f" [URL from {sources}]",
         metrics=metrics,
     )
@@ -291,8 +314,10 @@ def _proxy_place(facts: Facts) -> str:
     except Skip:
         kind = ""
     if kind == KIND_ENV_FILES:
-        return "in .env (Dify 1.14+ reads it last, after envs/*.env, into every service)"
-    return "in the compose override (`environment:`; .env only reaches keys the compose file names)"
+        return _("in .env (Dify 1.14+ reads it last, after envs/*.env, into every service)")
+    return _(
+        "in the compose override (`environment:`; .env only reaches keys the compose file names)"
+    )
 
 
 def container_proxy(facts: Facts) -> Finding:
@@ -325,15 +350,21 @@ def container_proxy(facts: Facts) -> Finding:
         return Finding(
             "container.proxy",
             Status.FAIL,
-            f"a proxy variable captures {', '.join(hosts)} in {', '.join(services)}",
+            _("a proxy variable captures {hosts} in {services}").format(
+                hosts=", ".join(hosts), services=", ".join(services)
+            ),
             detail="; ".join(lines) + " (requests from Dify go to the proxy: ProxyError)",
-            remedy=f"Add {','.join(hosts)} to NO_PROXY (and no_proxy) for "
-            f"{', '.join(services)} {_proxy_place(facts)}, then `dify-ollama restart`.",
+            remedy=_(
+                "Add {hosts} to NO_PROXY (and no_proxy) for {services} {place}, then "
+                "`dify-ollama restart`."
+            ).format(
+                hosts=",".join(hosts), services=", ".join(services), place=_proxy_place(facts)
+            ),
             service=services[0],
         )
     return Finding(
         "container.proxy",
         Status.OK,
-        "no proxy variable captures Dify's Ollama URL",
+        _("no proxy variable captures Dify's Ollama URL"),
         "; ".join(lines) or "no HTTP(S)_PROXY/ALL_PROXY set in " + ", ".join(s for s, _ in callers),
     )

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from config.i18n import gettext as _
 from handlers import runtime_facts
 from handlers.facts import Facts, Skip
 from handlers.plugin_db import OLLAMA_PLUGIN, Installation
@@ -14,9 +15,19 @@ from handlers.results import Finding, HandlerError, Status
 from handlers.timeline import in_context
 from handlers.urls import without_credentials
 
-NO_PLUGINS = "Dify 0.x has no plugins"
-RECREATE = "then recreate plugin_daemon (`dify-ollama restart plugin_daemon` recreates it when "
-RECREATE += ".env changed; a plain `docker restart` does not re-read .env)"
+
+def no_plugins() -> str:
+    """The start of the skip on 0.x (probes.NOT_APPLICABLE matches it)."""
+    return _("Dify 0.x has no plugins")
+
+
+def recreate() -> str:
+    return _(
+        "then recreate plugin_daemon (`dify-ollama restart plugin_daemon` recreates it when "
+        ".env changed; a plain `docker restart` does not re-read .env)"
+    )
+
+
 DOWNLOAD_WORDS = (
     "failed to install dependencies",
     "pip",
@@ -123,13 +134,17 @@ def verdict(
         return Finding(
             "dify.plugin",
             Status.FAIL,
-            f"the Ollama plugin is not installed for {len(missing)} of {len(tenants)} "
-            "workspace(s) with Ollama models",
+            _(
+                "the Ollama plugin is not installed for {missing} of {total} workspace(s) with "
+                "Ollama models"
+            ).format(missing=len(missing), total=len(tenants)),
             detail="; ".join(lines)
             + " (Dify shows: plugin not found / the model list stays empty)",
-            remedy="Install it in those workspaces: Dify -> Plugins -> Install plugin -> "
-            f"Marketplace -> Ollama ({OLLAMA_PLUGIN}); an offline host: download the .difypkg "
-            "on a connected machine and use Install from local package file.",
+            remedy=_(
+                "Install it in those workspaces: Dify -> Plugins -> Install plugin -> "
+                "Marketplace -> Ollama ({plugin}); an offline host: download the .difypkg "
+                "on a connected machine and use Install from local package file."
+            ).format(plugin=OLLAMA_PLUGIN),
             service="plugin_daemon",
         )
     unpacked = [t for t in tenants if t in by_tenant and not by_tenant[t].package]
@@ -137,13 +152,17 @@ def verdict(
         return Finding(
             "dify.plugin",
             Status.FAIL,
-            f"the Ollama plugin installed for {len(unpacked)} workspace(s) refers to a package "
-            "plugin_daemon does not have",
+            _(
+                "the Ollama plugin installed for {count} workspace(s) refers to a package "
+                "plugin_daemon does not have"
+            ).format(count=len(unpacked)),
             detail="; ".join(lines)
             + " (plugin_installations names a plugin_unique_identifier with no row in plugins: "
             "the daemon cannot start it; Dify shows: plugin not found)",
-            remedy="Reinstall the plugin in those workspaces (Dify -> Plugins -> Ollama -> "
-            "Remove, then install it again from the Marketplace or a local .difypkg).",
+            remedy=_(
+                "Reinstall the plugin in those workspaces (Dify -> Plugins -> Ollama -> "
+                "Remove, then install it again from the Marketplace or a local .difypkg)."
+            ),
             service="plugin_daemon",
         )
     kinds = {t.kind for t in ours}
@@ -151,28 +170,34 @@ def verdict(
         return Finding(
             "dify.plugin",
             Status.FAIL,
-            "plugin_daemon refuses the Ollama plugin package: bad signature",
+            _("plugin_daemon refuses the Ollama plugin package: bad signature"),
             detail="; ".join(lines),
-            remedy="Install the package from the Marketplace, or (a repackaged plugin you trust) "
-            "set FORCE_VERIFYING_SIGNATURE=false in .env, " + RECREATE + ".",
+            remedy=_(
+                "Install the package from the Marketplace, or (a repackaged plugin you trust) "
+                "set FORCE_VERIFYING_SIGNATURE=false in .env, {recreate}."
+            ).format(recreate=recreate()),
             service="plugin_daemon",
         )
     if kinds & {"download", "init"}:
         offline = "download" in kinds
         remedy = (
-            "The plugin's Python packages could not be downloaded (an offline host?): set "
-            "PIP_MIRROR_URL to a reachable mirror, or HTTP_PROXY/HTTPS_PROXY (with NO_PROXY for "
-            "Dify's own services) for plugin_daemon, and raise PLUGIN_PYTHON_ENV_INIT_TIMEOUT "
-            f"for slow links ({_offline_settings(daemon_env)}), " + RECREATE + "."
+            _(
+                "The plugin's Python packages could not be downloaded (an offline host?): set "
+                "PIP_MIRROR_URL to a reachable mirror, or HTTP_PROXY/HTTPS_PROXY (with NO_PROXY "
+                "for Dify's own services) for plugin_daemon, and raise "
+                "PLUGIN_PYTHON_ENV_INIT_TIMEOUT for slow links ({settings}), {recreate}."
+            ).format(settings=_offline_settings(daemon_env), recreate=recreate())
             if offline
-            else "Read `dify-ollama logs plugin_daemon 500` for the cause, fix it, then "
-            "reinstall the plugin (Plugins -> Ollama -> Remove, then install again)."
+            else _(
+                "Read `dify-ollama logs plugin_daemon 500` for the cause, fix it, then "
+                "reinstall the plugin (Plugins -> Ollama -> Remove, then install again)."
+            )
         )
         return Finding(
             "dify.plugin",
             Status.FAIL,
-            "the Ollama plugin's runtime did not start: init environment failed"
-            + (" (package download)" if offline else ""),
+            _("the Ollama plugin's runtime did not start: init environment failed")
+            + (_(" (package download)") if offline else ""),
             detail="; ".join(lines),
             remedy=remedy,
             service="plugin_daemon",
@@ -181,45 +206,51 @@ def verdict(
         return Finding(
             "dify.plugin",
             Status.FAIL,
-            "plugin_daemon has no running Ollama plugin (plugin runtime not found)",
+            _("plugin_daemon has no running Ollama plugin (plugin runtime not found)"),
             detail="; ".join(lines),
-            remedy="`dify-ollama restart plugin_daemon`; if it persists, reinstall the plugin "
-            "(Plugins -> Ollama -> Remove, then install again) and read "
-            "`dify-ollama logs plugin_daemon 500`.",
+            remedy=_(
+                "`dify-ollama restart plugin_daemon`; if it persists, reinstall the plugin "
+                "(Plugins -> Ollama -> Remove, then install again) and read "
+                "`dify-ollama logs plugin_daemon 500`."
+            ),
             service="plugin_daemon",
         )
     if db_error is not None:
         return Finding(
             "dify.plugin",
             Status.WARN,
-            "could not read plugin_daemon's database: installation not verified",
+            _("could not read plugin_daemon's database: installation not verified"),
             detail=f"{db_error}; " + "; ".join(lines),
-            remedy="Check Dify -> Plugins for Ollama; `dify-ollama logs plugin_daemon`.",
+            remedy=_("Check Dify -> Plugins for Ollama; `dify-ollama logs plugin_daemon`."),
             service="plugin_daemon",
         )
     if log_error is not None and tenants:
         return Finding(
             "dify.plugin",
             Status.WARN,
-            "the Ollama plugin is installed, but plugin_daemon's log could not be read: its "
-            "runtime is not verified",
+            _(
+                "the Ollama plugin is installed, but plugin_daemon's log could not be read: its "
+                "runtime is not verified"
+            ),
             detail=f"plugin_daemon log: {log_error}; " + "; ".join(lines),
-            remedy="`dify-ollama logs plugin_daemon` shows what the daemon says.",
+            remedy=_("`dify-ollama logs plugin_daemon` shows what the daemon says."),
             service="plugin_daemon",
         )
     if not tenants:
         return Finding(
             "dify.plugin",
             Status.OK,
-            "no Ollama model configured in Dify, so no workspace needs the plugin",
+            _("no Ollama model configured in Dify, so no workspace needs the plugin"),
             detail="; ".join(lines),
         )
     versions = sorted({by_tenant[t].version for t in tenants})
     return Finding(
         "dify.plugin",
         Status.OK,
-        f"Ollama plugin {', '.join(versions)} installed for {len(tenants)} workspace(s); no "
-        "runtime error in plugin_daemon's last 15 min",
+        _(
+            "Ollama plugin {versions} installed for {count} workspace(s); no runtime error in "
+            "plugin_daemon's last 15 min"
+        ).format(versions=", ".join(versions), count=len(tenants)),
         detail="; ".join(lines),
     )
 
@@ -229,7 +260,9 @@ def dify_plugin(facts: Facts) -> Finding:
         return Finding(
             "dify.plugin",
             Status.SKIP,
-            f"{NO_PLUGINS}: api and worker call Ollama themselves",
+            _("{no_plugins}: api and worker call Ollama themselves").format(
+                no_plugins=no_plugins()
+            ),
         )
     cid = facts.running("plugin_daemon")
     # plugin_daemon's database and log do not depend on Dify's rows: read all three at once
@@ -240,7 +273,7 @@ def dify_plugin(facts: Facts) -> Finding:
         try:
             rows = facts.credentials()
         except HandlerError as exc:
-            raise Skip(f"needs dify.base_url ({exc})") from None
+            raise Skip(_("needs dify.base_url ({error})").format(error=exc)) from None
         state, log = state_job.result(), log_job.result()
     tenants = sorted({r.tenant_id for r in rows if r.provider == runtime_facts.OLLAMA_PROVIDER_1X})
     return verdict(

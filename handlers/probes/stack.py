@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from config.i18n import gettext as _
+from config.i18n import ngettext
 from handlers import container_exec
 from handlers.compose_binary import detect_compose
 from handlers.engine import docker_host
@@ -15,17 +17,21 @@ CORE_SERVICES = ("api", "worker", "plugin_daemon")
 
 
 def docker_engine(facts: Facts) -> Finding:
-    _, problem, version = facts.engine()
+    _client, problem, version = facts.engine()
     host = docker_host(facts.settings)
     if problem is not None:
         return Finding(
             "docker.engine",
             Status.FAIL,
-            f"Docker engine unreachable: {problem.message}",
+            _("Docker engine unreachable: {problem}").format(problem=problem.message),
             detail=f"DOCKER_HOST={host} ({problem.reason})",
             remedy=problem.remedy,
         )
-    return Finding("docker.engine", Status.OK, f"Docker {version} answers at {host}")
+    return Finding(
+        "docker.engine",
+        Status.OK,
+        _("Docker {version} answers at {host}").format(version=version, host=host),
+    )
 
 
 def dify_project(facts: Facts) -> Finding:
@@ -33,9 +39,11 @@ def dify_project(facts: Facts) -> Finding:
     compose = detect_compose()
     compose_text = f"{compose.label} {compose.version}" if compose else "no compose CLI found"
     if project is None:
-        client, _, _ = facts.engine()
+        client, _problem, _version = facts.engine()
         status = Status.SKIP if client is None else Status.FAIL
-        summary = "needs docker.engine" if client is None else "Dify compose project not found"
+        summary = (
+            _("needs docker.engine") if client is None else _("Dify compose project not found")
+        )
         return Finding(
             "dify.project",
             status,
@@ -44,8 +52,10 @@ def dify_project(facts: Facts) -> Finding:
             remedy=(
                 ""
                 if client is None
-                else "Start Dify (`docker compose up -d` in its docker folder), or set DIFY_DIR "
-                "to that folder / DIFY_COMPOSE_PROJECT to its project name."
+                else _(
+                    "Start Dify (`docker compose up -d` in its docker folder), or set DIFY_DIR "
+                    "to that folder / DIFY_COMPOSE_PROJECT to its project name."
+                )
             ),
         )
     layout = facts.layout()
@@ -66,7 +76,9 @@ def dify_project(facts: Facts) -> Finding:
         + f"; installed: {compose_text}; metadata DB {layout.db_kind}"
         + (f" ({layout.db_service})" if layout.db_service else "")
     )
-    summary = f"Dify project {project.name} in {project.working_dir}: {layout.describe()}"
+    summary = _("Dify project {name} in {folder}: {layout}").format(
+        name=project.name, folder=project.working_dir, layout=layout.describe()
+    )
     try:
         facts.compose()
     except Skip as exc:
@@ -74,19 +86,25 @@ def dify_project(facts: Facts) -> Finding:
         return Finding(
             "dify.project",
             Status.WARN,
-            f"{summary}; Compose cannot read the project",
+            _("{summary}; Compose cannot read the project").format(summary=summary),
             detail=f"{detail}; {exc}",
-            remedy=f"Fix what the detail names in {project.working_dir} (`docker compose "
-            "config -q` there shows the same); restart and fix-env refuse until then.",
+            remedy=_(
+                "Fix what the detail names in {folder} (`docker compose config -q` there shows "
+                "the same); restart and fix-env refuse until then."
+            ).format(folder=project.working_dir),
         )
     if compose is None:
         return Finding(
             "dify.project",
             Status.WARN,
-            f"{summary}; neither `docker compose` nor `docker-compose` is installed",
+            _("{summary}; neither `docker compose` nor `docker-compose` is installed").format(
+                summary=summary
+            ),
             detail=detail,
-            remedy="Install the Compose plugin (`apt-get install docker-compose-plugin`); "
-            "restart and fix-env need it to recreate containers.",
+            remedy=_(
+                "Install the Compose plugin (`apt-get install docker-compose-plugin`); "
+                "restart and fix-env need it to recreate containers."
+            ),
         )
     return Finding("dify.project", Status.OK, summary, detail)
 
@@ -134,10 +152,14 @@ def dify_containers(facts: Facts) -> Finding:
         return Finding(
             "dify.containers",
             Status.FAIL,
-            f"not running or unhealthy: {', '.join(bad)}",
+            _("not running or unhealthy: {services}").format(services=", ".join(bad)),
             detail=detail,
-            remedy=f"`cd {project.working_dir} && {up} up -d {' '.join(bad)}`, then read "
-            f"`dify-ollama logs {bad[0]}` for why it stopped.",
+            remedy=_(
+                "{command}, then read `dify-ollama logs {service}` for why it stopped."
+            ).format(
+                command=f"`cd {project.working_dir} && {up} up -d {' '.join(bad)}`",
+                service=bad[0],
+            ),
             service=bad[0],
             metrics=metrics,
         )
@@ -145,16 +167,18 @@ def dify_containers(facts: Facts) -> Finding:
         return Finding(
             "dify.containers",
             Status.WARN,
-            f"still starting: {', '.join(starting)}",
+            _("still starting: {services}").format(services=", ".join(starting)),
             detail=detail,
-            remedy="Wait for the health checks to pass, then check again.",
+            remedy=_("Wait for the health checks to pass, then check again."),
             service=starting[0],
             metrics=metrics,
         )
     done = [s for s in wanted if s in layout.one_shot]
-    summary = "running: " + ", ".join(s for s in wanted if s not in layout.one_shot)
+    summary = _("running: {services}").format(
+        services=", ".join(s for s in wanted if s not in layout.one_shot)
+    )
     if done:
-        summary += f" ({', '.join(done)} completed)"
+        summary += _(" ({services} completed)").format(services=", ".join(done))
     return Finding("dify.containers", Status.OK, summary, detail, metrics=metrics)
 
 
@@ -184,19 +208,21 @@ def dify_health(facts: Facts) -> Finding:
             lines.append(f"{service}: {url} -> {why}")
             bad.append(service)
     if not lines:
-        raise Skip("needs dify.containers (no api or plugin_daemon container)")
+        raise Skip(_("needs dify.containers (no api or plugin_daemon container)"))
     if bad:
         return Finding(
             "dify.health",
             Status.FAIL,
-            f"health endpoint not answering: {', '.join(bad)}",
+            _("health endpoint not answering: {services}").format(services=", ".join(bad)),
             detail="; ".join(lines),
-            remedy=f"Read `dify-ollama logs {bad[0]}`; restart it with "
-            f"`dify-ollama restart {bad[0]}`.",
+            remedy=_(
+                "Read `dify-ollama logs {service}`; restart it with "
+                "`dify-ollama restart {service}`."
+            ).format(service=bad[0]),
             service=bad[0],
         )
-    probed = [s for s, _ in targets]
-    noun = "endpoint answers" if len(probed) == 1 else "endpoints answer"
-    return Finding(
-        "dify.health", Status.OK, f"{' and '.join(probed)} health {noun}", "; ".join(lines)
-    )
+    probed = [s for s, _url in targets]
+    summary = ngettext(
+        "{services} health endpoint answers", "{services} health endpoints answer", len(probed)
+    ).format(services=_(" and ").join(probed))
+    return Finding("dify.health", Status.OK, summary, "; ".join(lines))

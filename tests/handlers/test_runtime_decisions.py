@@ -372,8 +372,8 @@ def test_not_applicable_skips_stay_skips_and_a_gap_is_a_warning() -> None:
         Finding(fid, Status.OK, "fine")
         for fid in ("docker.engine", "dify.project", "dify.containers", "dify.base_url")
     )
-    zero_x = Finding("dify.plugin", Status.SKIP, f"{plugin.NO_PLUGINS}: api and worker call")
-    not_run = Finding("dify.chat", Status.SKIP, f"{chat.NOT_RUN}: llama3.2 is not loaded")
+    zero_x = Finding("dify.plugin", Status.SKIP, f"{plugin.no_plugins()}: api and worker call")
+    not_run = Finding("dify.chat", Status.SKIP, f"{chat.not_run()}: llama3.2 is not loaded")
     gap = Finding("dify.chat", Status.SKIP, "needs dify.base_url (psql timed out)")
     out = {f.summary: f for f in account_for_skips((*passed, zero_x, not_run, gap))}
     assert out[zero_x.summary].status is Status.SKIP

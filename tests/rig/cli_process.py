@@ -20,7 +20,7 @@ def run_python(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
     full = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DIFY_", "OLLAMA_", "CHECK_", "SLACK_"))
+        if not k.startswith(("DIFY_", "OLLAMA_", "CHECK_", "SLACK_", "BOT_"))
     }
     full["PYTHONPATH"] = str(ROOT)
     full.update(env or {})
