@@ -1,0 +1,80 @@
+"""Three test Dify hosts shared by every test of this package (tests/rig/netns_hosts.py):
+
+- prod-1: a fake Ollama in its namespace; Dify = the session's healthy look-alike stack.
+- prod-2: no Ollama at all (the broken one); Dify = labelled containers logging canaries.
+- prod-3: a fake Ollama; the same canary project as prod-2.
+
+Each is reached over real SSH (Debian's sshd in the namespace, the project's forced command).
+They share the private engine through DOCKER_HOST set by their sshd: no dockerd per namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.rig.log_containers import Canaries, LogProject, printf_script
+from tests.rig.netns_hosts import HostRig, NsHost
+from tests.rig.stack import DifyStack, docker_host
+
+
+@dataclass
+class SharedHosts:
+    rig: HostRig
+    by_name: dict[str, NsHost]
+    settings: dict[str, dict[str, str]]
+    logs: LogProject
+    stack: DifyStack
+
+    def entry(self, name: str, **extra: Any) -> dict[str, Any]:
+        return self.rig.entry(self.by_name[name], settings=self.settings[name], **extra)
+
+    def file(self, entries: dict[str, dict[str, Any]] | None = None, name: str = "h.yaml") -> Path:
+        if entries is None:
+            entries = {n: self.entry(n, deadline=30) for n in self.by_name}
+        return self.rig.hosts_file(entries, name)
+
+    def unreachable(self, deadline: float) -> dict[str, Any]:
+        """An entry whose address nobody holds (prod-3's /29): no SSH answer."""
+        entry = self.entry("prod-3", deadline=deadline)
+        entry["ssh"]["host"] = self.by_name["prod-3"].unused_address
+        return entry
+
+
+@pytest.fixture(scope="package")
+def test_hosts(docker_engine: Any, healthy_stack: DifyStack) -> Iterator[SharedHosts]:
+    root = Path(tempfile.mkdtemp(prefix="dify-ollama-hosts-"))
+    env = {"DOCKER_HOST": docker_host()}
+    if os.environ.get("DOCKER_CONFIG"):
+        env["DOCKER_CONFIG"] = os.environ["DOCKER_CONFIG"]
+    rig = HostRig(root, 3)
+    logs = LogProject(docker_engine, root / "logs", Canaries())
+    try:
+        rig.start(env)
+        one, two, three = rig.hosts
+        rig.start_ollama(one)
+        rig.start_ollama(three)
+        api = logs.add("api", printf_script([*logs.canaries.log_lines(), "done"]))
+        logs.add("worker", "sleep 600")
+        logs.wait_for_line(api, b"done")
+        stack_settings = {
+            "DIFY_COMPOSE_PROJECT": healthy_stack.project,
+            "DIFY_DIR": str(healthy_stack.dir),
+        }
+        log_settings = {"DIFY_COMPOSE_PROJECT": logs.name, "DIFY_DIR": str(logs.dir)}
+        yield SharedHosts(
+            rig,
+            {"prod-1": one, "prod-2": two, "prod-3": three},
+            {"prod-1": stack_settings, "prod-2": log_settings, "prod-3": log_settings},
+            logs,
+            healthy_stack,
+        )
+    finally:
+        logs.cleanup()
+        rig.close()
