@@ -34,7 +34,8 @@ def register(subparsers: Any) -> None:
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--yes", "-y", action="store_true", help="apply the plan printed")
-    mode.add_argument(
+    # Not in the group: argparse would print the group on one line wider than 60 columns.
+    parser.add_argument(
         "--apply",
         metavar="PLAN_ID",
         help="apply the saved plan PLAN_ID exactly as it was shown (what the bot's Apply "
@@ -70,6 +71,9 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from handlers import fix_apply, fix_plan, fix_undo
 
+    if args.apply and (args.yes or args.undo):
+        print("dify-ollama fix-env: --apply goes alone (not with --yes or --undo)", file=sys.stderr)
+        return 2
     if args.restart and not (args.yes or args.undo or args.apply):
         print("dify-ollama fix-env: --restart needs --yes or --undo", file=sys.stderr)
         return 2

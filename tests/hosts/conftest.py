@@ -78,3 +78,7 @@ def test_hosts(docker_engine: Any, healthy_stack: DifyStack) -> Iterator[SharedH
     finally:
         logs.cleanup()
         rig.close()
+
+
+# The Slack side of these hosts runs the real bot against the Slack double (tests/bot).
+from tests.bot.conftest import run_bot, slack  # noqa: E402, F401
