@@ -130,6 +130,8 @@ def as_report(answer: Answer) -> Report:
     if not report.findings:  # nothing checked is never ok
         empty = Finding(HOST_ANSWER, Status.FAIL, f"{answer.host} returned no findings")
         return Report((empty,), report.duration_ms, context)
+    if "host" in report.context:  # the machine's own name, as its check saw it
+        context["hostname"] = report.context["host"]
     return Report(report.findings, report.duration_ms, {**report.context, **context})
 
 

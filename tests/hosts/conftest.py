@@ -1,11 +1,15 @@
 """Three test Dify hosts shared by every test of this package (tests/rig/netns_hosts.py):
 
-- prod-1: a fake Ollama in its namespace; Dify = the session's healthy look-alike stack.
-- prod-2: no Ollama at all (the broken one); Dify = labelled containers logging canaries.
-- prod-3: a fake Ollama; the same canary project as prod-2.
+- prod-1: a fake Ollama in its namespace; Dify = the session's healthy look-alike stack, on
+  the shared private engine (its hosts-file entry sets DOCKER_HOST to it: a real compose stack
+  needs the Debian image, too large to copy into every engine of a run).
+- prod-2: no Ollama at all (the broken one); Dify = labelled containers logging canaries, on
+  its own dockerd.
+- prod-3: a fake Ollama; Dify = another canary project on its own dockerd.
 
-Each is reached over real SSH (Debian's sshd in the namespace, the project's forced command).
-They share the private engine through DOCKER_HOST set by their sshd: no dockerd per namespace.
+Each namespace runs its own dockerd (own bridge, data-root, exec-root, pidfile, socket; the
+busybox test image copied in) and is reached over real SSH (Debian's sshd in the namespace,
+the project's forced command).
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from tests.rig.log_containers import Canaries, LogProject, printf_script
 from tests.rig.netns_hosts import HostRig, NsHost
-from tests.rig.stack import DifyStack, docker_host
+from tests.rig.stack import BUSYBOX_IMAGE, DifyStack, docker_host
 
 
 @dataclass
@@ -29,7 +34,8 @@ class SharedHosts:
     rig: HostRig
     by_name: dict[str, NsHost]
     settings: dict[str, dict[str, str]]
-    logs: LogProject
+    logs: LogProject  # prod-2's Dify
+    logs3: LogProject  # prod-3's Dify (same canaries)
     stack: DifyStack
 
     def entry(self, name: str, **extra: Any) -> dict[str, Any]:
@@ -54,29 +60,48 @@ def test_hosts(docker_engine: Any, healthy_stack: DifyStack) -> Iterator[SharedH
     if os.environ.get("DOCKER_CONFIG"):
         env["DOCKER_CONFIG"] = os.environ["DOCKER_CONFIG"]
     rig = HostRig(root, 3)
-    logs = LogProject(docker_engine, root / "logs", Canaries())
+    canaries = Canaries()
+    projects: list[LogProject] = []
+    clients: list[Any] = []
     try:
-        rig.start(env)
+        rig.start(env, images=(BUSYBOX_IMAGE,))
         one, two, three = rig.hosts
         rig.start_ollama(one)
         rig.start_ollama(three)
-        api = logs.add("api", printf_script([*logs.canaries.log_lines(), "done"]))
-        logs.add("worker", "sleep 600")
-        logs.wait_for_line(api, b"done")
+        for host in (two, three):
+            client = docker.DockerClient(base_url=host.docker_host, timeout=30)
+            clients.append(client)
+            project = LogProject(client, root / f"dify{host.index}", canaries)
+            projects.append(project)
+            api = project.add("api", printf_script([*canaries.log_lines(), "done"]))
+            project.add("worker", "sleep 600")
+            project.wait_for_line(api, b"done")
         stack_settings = {
             "DIFY_COMPOSE_PROJECT": healthy_stack.project,
             "DIFY_DIR": str(healthy_stack.dir),
+            "DOCKER_HOST": docker_host(),
         }
-        log_settings = {"DIFY_COMPOSE_PROJECT": logs.name, "DIFY_DIR": str(logs.dir)}
+        two_logs, three_logs = projects
         yield SharedHosts(
             rig,
             {"prod-1": one, "prod-2": two, "prod-3": three},
-            {"prod-1": stack_settings, "prod-2": log_settings, "prod-3": log_settings},
-            logs,
+            {
+                "prod-1": stack_settings,
+                "prod-2": {"DIFY_COMPOSE_PROJECT": two_logs.name, "DIFY_DIR": str(two_logs.dir)},
+                "prod-3": {
+                    "DIFY_COMPOSE_PROJECT": three_logs.name,
+                    "DIFY_DIR": str(three_logs.dir),
+                },
+            },
+            two_logs,
+            three_logs,
             healthy_stack,
         )
     finally:
-        logs.cleanup()
+        for project in projects:
+            project.cleanup()
+        for client in clients:
+            client.close()
         rig.close()
 
 

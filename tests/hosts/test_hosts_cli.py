@@ -29,8 +29,10 @@ def test_check_on_a_named_host_is_that_hosts_report(test_hosts: SharedHosts) -> 
     report = json.loads(broken.stdout)
     assert report["context"]["host"] == "prod-2"
     assert statuses(report)["ollama.host"] == "fail"  # its Ollama is down
-    # the host's own settings travelled: its compose project is the canary project
+    # the host's own settings travelled, and its own engine answered: that compose project
+    # exists only on prod-2's dockerd
     assert report["context"].get("project") == test_hosts.logs.name, report["context"]
+    assert statuses(report)["docker.engine"] == "ok"
     assert_no_canary(broken.stdout + broken.stderr, test_hosts.logs.canaries)
 
     fine = run_cli("check", "--host", "prod-1", "--json", env={"HOSTS_FILE": str(hosts_file)})

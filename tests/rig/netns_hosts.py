@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -54,6 +55,7 @@ class NsHost:
     env: dict[str, str] = field(default_factory=dict)
     host_key_pub: str = ""
     sshd: subprocess.Popen[bytes] | None = None
+    engine: subprocess.Popen[bytes] | None = None  # its own dockerd, when it has one
     ollama: subprocess.Popen[str] | None = None
 
     def addr(self, last: int) -> str:
@@ -72,6 +74,11 @@ class NsHost:
     @property
     def netns_path(self) -> str:
         return f"/var/run/netns/{self.netns}"
+
+    @property
+    def docker_host(self) -> str:
+        """Its own engine's socket (a short path: unix sockets take 107 bytes at most)."""
+        return f"unix://{self.dir / 'docker.sock'}"
 
 
 class HostRig:
@@ -96,18 +103,21 @@ class HostRig:
         raise RuntimeError("no free 10.78.x.0 range")
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def start(self, env: dict[str, str]) -> HostRig:
+    def start(self, env: dict[str, str], images: tuple[str, ...] = ()) -> HostRig:
+        """`images`: each host gets its own dockerd (its DOCKER_HOST), with these images of
+        the shared private engine (env's DOCKER_HOST) loaded; none: no engine of its own, the
+        hosts' CLIs use env's DOCKER_HOST."""
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
         self.key_pub = keygen(self.key, "dify-ollama-bot-test")
         try:
             for index in range(self.count):
-                self.hosts.append(self._make(index, env))
+                self.hosts.append(self._make(index, env, images))
         except BaseException:
             self.close()
             raise
         return self
 
-    def _make(self, index: int, env: dict[str, str]) -> NsHost:
+    def _make(self, index: int, env: dict[str, str], images: tuple[str, ...]) -> NsHost:
         # a /29 per host within one 10.78.N.0/24: .0/29, .8/29, ...
         host = NsHost(
             index=index,
@@ -134,11 +144,56 @@ class HostRig:
                 "OLLAMA_URL": "http://127.0.0.1:11434",
                 "CHECK_TIMEOUT": "2",
             }
+            if images:
+                self._dockerd(host, env["DOCKER_HOST"], images)
+                host.env["DOCKER_HOST"] = host.docker_host
             self._sshd(host)
         except BaseException:
             self._remove(host)
             raise
         return host
+
+    def _dockerd(self, host: NsHost, shared: str, images: tuple[str, ...]) -> None:
+        """A private dockerd inside the namespace: its own bridge (inside the namespace only,
+        so its address cannot collide with the machine's), data-root, exec-root, pidfile and
+        socket, no iptables, DNS on loopback; `images` copied from the shared engine."""
+        inside = ("ip", "netns", "exec", host.netns)
+        _run(*inside, "ip", "link", "add", "dob0", "type", "bridge")
+        _run(*inside, "ip", "addr", "add", f"10.79.{host.index + 1}.1/24", "dev", "dob0")
+        _run(*inside, "ip", "link", "set", "dob0", "up")
+        engine = self.root / f"engine{host.index}"
+        log = (host.dir / "dockerd.log").open("wb")
+        host.engine = subprocess.Popen(
+            [
+                "nsenter", f"--net={host.netns_path}", "dockerd",
+                "--host", host.docker_host,
+                "--data-root", str(engine / "data"),
+                "--exec-root", str(engine / "x"),
+                "--pidfile", str(engine / "pid"),
+                "--iptables=false", "--ip-masq=false", "--dns", "127.0.0.1",
+                "--bridge", "dob0",
+            ],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + 60
+        while subprocess.run(
+            ["docker", "-H", host.docker_host, "version"], capture_output=True, timeout=30
+        ).returncode:
+            if host.engine.poll() is not None or time.monotonic() > deadline:
+                tail = (host.dir / "dockerd.log").read_text()[-500:]
+                raise RuntimeError(f"dockerd in {host.netns} did not start: {tail}")
+            time.sleep(0.2)
+        for image in images:
+            save = subprocess.Popen(["docker", "-H", shared, "save", image], stdout=subprocess.PIPE)
+            subprocess.run(
+                ["docker", "-H", host.docker_host, "load", "-q"],
+                stdin=save.stdout, check=True, capture_output=True, timeout=300,
+            )  # fmt: skip
+            assert save.stdout is not None
+            save.stdout.close()
+            if save.wait(60):
+                raise RuntimeError(f"docker save {image} failed")
 
     def _sshd(self, host: NsHost) -> None:
         host_key = host.dir / "ssh_host_ed25519_key"
@@ -260,6 +315,24 @@ class HostRig:
     def _remove(self, host: NsHost) -> None:
         self._stop(host.ollama)
         self._stop(host.sshd)
+        if host.engine is not None and host.engine.poll() is None:
+            # its containers first: a dockerd stopping running containers waits for each
+            listed = subprocess.run(
+                ["docker", "-H", host.docker_host, "ps", "-aq"],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            ids = listed.stdout.split()
+            if ids:
+                subprocess.run(
+                    ["docker", "-H", host.docker_host, "rm", "-f", *ids],
+                    capture_output=True, timeout=60,
+                )  # fmt: skip
+            host.engine.terminate()
+            try:
+                host.engine.wait(30)
+            except subprocess.TimeoutExpired:
+                host.engine.kill()
+                host.engine.wait(10)
         subprocess.run(["ip", "link", "del", host.link], capture_output=True, timeout=10)
         subprocess.run(["ip", "netns", "del", host.netns], capture_output=True, timeout=10)
 
@@ -267,3 +340,5 @@ class HostRig:
         for host in self.hosts:
             self._remove(host)
         self.hosts.clear()
+        for engine in self.root.glob("engine*"):
+            shutil.rmtree(engine, ignore_errors=True)  # images and containers' layers
