@@ -256,3 +256,37 @@ def test_restart_on_a_named_host_re_checks_it(
         if c == "restart" and h == "prod-1"
     }
     assert outcomes & {"ok", "still-failing"}, outcomes
+
+
+def test_the_watch_watches_every_host_and_names_it_in_alerts(
+    run_bot: Any, test_hosts: SharedHosts
+) -> None:
+    entries = {
+        "prod-2": test_hosts.entry("prod-2", deadline=20),
+        "prod-3": test_hosts.entry("prod-3", deadline=20),
+    }
+    bot = run_bot(
+        hosts_file=test_hosts.file(entries, "watch.yaml"),
+        watch_channel="CWATCH",
+        watch_interval_floor=0.2,
+        watch_interval=2,
+        watch_fail_after=1,
+    )
+    assert bot.bot.watch is None  # the file lists no local host: this machine is not watched
+    assert sorted(w.host for w in bot.bot.host_watches) == ["prod-2", "prod-3"]
+    [alert] = bot.slack.wait_for(
+        "chat.postMessage",
+        where=lambda c: (
+            c.params.get("channel") == "CWATCH" and "on prod-2" in str(c.params.get("text"))
+        ),
+        timeout=60,
+    )
+    assert "ollama.host" in json.dumps(alert.params.get("blocks"))
+    for call in bot.slack.of("chat.postMessage"):
+        if call.params.get("channel") == "CWATCH":
+            text = str(call.params.get("text"))
+            assert "on prod-2" in text or "on prod-3" in text, text  # every alert names it
+            assert not [b for b in buttons(call) if "host" not in b.get("value", "host")]
+    # each host's watch state is its own, under STATE_DIR/hosts/NAME
+    assert (bot.settings.state_path / "hosts" / "prod-2").is_dir()
+    assert_no_canary(everything_sent(bot.slack), test_hosts.logs.canaries)
