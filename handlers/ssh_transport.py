@@ -172,6 +172,7 @@ class SshPool:
     def __init__(self, max_sessions: int = 16) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="dify-ollama-ssh-"))
         os.chmod(self.dir, 0o700)
+        self.max_sessions = max_sessions
         self._sessions = threading.BoundedSemaphore(max_sessions)
         self._lock = threading.Lock()
         self._host_locks: dict[str, threading.Lock] = {}
@@ -249,7 +250,19 @@ class SshPool:
         if problem is not None:
             return t.failed(host, problem, started)
         argv = ssh_argv(host, self.control(host), args, MAX_CONNECT)
-        with self._sessions:
+        if not self._sessions.acquire(timeout=max(0.0, until - time.monotonic())):
+            return t.failed(
+                host,
+                t.host_problem(
+                    host.name,
+                    t.HOST_DEADLINE,
+                    "{host}: no free SSH session before its deadline",
+                    f"{self.max_sessions} sessions at once at most",
+                    "Ask fewer hosts at once, or raise the host's `deadline`.",
+                ),
+                started,
+            )
+        try:
             remaining = until - time.monotonic()
             try:
                 done = subprocess.run(
@@ -268,6 +281,8 @@ class SshPool:
                     ),
                     started,
                 )
+        finally:
+            self._sessions.release()
         stderr = _text(done.stderr)
         problem = classify(host, done.returncode, stderr)
         if problem is not None:
@@ -325,8 +340,13 @@ class SshTransport:
         args = ["check", *(["--only", ",".join(only)] if only else [])]
         return self._pool.run(self._host, args)
 
-    def logs(self, service: str, lines: int) -> t.Answer:
-        return self._pool.run(self._host, ["logs", _word(service), str(int(lines))])
+    def logs(
+        self, service: str, lines: int, since: str | None = None, grep: str | None = None
+    ) -> t.Answer:
+        # `--opt=VALUE`: a value starting with `-` stays a value for the host's argparse.
+        extra = [f"--since={since}"] if since else []
+        extra += [f"--grep={grep}"] if grep else []
+        return self._pool.run(self._host, ["logs", _word(service), str(int(lines)), *extra])
 
     def fix_env(self, mode: t.FixMode, ref: str | None = None) -> t.Answer:
         if mode == "apply":

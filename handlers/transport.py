@@ -56,7 +56,9 @@ class Transport(Protocol):
 
     def check(self, only: Sequence[str] = ()) -> Answer: ...
 
-    def logs(self, service: str, lines: int) -> Answer: ...
+    def logs(
+        self, service: str, lines: int, since: str | None = None, grep: str | None = None
+    ) -> Answer: ...
 
     def fix_env(self, mode: FixMode, ref: str | None = None) -> Answer:
         """plan: make and save a plan (JSON of the plan); apply: apply the saved plan `ref`
@@ -181,10 +183,14 @@ class LocalTransport:
 
         return self._call(work)
 
-    def logs(self, service: str, lines: int) -> Answer:
+    def logs(
+        self, service: str, lines: int, since: str | None = None, grep: str | None = None
+    ) -> Answer:
         from handlers.logs import fetch_logs
 
-        return self._call(lambda s: (0, fetch_logs(s, service, lines).to_json()))
+        return self._call(
+            lambda s: (0, fetch_logs(s, service, lines, since=since, grep=grep).to_json())
+        )
 
     def fix_env(self, mode: FixMode, ref: str | None = None) -> Answer:
         from handlers import fix_apply, fix_plan, fix_undo

@@ -124,11 +124,19 @@ def on_check(click: Click, ctx: Context) -> str:
 
 # --- logs ---------------------------------------------------------------------------------------
 def logs_on(
-    ctx: Context, host: str, service: str, lines: int, channel: str, thread: str | None, who: str
+    ctx: Context,
+    host: str,
+    service: str,
+    lines: int,
+    channel: str,
+    thread: str | None,
+    who: str,
+    since: str | None = None,
+    grep: str | None = None,
 ) -> str:
     from handlers.logs import LogResult
 
-    answer = ctx.transport(host).logs(service, lines)
+    answer = ctx.transport(host).logs(service, lines, since, grep)
     if not _reached(ctx, answer, lambda text: ctx.post(channel, text, thread_ts=thread)):
         return "unreachable"
     data = _data(answer, "logs")
@@ -146,8 +154,6 @@ def logs_on(
 def run_logs(invocation: Invocation, ctx: Context) -> str:
     assert invocation.host is not None
     request = invocation.options or logs_command.parse(invocation.args)
-    if request.since is not None or request.grep is not None:
-        raise HandlerError("--since and --grep are not offered on other hosts yet")
     return logs_on(
         ctx,
         invocation.host,
@@ -156,6 +162,8 @@ def run_logs(invocation: Invocation, ctx: Context) -> str:
         invocation.channel_id,
         invocation.thread_ts,
         invocation.user_mention,
+        since=request.since.text if request.since is not None else None,
+        grep=request.grep,
     )
 
 

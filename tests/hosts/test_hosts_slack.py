@@ -128,6 +128,17 @@ def test_logs_on_a_named_host_are_redacted_on_the_host(
     # the Logs button of a host report carries host and service
     bot.click(HOST_LOGS, json.dumps({"host": "prod-2", "service": "worker", "lines": 5}))
     bot.wait_audit(2, timeout=40)
+    # --grep and --since travel as `--grep=VALUE` words: a value may even start with "-"
+    bot.command("logs @prod-2 api 50 --since 1h --grep DONE")
+    bot.slack.wait_for(
+        "chat.postMessage",
+        where=lambda c: "matching 'DONE'" in json.dumps(c.params.get("blocks")),
+        timeout=40,
+    )
+    [grepped] = bot.slack.wait_for(
+        "chat.postMessage", where=lambda c: "api: 1 lines" in str(c.params.get("text")), timeout=40
+    )
+    assert "done" in json.dumps(grepped.params.get("blocks"))
     assert_no_canary(everything_sent(bot.slack), test_hosts.logs.canaries)
 
 
