@@ -183,6 +183,12 @@ class SshPool:
     def control(self, host: HostEntry) -> Path:
         return self.dir / host.name
 
+    def master_pid(self, name: str) -> int | None:
+        """The live master connection's process for host `name`, if there is one."""
+        with self._lock:
+            process = self._masters.get(name)
+        return process.pid if process is not None and process.poll() is None else None
+
     def _host_lock(self, name: str) -> threading.Lock:
         with self._lock:
             return self._host_locks.setdefault(name, threading.Lock())

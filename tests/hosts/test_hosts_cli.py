@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -185,3 +186,27 @@ def test_a_host_without_the_product_says_so(test_hosts: SharedHosts) -> None:
     finding = json.loads(done.stdout)["findings"][0]
     assert finding["id"] == "host.product" and "not installed" in finding["summary"]
     assert CLI.exists()
+
+
+def test_one_connection_per_host_is_reused_and_closed(test_hosts: SharedHosts) -> None:
+    from config.hosts import load_hosts
+    from handlers.ssh_transport import SshPool, SshTransport
+
+    hosts = load_hosts(test_hosts.file())
+    entry = hosts.get("prod-3")
+    assert entry is not None
+    pool = SshPool()
+    try:
+        transport = SshTransport(entry, pool)
+        first = transport.check(["ollama.host"])
+        master = pool.master_pid("prod-3")
+        second = transport.check(["ollama.host"])
+        assert first.reached and second.reached
+        assert master is not None and pool.master_pid("prod-3") == master  # the same connection
+        assert pool.control(entry).is_socket()
+        assert oct(pool.dir.stat().st_mode & 0o777) == "0o700"
+    finally:
+        pool.close()
+    assert not pool.dir.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(master, 0)  # the master connection ended with the pool

@@ -299,5 +299,9 @@ def test_the_watch_watches_every_host_and_names_it_in_alerts(
             assert "on prod-2" in text or "on prod-3" in text, text  # every alert names it
             assert not [b for b in buttons(call) if "host" not in b.get("value", "host")]
     # each host's watch state is its own, under STATE_DIR/hosts/NAME
-    assert (bot.settings.state_path / "hosts" / "prod-2").is_dir()
+    saved = bot.settings.state_path / "hosts" / "prod-2"
+    deadline = time.monotonic() + 20  # saved right after the alert is posted
+    while not any(saved.rglob("state.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any(saved.rglob("state.json"))
     assert_no_canary(everything_sent(bot.slack), test_hosts.logs.canaries)
