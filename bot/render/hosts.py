@@ -1,6 +1,6 @@
 """Slack texts for many hosts (HOSTS_FILE): `@host` errors, the `@all` summary (a row per host,
 worst first, each with its buttons), and the line naming the host on a single host's answers.
-Every user-facing string of the many-hosts feature on the Slack side is here."""
+(The progress and outcome lines of the host flows are in bot/subcommands/hosts.py.)"""
 
 from __future__ import annotations
 
