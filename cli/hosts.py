@@ -60,6 +60,33 @@ def ask(
             pool.close()
 
 
+def logs_on_host(args: argparse.Namespace, settings: Settings, service: str, lines: int) -> int:
+    """`logs --host NAME`: the host's own redacted log (its CLI's JSON), printed as here."""
+    if args.host == "all":
+        print("dify-ollama logs: --host all works with check only; name one host", file=sys.stderr)
+        return EXIT_USAGE
+    hosts = selected(settings, args.host)
+    if hosts is None:
+        return EXIT_USAGE
+    [answer] = ask(settings, hosts, lambda tr: tr.logs(service, lines, args.since, args.grep))
+    if answer.problem is not None:
+        print(f"dify-ollama logs: {answer.problem.summary}", file=sys.stderr)
+        if answer.problem.remedy:
+            print(f"dify-ollama logs: {answer.problem.remedy}", file=sys.stderr)
+        return 1
+    if answer.data is None:
+        print(f"dify-ollama logs: {answer.host}: {answer.error or 'no answer'}", file=sys.stderr)
+        return answer.exit_code or 1
+    if args.json:
+        print(json.dumps(answer.data, indent=2))
+        return answer.exit_code
+    for line in answer.data.get("lines") or ():
+        print(line)
+    described = answer.data.get("description", "")
+    print(f"dify-ollama logs: {answer.host}: {described}", file=sys.stderr)
+    return answer.exit_code
+
+
 def check_hosts(args: argparse.Namespace, settings: Settings, only: tuple[str, ...]) -> int:
     from handlers.fanout import overall, summary_rows, summary_text
     from handlers.results import Status

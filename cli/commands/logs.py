@@ -14,6 +14,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from cli.hosts import add_host_argument, logs_on_host
 from config.needs import HOST
 from handlers.logs import (
     DEFAULT_LINES,
@@ -65,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the log and what describes it as JSON"
     )
+    add_host_argument(parser)
     parser.set_defaults(func=run, settings_used=HOST)
 
 
@@ -74,6 +76,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         service, lines = from_positionals(words)
         since = parse_since(args.since) if args.since is not None else None
         grep = parse_grep(args.grep) if args.grep is not None else None
+        if args.host is not None:
+            return logs_on_host(args, settings, service, lines)
         result = fetch_logs(settings, service, lines, since=since, grep=grep)
     except LogsUsageError as exc:
         print(f"dify-ollama logs: {exc}", file=sys.stderr)

@@ -210,3 +210,18 @@ def test_one_connection_per_host_is_reused_and_closed(test_hosts: SharedHosts) -
     assert not pool.dir.exists()
     with pytest.raises(ProcessLookupError):
         os.kill(master, 0)  # the master connection ended with the pool
+
+
+def test_logs_on_a_named_host(test_hosts: SharedHosts) -> None:
+    env = {"HOSTS_FILE": str(test_hosts.file())}
+    done = run_cli("logs", "api", "20", "--host", "prod-3", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "done" and "[REDACTED]" in done.stdout
+    assert "prod-3: api, last 20 lines" in done.stderr
+    assert_no_canary(done.stdout + done.stderr, test_hosts.logs3.canaries)
+    grep = run_cli("logs", "api", "20", "--grep", "-", "--host", "prod-3", "--json", env=env)
+    assert grep.returncode == 0, grep.stderr  # a value starting with "-" stays a value
+    assert all("-" in line for line in json.loads(grep.stdout)["lines"])
+    assert run_cli("logs", "--host", "all", env=env).returncode == 2
+    unknown = run_cli("logs", "nosuch", "--host", "prod-3", env=env)
+    assert unknown.returncode == 2 and "no service 'nosuch'" in unknown.stderr
