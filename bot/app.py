@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt import App, BoltContext
@@ -42,10 +42,13 @@ class Bot:
     home: HomeTab | None = None
     metrics: CheckMetrics | None = None  # set when METRICS_ENABLED / METRICS_PORT
     watch: WatchService | None = None  # set when WATCH_CHANNEL
+    host_watches: list[WatchService] = field(default_factory=list)  # HOSTS_FILE's other hosts
 
     def shutdown(self) -> None:
         if self.watch is not None:
             self.watch.stop()
+        for watch in self.host_watches:
+            watch.stop()
         self.runtime.shutdown(wait=False)
         if self.history is not None:
             self.history.close()
@@ -78,7 +81,23 @@ def build(
     runtime.cached_check = cached
     runtime.auditor.listeners.append(action_recorder(history, runtime.registry))
     home = HomeTab(runtime, history)
-    watch = WatchService(runtime, history, metrics, home) if settings.watch_channel else None
+    # With HOSTS_FILE, this machine is watched only when the file lists it (an entry without
+    # `ssh` or settings): the bot may well run where no Dify is.
+    local_watched = not runtime.hosts.configured or any(
+        not runtime.hosts.remote(entry.name) for entry in runtime.hosts.hosts.entries
+    )
+    watch = (
+        WatchService(runtime, history, metrics, home)
+        if settings.watch_channel and local_watched
+        else None
+    )
+    # With HOSTS_FILE the watch covers every host: this machine as before, the others through
+    # their transports (bot/hosts.py), each alert naming its host.
+    host_watches = [
+        WatchService(runtime, history, metrics, home, host=entry.name)
+        for entry in runtime.hosts.hosts.entries
+        if settings.watch_channel and runtime.hosts.remote(entry.name)
+    ]
     bolt_logger = logging.getLogger("bot.bolt")
     if not any(isinstance(f, _DropTokenWarning) for f in bolt_logger.filters):
         bolt_logger.addFilter(_DropTokenWarning())
@@ -110,9 +129,19 @@ def build(
 
     app.use(inject_runtime)
     register_listeners(app)
-    if watch is not None and start_watch:
-        watch.start()
-    return Bot(app=app, runtime=runtime, history=history, home=home, metrics=metrics, watch=watch)
+    if start_watch:
+        for each in [watch, *host_watches]:
+            if each is not None:
+                each.start()
+    return Bot(
+        app=app,
+        runtime=runtime,
+        history=history,
+        home=home,
+        metrics=metrics,
+        watch=watch,
+        host_watches=host_watches,
+    )
 
 
 def build_app(settings: Settings, **kwargs: Any) -> App:

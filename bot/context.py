@@ -17,11 +17,13 @@ if TYPE_CHECKING:
     from bot.audit import Auditor
     from bot.auth import Authorizer
     from bot.health import EngineStatus
+    from bot.hosts import BotHosts
     from bot.singleflight import SharedRun
     from bot.subcommands import Registry
     from config.settings import Settings
     from handlers.results import Report
     from handlers.secret_set import HostSecrets
+    from handlers.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class Host(Protocol):
     authorizer: Authorizer
     engine: EngineStatus
     secrets: HostSecrets  # the host's whole secret set, for the wire's last redaction
+    hosts: BotHosts  # HOSTS_FILE
 
 
 class SlackProgress:
@@ -273,6 +276,12 @@ class SlackContext:
             command=event,
             **fields,
         )
+
+    def transport(self, host: str) -> Transport:
+        return self.runtime.hosts.transport(host, self.user_id)
+
+    def host_names(self) -> tuple[str, ...]:
+        return self.runtime.hosts.hosts.names()
 
     def check(self) -> Report:
         report, self.shared_check = self.runtime.checks.get(self.received_at or None)

@@ -21,8 +21,10 @@ from bot.auth import Authorizer, Decision
 from bot.context import SlackContext, scrub
 from bot.executor import BoundedExecutor
 from bot.health import EngineStatus, Probe, engine_probe
+from bot.hosts import BotHosts, split_host
 from bot.parsing import split, strip_mention
 from bot.render.help import render_help, render_unknown, render_usage
+from bot.render.hosts import host_problem
 from bot.render.mrkdwn import escape, guard, guard_blocks
 from bot.render.people import error_text
 from bot.singleflight import SharedRun
@@ -150,6 +152,8 @@ class Runtime:
         self.registry = registry or load_registry()
         self.executor = BoundedExecutor(settings.worker_threads, max_pending=max_pending)
         self.authorizer = Authorizer(settings.allowed_channels, settings.operators, client)
+        # HOSTS_FILE: `@host` routing and each host's own operators (bot/hosts.py).
+        self.hosts = BotHosts(settings, client, self.authorizer)
         # Arguments are audited with the host's whole secret set (Dify's .env, its containers'
         # environments, the bot's tokens), kept fresh as .env changes.
         self.secrets = shared_secrets(settings)
@@ -173,6 +177,7 @@ class Runtime:
             self.echo.close(timeout=5.0 if wait else 0.5)
         if self.cached_check is not None:
             self.cached_check.close()
+        self.hosts.close()
 
     # --- ack path: slash commands and mentions ----------------------------------------------
     def on_command(self, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -268,13 +273,23 @@ class Runtime:
         if sub is None:
             self._audit(base, name, args, "unknown", received)
             return Reply(render_unknown(name, self.registry))
+        named, args = split_host(args) if name in self.registry.host_runs else (None, args)
+        aware = name in self.registry.host_runs and self.hosts.configured
+        host = named or (self.hosts.hosts.default if aware else None)
+        if host is not None:
+            base["host"] = host
+        refusal = host_problem(self.hosts.hosts, name, named)
+        if refusal is not None:
+            self._audit(base, name, args, "usage", received)
+            return Reply(refusal)
         try:
             options = sub.parse(args) if sub.parse else None
         except UsageError as exc:
             self._audit(base, name, args, "usage", received)
             return Reply(render_usage(sub, str(exc)))
+        authorizer = self.hosts.authorizer(host)
         decision = self._quick_decision(
-            sub.mutating, request.user, request.channel, request.channel_name
+            sub.mutating, request.user, request.channel, request.channel_name, authorizer
         )
         if decision is not None and not decision.allowed:
             self._audit(base, name, args, "denied", received)
@@ -291,8 +306,9 @@ class Runtime:
             request_id=rid,
             received_at=received,
             options=options,
+            host=host if self.hosts.remote(host) else None,
         )
-        if self.executor.submit(self._job, invocation, sub, decision is None) is None:
+        if self.executor.submit(self._job, invocation, sub, decision is None, authorizer) is None:
             self._audit(base, name, args, "busy", received)
             return Reply(busy_text(), busy=True)
         return None
@@ -336,15 +352,20 @@ class Runtime:
             )
             return
         command = handler.command or command
-        decision = self._quick_decision(handler.mutating, user, channel, None)
-        if decision is not None and not decision.allowed:
-            self._audit(base, command, audit_args, "denied", received)
-            self.executor.submit(self._safe, ctx.ephemeral, f":no_entry: {decision.reason}")
-            return
         try:
             value = json.loads(raw_value) if isinstance(raw_value, str) else raw_value
         except ValueError:
             value = raw_value
+        # A button that carries a host is authorized for that host (its own operators).
+        host = value.get("host") if isinstance(value, dict) else None
+        if isinstance(host, str):
+            base["host"] = host
+        authorizer = self.hosts.authorizer(host if isinstance(host, str) else None)
+        decision = self._quick_decision(handler.mutating, user, channel, None, authorizer)
+        if decision is not None and not decision.allowed:
+            self._audit(base, command, audit_args, "denied", received)
+            self.executor.submit(self._safe, ctx.ephemeral, f":no_entry: {decision.reason}")
+            return
         click = Click(
             action_id=action_id,
             value=value,
@@ -357,11 +378,18 @@ class Runtime:
             request_id=rid,
             received_at=received,
         )
-        if self.executor.submit(self._click_job, click, handler, ctx, decision is None) is None:
+        job = (self._click_job, click, handler, ctx, decision is None, authorizer)
+        if self.executor.submit(*job) is None:
             self._audit(base, command, audit_args, "busy", received)
 
     # --- jobs (executor) ------------------------------------------------------------------
-    def _job(self, invocation: Invocation, sub: Subcommand, needs_operator_lookup: bool) -> None:
+    def _job(
+        self,
+        invocation: Invocation,
+        sub: Subcommand,
+        needs_operator_lookup: bool,
+        authorizer: Authorizer | None = None,
+    ) -> None:
         ctx = SlackContext(
             self,
             user_id=invocation.user_id,
@@ -378,6 +406,10 @@ class Runtime:
             "channel": invocation.channel_id,
             "source": invocation.source,
         }
+        run = sub.run
+        if invocation.host is not None:
+            base["host"] = invocation.host
+            run = self.registry.host_runs.get(sub.name, sub.run)
         outcome = "error"
         try:
             outcome = self._guarded(
@@ -386,14 +418,20 @@ class Runtime:
                 sub.name,
                 invocation.request_id,
                 needs_operator_lookup,
-                lambda: sub.run(invocation, ctx),
+                lambda: run(invocation, ctx),
                 usage=lambda message: render_usage(sub, message),
+                authorizer=authorizer,
             )
         finally:
             self._audit(base, sub.name, invocation.args, outcome, invocation.received_at)
 
     def _click_job(
-        self, click: Click, action: Action, ctx: SlackContext, needs_operator_lookup: bool
+        self,
+        click: Click,
+        action: Action,
+        ctx: SlackContext,
+        needs_operator_lookup: bool,
+        authorizer: Authorizer | None = None,
     ) -> None:
         command = action.command or click.action_id.removeprefix(ACTION_PREFIX)
         base = {
@@ -402,6 +440,9 @@ class Runtime:
             "channel": click.channel_id,
             "source": "action",
         }
+        host = click.value.get("host") if isinstance(click.value, dict) else None
+        if isinstance(host, str):
+            base["host"] = host
         raw = json.dumps(click.value, separators=(",", ":"))[:500]
         outcome = "error"
         try:
@@ -412,6 +453,7 @@ class Runtime:
                 click.request_id,
                 needs_operator_lookup,
                 lambda: action.run(click, ctx),
+                authorizer=authorizer,
             )
         finally:
             self._audit(base, command, (raw,), outcome, click.received_at)
@@ -425,12 +467,13 @@ class Runtime:
         needs_operator_lookup: bool,
         call: Callable[[], str | None],
         usage: Callable[[str], str] | None = None,
+        authorizer: Authorizer | None = None,
     ) -> str:
         """Authorize (when a user-group lookup was left for the executor), run, and turn every
         failure into a reply; returns the audit outcome."""
         try:
             if needs_operator_lookup:
-                decision = self.authorizer.operator_decision(user_id)
+                decision = (authorizer or self.authorizer).operator_decision(user_id)
                 if not decision.allowed:
                     ctx.ephemeral(f":no_entry: {decision.reason}")
                     return "denied"
@@ -451,13 +494,19 @@ class Runtime:
 
     # --- helpers --------------------------------------------------------------------------
     def _quick_decision(
-        self, mutating: bool, user: str, channel: str, channel_name: str | None
+        self,
+        mutating: bool,
+        user: str,
+        channel: str,
+        channel_name: str | None,
+        authorizer: Authorizer | None = None,
     ) -> Decision | None:
-        """Allowed/denied when no Web API call is needed; None: a user-group lookup remains."""
+        """Allowed/denied when no Web API call is needed; None: a user-group lookup remains.
+        `authorizer`: the host's (its own operators), else the bot's."""
         channel_rule = self.authorizer.channel_decision(channel, channel_name)
         if not channel_rule.allowed or not mutating:
             return channel_rule
-        return self.authorizer.operator_decision_without_lookup(user)
+        return (authorizer or self.authorizer).operator_decision_without_lookup(user)
 
     def _report_failure(self, ctx: SlackContext, text: str) -> None:
         note = self.engine.cached()

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.render.watch import render_alert, render_thread_line
@@ -101,20 +102,28 @@ class WatchService:
         metrics: CheckMetrics | None,
         home: HomeTab | None = None,
         clock: Callable[[], float] = time.time,
+        host: str | None = None,
     ) -> None:
+        """`host`: a host of HOSTS_FILE, watched through its transport (every
+        WATCH_INTERVAL; engine events are this machine's only), its state kept apart and its
+        name in every alert; None: this machine."""
         settings = runtime.settings
         if not settings.watch_channel:
             raise ValueError("the watch needs WATCH_CHANNEL")
         self.runtime = runtime
         self.settings = settings
         self.channel: str = settings.watch_channel
+        self.host = host
         self.history = history
-        self.metrics = metrics
-        self.home = home
+        self.metrics = metrics if host is None else None
+        self.home = home if host is None else None
         self._clock = clock
-        self.state, problem = load_state(settings.state_path)
+        self._state_dir = settings.state_path / "hosts" / host if host else settings.state_path
+        self.state, problem = load_state(self._state_dir)
         if problem:
             log.warning("%s", problem)
+        if host is not None and self.state.host != host:
+            self.state = replace(self.state, host=host)
         self.last_report: Report | None = None
         self.runs = 0
         self._refs: dict[str, str] = {}
@@ -123,8 +132,10 @@ class WatchService:
         self._reasons_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="watch", daemon=True)
-        self.events = EventFollower(settings, self.poke, self._project)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"watch-{host}" if host else "watch", daemon=True
+        )
+        self.events = EventFollower(settings, self.poke, self._project) if host is None else None
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -134,12 +145,14 @@ class WatchService:
             self.channel,
         )
         self._thread.start()
-        self.events.start()
+        if self.events is not None:
+            self.events.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
-        self.events.stop()
+        if self.events is not None:
+            self.events.stop()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -190,8 +203,13 @@ class WatchService:
     # --- one run --------------------------------------------------------------------------
     def run_once(self, trigger: str = "watch:interval") -> list[Notice]:
         with self._lock:
-            with triggered_by(trigger):
-                report, _shared = self.runtime.checks.get(None)
+            if self.host is not None:
+                from handlers.transport import as_report
+
+                report = as_report(self.runtime.hosts.transport(self.host, "watch").check())
+            else:
+                with triggered_by(trigger):
+                    report, _shared = self.runtime.checks.get(None)
             self.last_report = report
             self.runs += 1
             now = self._clock()
@@ -212,7 +230,7 @@ class WatchService:
                 self.history.record_alert(notice.incident.id, notice.kind, notice.finding_ids, now)
             self.state = state
             try:
-                save_state(self.settings.state_path, state)
+                save_state(self._state_dir, state)
             except HandlerError as exc:
                 log.warning("watch state not saved (%s): alerts may repeat after a restart", exc)
             if self.metrics is not None:
@@ -228,7 +246,9 @@ class WatchService:
     def _tell(self, state: WatchState, notice: Notice, report: Report, now: float) -> WatchState:
         client = self.runtime.client
         incident = notice.incident
-        text, blocks = render_alert(incident, now, report, self.runtime.registry.finding_buttons)
+        # A host's alert gets no finding buttons: those act on this machine.
+        buttons = self.runtime.registry.finding_buttons if self.host is None else []
+        text, blocks = render_alert(incident, now, report, buttons)
         try:
             ref = self._ref(notice)
             if ref is None:  # opened now, or the alert could not be posted before

@@ -16,6 +16,7 @@ HOST = frozenset(
         "ollama_url",
         "check_timeout",
         "docker_host",
+        "hosts_file",
         "slack_bot_token",
         "slack_app_token",
         "slack_signing_secret",

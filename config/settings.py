@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # dify.chat's own deadline: a cold load of a large model takes minutes, a check must not.
     chat_timeout: float = Field(default=60.0, gt=0, le=900)
     docker_host: str | None = None
+    # Many hosts (config/hosts.py): unset, the only host is this one ("local").
+    hosts_file: Path | None = None
 
     # Repairs (fix-env)
     fix_ollama_url: str = "http://host.docker.internal:11434/v1"
@@ -145,7 +147,9 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("dify_dir", "backup_dir", "audit_log", "metrics_port", mode="before")
+    @field_validator(
+        "dify_dir", "backup_dir", "audit_log", "metrics_port", "hosts_file", mode="before"
+    )
     @classmethod
     def _blank_path_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

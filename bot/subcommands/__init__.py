@@ -23,6 +23,7 @@ from config.i18n import gettext as _
 if TYPE_CHECKING:
     from config.settings import Settings
     from handlers.results import Finding, Report
+    from handlers.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class Invocation:
     request_id: str = ""  # short id, also the "error id" shown to users when something fails
     received_at: float = 0.0  # time.monotonic() at arrival (used by single-flight sharing)
     options: Any = None  # whatever Subcommand.parse returned (None without a parser)
+    # `@host` (HOSTS_FILE): the host the request goes to through a transport (`all`: every
+    # host); None: this machine, the local code path.
+    host: str | None = None
 
     @property
     def user_mention(self) -> str:
@@ -176,6 +180,14 @@ class Context(Protocol):
         """One line when the Docker engine was unreachable at the last probe, else None."""
         ...
 
+    def transport(self, host: str) -> Transport:
+        """The way to a host of HOSTS_FILE (bot/hosts.py); KeyError for an unknown name."""
+        ...
+
+    def host_names(self) -> tuple[str, ...]:
+        """Every host of HOSTS_FILE, in the file's order."""
+        ...
+
 
 RunFn = Callable[[Invocation, Context], "str | None"]
 ClickFn = Callable[[Click, Context], "str | None"]
@@ -223,6 +235,9 @@ class Registry:
     subcommands: dict[str, Subcommand] = field(default_factory=dict)
     actions: dict[str, Action] = field(default_factory=dict)
     finding_buttons: list[FindingButtonFn] = field(default_factory=list)
+    # `@host` (HOSTS_FILE): how a subcommand runs on another host (bot/subcommands/hosts.py);
+    # a subcommand without one takes no `@host`.
+    host_runs: dict[str, RunFn] = field(default_factory=dict)
 
     def add_subcommand(self, subcommand: Subcommand) -> None:
         if subcommand.name in self.subcommands:
@@ -235,6 +250,12 @@ class Registry:
         if action.action_id in self.actions:
             raise ValueError(f"action {action.action_id!r} registered twice")
         self.actions[action.action_id] = action
+
+    def add_host_run(self, name: str, run: RunFn) -> None:
+        """`run(invocation, ctx)` serves `name @host` (invocation.host set)."""
+        if name in self.host_runs:
+            raise ValueError(f"host run for {name!r} registered twice")
+        self.host_runs[name] = run
 
     def add_finding_button(self, make: FindingButtonFn) -> None:
         """`make(finding, report)` returns a button element (see `button()`) or None. The check

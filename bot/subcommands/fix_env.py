@@ -146,10 +146,16 @@ def plan_fits(plan: Any) -> bool:
     )
 
 
-def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list[dict[str, Any]]]:
-    """The plan as Block Kit: one section per step (previews masked), Apply/Cancel buttons.
-    Within Slack's limits whatever the plan: steps share PLAN_TEXT characters, so the
-    buttons and the context line always fit."""
+def render_plan(
+    plan: Any,
+    requested_by: str,
+    note: str = "",
+    buttons: list[dict[str, Any]] | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The plan as Block Kit: one section per step (previews masked), Apply/Cancel buttons
+    (`buttons`: others, e.g. those of a plan made on another host). Within Slack's limits
+    whatever the plan: steps share PLAN_TEXT characters, so the buttons and the context line
+    always fit."""
     blocks: list[dict[str, Any]] = [
         header(":wrench: " + _("fix-env plan for {project}").format(project=plan.project))
     ]
@@ -160,7 +166,7 @@ def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list
         body = _plan_body(plan, max(400, PLAN_TEXT // max(1, len(body))))
     blocks += body
     if plan.has_changes and plan.state == "planned":
-        blocks.append(actions(_plan_buttons(plan)))
+        blocks.append(actions(buttons if buttons is not None else _plan_buttons(plan)))
     blocks.append(
         context(
             _("plan {id} · {folder} · asked by {who}").format(
@@ -174,7 +180,8 @@ def render_plan(plan: Any, requested_by: str, note: str = "") -> tuple[str, list
     return text, blocks
 
 
-def _plan_buttons(plan: Any) -> list[dict[str, Any]]:
+def apply_confirmation(plan: Any) -> str:
+    """What Apply's confirmation dialog says the plan changes."""
     writes = ["`.env`"] if plan.env else []
     if plan.override:
         writes.append(_("the compose override"))
@@ -184,10 +191,14 @@ def _plan_buttons(plan: Any) -> list[dict[str, Any]]:
                 rows=len(plan.db.rows)
             )
         )
-    body = _(
+    return _(
         "This changes {what} on the host. A backup is saved first; *Undo* restores it. "
         "Containers are recreated only when you click *Restart* afterwards."
     ).format(what=", ".join(writes))
+
+
+def _plan_buttons(plan: Any) -> list[dict[str, Any]]:
+    body = apply_confirmation(plan)
     return [
         button(
             _("Apply"),

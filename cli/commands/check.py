@@ -7,6 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from cli.hosts import add_host_argument, check_hosts
 from cli.output import print_report
 from config.i18n import gettext as _
 from config.needs import HOST
@@ -33,6 +34,7 @@ def register(subparsers: Any) -> None:
             "if it is not loaded; bounded by CHAT_TIMEOUT)"
         ),
     )
+    add_host_argument(parser)
     parser.set_defaults(func=run, settings_used=HOST)
 
 
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.host is not None:
+        return check_hosts(args, settings, only)
     chat = "on" if args.chat else "off"
     report = run_check(settings, only, since=process_start(), chat=chat)
     if args.json:

@@ -1,4 +1,4 @@
-"""`dify-ollama fix-env [--yes [--restart]] [--undo [BACKUP_ID]] [--json]`.
+"""`dify-ollama fix-env [--yes [--restart]] [--apply PLAN_ID] [--undo [BACKUP_ID]] [--json]`.
 
 Without flags it prints the plan (a diff with secret values masked) and changes nothing.
 """
@@ -35,6 +35,13 @@ def register(subparsers: Any) -> None:
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--yes", "-y", action="store_true", help=_("apply the plan printed"))
+    # Not in the group: argparse would print the group on one line wider than 60 columns.
+    parser.add_argument(
+        "--apply",
+        metavar="PLAN_ID",
+        help="apply the saved plan PLAN_ID exactly as it was shown (what the bot's Apply "
+        "button runs on another host)",
+    )
     mode.add_argument(
         "--undo",
         nargs="?",
@@ -67,7 +74,10 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from handlers import fix_apply, fix_plan, fix_undo
 
-    if args.restart and not (args.yes or args.undo):
+    if args.apply and (args.yes or args.undo):
+        print("dify-ollama fix-env: --apply goes alone (not with --yes or --undo)", file=sys.stderr)
+        return 2
+    if args.restart and not (args.yes or args.undo or args.apply):
         print(_("dify-ollama fix-env: --restart needs --yes or --undo"), file=sys.stderr)
         return 2
     if args.force and not args.undo:
@@ -92,6 +102,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 print(_("Undone fix-env backup {id}:").format(id=result.backup_id))
                 print(fit("\n".join(f"  {line}" for line in result.lines())))
+            return _then(args, settings)
+
+        if args.apply:
+            plan = fix_plan.load_plan(settings, args.apply)
+            applied = fix_apply.apply_plan(
+                settings, plan.id, user=who(), source="cli", progress=progress(args.json)
+            )
+            if args.json:
+                print(json.dumps({"plan": plan.to_json(), "applied": applied.to_json()}, indent=2))
+            else:
+                print(f"Applied fix-env plan {plan.id}:")
+                print(fit("\n".join(f"  {line}" for line in applied.lines())))
             return _then(args, settings)
 
         from handlers.check import run_check

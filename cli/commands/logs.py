@@ -14,6 +14,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from cli.hosts import add_host_argument, logs_on_host
 from config.i18n import gettext as _
 from config.i18n import ngettext
 from config.needs import HOST
@@ -72,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", action="store_true", help=_("print the log and what describes it as JSON")
     )
+    add_host_argument(parser)
     parser.set_defaults(func=run, settings_used=HOST)
 
 
@@ -81,6 +83,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         service, lines = from_positionals(words)
         since = parse_since(args.since) if args.since is not None else None
         grep = parse_grep(args.grep) if args.grep is not None else None
+        if args.host is not None:
+            return logs_on_host(args, settings, service, lines)
         result = fetch_logs(settings, service, lines, since=since, grep=grep)
     except LogsUsageError as exc:
         print(_("dify-ollama logs: {error}").format(error=exc), file=sys.stderr)

@@ -29,6 +29,7 @@ def test_restart_all_needs_yes_really(tmp_path: Path) -> None:
         (("restart", "--wait", "0"), "--wait must be within"),
         (("fix-env", "--restart"), "--restart needs --yes or --undo"),
         (("fix-env", "--yes", "--undo"), "not allowed with argument"),
+        (("fix-env", "--apply", "abc", "--yes"), "--apply goes alone"),
     ],
 )
 def test_usage_errors(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:

@@ -121,9 +121,19 @@ def test_docker_ce_host_gets_no_docker_io_and_no_recommends(tmp_path: Path) -> N
     assert {"docker-compose", "mmdebstrap"} <= set(words)
 
 
+SSH_PACKAGES = {"openssh-server", "openssh-client"}  # the many-hosts tests' sshd and ssh
+
+
 def test_an_engine_package_without_dockerd_on_path_is_still_an_engine(tmp_path: Path) -> None:
-    installs = _install(tmp_path, {"docker-ce"}, {"docker", "docker-compose", "mmdebstrap", "ip"})
+    installed = {"docker-ce", *SSH_PACKAGES}
+    installs = _install(tmp_path, installed, {"docker", "docker-compose", "mmdebstrap", "ip"})
     assert installs == []
+
+
+def test_openssh_server_is_installed_when_missing(tmp_path: Path) -> None:
+    present = {"docker", "docker-compose", "mmdebstrap", "ip"}
+    installs = _install(tmp_path, {"docker-ce", "openssh-client"}, present)
+    assert len(installs) == 1 and installs[0].split()[-1] == "openssh-server"
 
 
 def test_engine_without_its_cli_is_refused_not_mixed(tmp_path: Path) -> None:

@@ -1,0 +1,129 @@
+"""The transport's pure parts: what ssh's failures mean, the argv it runs, answers as reports,
+rows worst first. The real SSH paths run in tests/hosts behind a real sshd."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.hosts import split_host
+from config.hosts import HostEntry, SshTarget
+from handlers import transport as t
+from handlers.fanout import summary_rows, summary_text
+from handlers.results import Status
+from handlers.ssh_transport import SshPool, SshTransport, classify, remote_words, ssh_argv
+
+TARGET = SshTarget("difyops", "10.0.0.5", 2222, Path("/k/id"), Path("/k/known"))
+HOST = HostEntry("prod-1", TARGET, {"DIFY_DIR": "/srv/dify docker", "CHECK_TIMEOUT": "5"})
+
+
+def test_the_argv_is_strict_and_the_remote_words_are_quoted() -> None:
+    argv = ssh_argv(HOST, Path("/run/ctl/prod-1"), ["logs", "api", "50"], 10)
+    assert argv[0] == "/usr/bin/ssh"
+    joined = " ".join(argv)
+    for option in (
+        "-F none",
+        "BatchMode=yes",
+        "StrictHostKeyChecking=yes",
+        "UserKnownHostsFile=/k/known",
+        "GlobalKnownHostsFile=/dev/null",
+        "IdentitiesOnly=yes",
+        "IdentityAgent=none",
+        "-i /k/id",
+        "ControlPath=/run/ctl/prod-1",
+        "-p 2222",
+        "-l difyops",
+    ):
+        assert option in joined
+    # the host comes after `--`: never read as an option
+    assert argv[-3:-1] == ["--", "10.0.0.5"]
+    assert argv[-1] == "CHECK_TIMEOUT=5 'DIFY_DIR=/srv/dify docker' dify-ollama logs api 50 --json"
+    assert remote_words(HOST, ["check"])[-2:] == ["check", "--json"]
+
+
+@pytest.mark.parametrize(
+    ("stderr", "finding"),
+    [
+        ("Host key verification failed.", t.HOST_KEY),
+        ("@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@", t.HOST_KEY),
+        ("root@10.0.0.5: Permission denied (publickey).", t.HOST_REACH),
+        ("ssh: connect to host 10.0.0.5 port 2222: Connection refused", t.HOST_REACH),
+        ("ssh: connect to host 10.0.0.5 port 2222: Connection timed out", t.HOST_REACH),
+        ("ssh: Could not resolve hostname nope: Name or service not known", t.HOST_REACH),
+    ],
+)
+def test_sshs_own_failures_are_host_findings_with_a_remedy(stderr: str, finding: str) -> None:
+    found = classify(HOST, 255, stderr)
+    assert found is not None and found.id == finding and found.status is Status.FAIL
+    assert found.remedy and found.summary.startswith("prod-1")
+
+
+def test_the_forced_commands_answers_are_host_findings() -> None:
+    missing = classify(HOST, 127, "dify-ollama-ssh-command: dify-ollama not found at /x")
+    refused = classify(HOST, 126, "dify-ollama-ssh-command: refused: ...")
+    assert (
+        missing is not None and missing.id == t.HOST_PRODUCT and "not installed" in missing.summary
+    )
+    assert refused is not None and refused.id == t.HOST_PRODUCT
+    # the CLI's own exit codes speak for themselves
+    assert classify(HOST, 1, "") is None and classify(HOST, 2, "usage") is None
+
+
+def test_names_for_the_remote_cli_are_never_options() -> None:
+    pool = SshPool()
+    try:
+        transport = SshTransport(HOST, pool)
+        with pytest.raises(ValueError, match="not a name"):
+            transport.logs("--all", 10)
+        with pytest.raises(ValueError, match="not a name"):
+            transport.restart(["api", "-rf"])
+        assert oct(pool.dir.stat().st_mode & 0o777) == "0o700"  # the control sockets' folder
+    finally:
+        pool.close()
+    assert not pool.dir.exists()
+
+
+def test_answers_become_reports_and_nothing_is_ever_ok_by_default() -> None:
+    data = {
+        "findings": [
+            {"id": "ollama.host", "status": "ok", "summary": "up", "metrics": {"ms": 3}},
+            {"id": "x", "status": "weird", "summary": "?"},
+        ],
+        "context": {"project": "docker"},
+    }
+    report = t.as_report(t.Answer("h", 1, data))
+    assert report.context == {"project": "docker", "host": "h"}
+    assert report.finding("x").status is Status.FAIL  # type: ignore[union-attr]
+    assert report.finding("ollama.host").metrics == {"ms": 3.0}  # type: ignore[union-attr]
+    empty = t.as_report(t.Answer("h", 0, {"findings": []}))
+    assert empty.status is Status.FAIL and empty.findings[0].id == t.HOST_ANSWER
+    garbage = t.as_report(t.Answer("h", 2, None, error="dify-ollama: configuration error"))
+    assert garbage.status is Status.FAIL and "configuration error" in garbage.findings[0].detail
+
+
+def test_rows_are_worst_first_and_the_table_says_so() -> None:
+    ok = t.Answer("a-ok", 0, {"findings": [{"id": "i", "status": "ok", "summary": "fine"}]})
+    warn = t.Answer("b-warn", 0, {"findings": [{"id": "w", "status": "warn", "summary": "meh"}]})
+    down = t.Answer(
+        "c-down", 1, problem=t.host_problem("c-down", t.HOST_REACH, "{host}: down", "", "boot it")
+    )
+    rows = summary_rows([ok, warn, down])
+    assert [r.host for r in rows] == ["c-down", "b-warn", "a-ok"]
+    text = summary_text(rows, 80)
+    assert text.splitlines()[1].startswith("FAIL    c-down") and "host.reach" in text
+    assert text.splitlines()[-1] == "3 host(s): 1 ok, 1 warn, 1 fail; overall fail"
+
+
+@pytest.mark.parametrize(
+    ("args", "host", "rest"),
+    [
+        (("@prod-2", "api", "50"), "prod-2", ("api", "50")),
+        (("@ALL",), "all", ()),
+        (("api", "@prod-2"), None, ("api", "@prod-2")),  # only the first word
+        (("@-rf",), None, ("@-rf",)),
+        ((), None, ()),
+    ],
+)
+def test_the_host_word(args: tuple[str, ...], host: str | None, rest: tuple[str, ...]) -> None:
+    assert split_host(args) == (host, rest)

@@ -1,0 +1,109 @@
+"""Three test Dify hosts shared by every test of this package (tests/rig/netns_hosts.py):
+
+- prod-1: a fake Ollama in its namespace; Dify = the session's healthy look-alike stack, on
+  the shared private engine (its hosts-file entry sets DOCKER_HOST to it: a real compose stack
+  needs the Debian image, too large to copy into every engine of a run).
+- prod-2: no Ollama at all (the broken one); Dify = labelled containers logging canaries, on
+  its own dockerd.
+- prod-3: a fake Ollama; Dify = another canary project on its own dockerd.
+
+Each namespace runs its own dockerd (own bridge, data-root, exec-root, pidfile, socket; the
+busybox test image copied in) and is reached over real SSH (Debian's sshd in the namespace,
+the project's forced command).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.rig.log_containers import Canaries, LogProject, printf_script
+from tests.rig.netns_hosts import HostRig, NsHost
+from tests.rig.stack import BUSYBOX_IMAGE, DifyStack, docker_host
+
+
+@dataclass
+class SharedHosts:
+    rig: HostRig
+    by_name: dict[str, NsHost]
+    settings: dict[str, dict[str, str]]
+    logs: LogProject  # prod-2's Dify
+    logs3: LogProject  # prod-3's Dify (same canaries)
+    stack: DifyStack
+
+    def entry(self, name: str, **extra: Any) -> dict[str, Any]:
+        return self.rig.entry(self.by_name[name], settings=self.settings[name], **extra)
+
+    def file(self, entries: dict[str, dict[str, Any]] | None = None, name: str = "h.yaml") -> Path:
+        if entries is None:
+            entries = {n: self.entry(n, deadline=30) for n in self.by_name}
+        return self.rig.hosts_file(entries, name)
+
+    def unreachable(self, deadline: float) -> dict[str, Any]:
+        """An entry whose address nobody holds (prod-3's /29): no SSH answer."""
+        entry = self.entry("prod-3", deadline=deadline)
+        entry["ssh"]["host"] = self.by_name["prod-3"].unused_address
+        return entry
+
+
+@pytest.fixture(scope="package")
+def test_hosts(docker_engine: Any, healthy_stack: DifyStack) -> Iterator[SharedHosts]:
+    root = Path(tempfile.mkdtemp(prefix="dify-ollama-hosts-"))
+    env = {"DOCKER_HOST": docker_host()}
+    if os.environ.get("DOCKER_CONFIG"):
+        env["DOCKER_CONFIG"] = os.environ["DOCKER_CONFIG"]
+    rig = HostRig(root, 3)
+    canaries = Canaries()
+    projects: list[LogProject] = []
+    clients: list[Any] = []
+    try:
+        rig.start(env, images=(BUSYBOX_IMAGE,))
+        one, two, three = rig.hosts
+        rig.start_ollama(one)
+        rig.start_ollama(three)
+        for host in (two, three):
+            client = docker.DockerClient(base_url=host.docker_host, timeout=30)
+            clients.append(client)
+            project = LogProject(client, root / f"dify{host.index}", canaries)
+            projects.append(project)
+            api = project.add("api", printf_script([*canaries.log_lines(), "done"]))
+            project.add("worker", "sleep 600")
+            project.wait_for_line(api, b"done")
+        stack_settings = {
+            "DIFY_COMPOSE_PROJECT": healthy_stack.project,
+            "DIFY_DIR": str(healthy_stack.dir),
+            "DOCKER_HOST": docker_host(),
+        }
+        two_logs, three_logs = projects
+        yield SharedHosts(
+            rig,
+            {"prod-1": one, "prod-2": two, "prod-3": three},
+            {
+                "prod-1": stack_settings,
+                "prod-2": {"DIFY_COMPOSE_PROJECT": two_logs.name, "DIFY_DIR": str(two_logs.dir)},
+                "prod-3": {
+                    "DIFY_COMPOSE_PROJECT": three_logs.name,
+                    "DIFY_DIR": str(three_logs.dir),
+                },
+            },
+            two_logs,
+            three_logs,
+            healthy_stack,
+        )
+    finally:
+        for project in projects:
+            project.cleanup()
+        for client in clients:
+            client.close()
+        rig.close()
+
+
+# The Slack side of these hosts runs the real bot against the Slack double (tests/bot).
+from tests.bot.conftest import run_bot, slack  # noqa: E402, F401
