@@ -50,6 +50,7 @@ HOST_SETTINGS = (
     "CHECK_TIMEOUT",
     "CHAT_TIMEOUT",
     "DOCKER_HOST",
+    "BOT_LANGUAGE",
 )
 _VALUE = re.compile(r"[A-Za-z0-9_./:@%+=,~-]{1,500}")
 

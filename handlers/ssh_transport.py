@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from config import i18n
 from config.hosts import HostEntry, SshTarget
 from handlers import transport as t
 from handlers.results import Finding
@@ -83,9 +84,14 @@ def base_options(target: SshTarget, control: Path, connect_timeout: float) -> li
 
 
 def remote_words(host: HostEntry, args: Sequence[str]) -> list[str]:
-    """What the host's forced command receives: settings, the CLI, its arguments, --json."""
+    """What the host's forced command receives: settings, the CLI, its arguments, --json.
+    The host's CLI answers in the bot's language (its JSON texts are shown as they come),
+    unless the host entry sets BOT_LANGUAGE itself; English needs no word."""
     assert host.ssh is not None
-    settings = [f"{key}={value}" for key, value in sorted(host.settings.items())]
+    values = dict(host.settings)
+    if i18n.current() != i18n.DEFAULT:
+        values.setdefault(i18n.ENV_VAR, i18n.current())
+    settings = [f"{key}={value}" for key, value in sorted(values.items())]
     return [*settings, host.ssh.cli, *args, "--json"]
 
 

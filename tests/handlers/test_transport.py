@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.hosts import split_host
+from config import i18n
 from config.hosts import HostEntry, SshTarget
 from handlers import transport as t
 from handlers.fanout import summary_rows, summary_text
@@ -40,6 +41,14 @@ def test_the_argv_is_strict_and_the_remote_words_are_quoted() -> None:
     assert argv[-3:-1] == ["--", "10.0.0.5"]
     assert argv[-1] == "CHECK_TIMEOUT=5 'DIFY_DIR=/srv/dify docker' dify-ollama logs api 50 --json"
     assert remote_words(HOST, ["check"])[-2:] == ["check", "--json"]
+
+
+def test_the_host_answers_in_the_bots_language() -> None:
+    assert not any(w.startswith("BOT_LANGUAGE=") for w in remote_words(HOST, ["check"]))
+    with i18n.language("zh-CN"):
+        words = remote_words(HOST, ["check"])
+    assert "BOT_LANGUAGE=zh-CN" in words
+    assert words.index("BOT_LANGUAGE=zh-CN") < words.index("dify-ollama")
 
 
 @pytest.mark.parametrize(
