@@ -24,11 +24,13 @@ if TYPE_CHECKING:
 EXIT_USAGE = 2
 
 
-def add_host_argument(parser: argparse.ArgumentParser) -> None:
+def add_host_argument(parser: argparse.ArgumentParser, *, every: bool = True) -> None:
     parser.add_argument(
         "--host",
-        metavar="NAME|all",
-        help="run on that host of HOSTS_FILE (over SSH), or on every host at once",
+        metavar="NAME|all" if every else "NAME",
+        help="run on that host of HOSTS_FILE (over SSH), or on every host at once"
+        if every
+        else "run on that host of HOSTS_FILE (over SSH); one host at a time",
     )
 
 
@@ -60,23 +62,47 @@ def ask(
             pool.close()
 
 
-def logs_on_host(args: argparse.Namespace, settings: Settings, service: str, lines: int) -> int:
-    """`logs --host NAME`: the host's own redacted log (its CLI's JSON), printed as here."""
+def on_one_host(
+    args: argparse.Namespace,
+    settings: Settings,
+    command: str,
+    op: Callable[[Transport], Answer],
+    not_all: str,
+) -> Answer | int:
+    """op on the one host `--host` names: its answer with the CLI's JSON, or the exit code
+    after the one-line error (`--host all`, a bad hosts file, a host that did not answer)."""
     if args.host == "all":
-        print("dify-ollama logs: --host all works with check only; name one host", file=sys.stderr)
+        print(f"dify-ollama {command}: --host all {not_all}", file=sys.stderr)
         return EXIT_USAGE
     hosts = selected(settings, args.host)
     if hosts is None:
         return EXIT_USAGE
-    [answer] = ask(settings, hosts, lambda tr: tr.logs(service, lines, args.since, args.grep))
+    [answer] = ask(settings, hosts, op)
     if answer.problem is not None:
-        print(f"dify-ollama logs: {answer.problem.summary}", file=sys.stderr)
+        print(f"dify-ollama {command}: {answer.problem.summary}", file=sys.stderr)
         if answer.problem.remedy:
-            print(f"dify-ollama logs: {answer.problem.remedy}", file=sys.stderr)
+            print(f"dify-ollama {command}: {answer.problem.remedy}", file=sys.stderr)
         return 1
     if answer.data is None:
-        print(f"dify-ollama logs: {answer.host}: {answer.error or 'no answer'}", file=sys.stderr)
+        print(
+            f"dify-ollama {command}: {answer.host}: {answer.error or 'no answer'}", file=sys.stderr
+        )
         return answer.exit_code or 1
+    return answer
+
+
+def logs_on_host(args: argparse.Namespace, settings: Settings, service: str, lines: int) -> int:
+    """`logs --host NAME`: the host's own redacted log (its CLI's JSON), printed as here."""
+    answer = on_one_host(
+        args,
+        settings,
+        "logs",
+        lambda tr: tr.logs(service, lines, args.since, args.grep),
+        "works with check only; name one host",
+    )
+    if isinstance(answer, int):
+        return answer
+    assert answer.data is not None
     if args.json:
         print(json.dumps(answer.data, indent=2))
         return answer.exit_code

@@ -11,6 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from cli.commands.restart import restart_and_report
+from cli.hosts import add_host_argument
 from cli.identity import who
 from cli.output import fit, progress
 from config.i18n import gettext as _
@@ -63,6 +64,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--json", action="store_true", help=_("print the plan/result as JSON"))
+    add_host_argument(parser, every=False)
     parser.set_defaults(func=run, settings_used=REPAIR)
 
 
@@ -83,6 +85,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.force and not args.undo:
         print(_("dify-ollama fix-env: --force goes with --undo"), file=sys.stderr)
         return 2
+    if args.host is not None:
+        from cli.host_changes import fix_env_on_host
+
+        return fix_env_on_host(args, settings)
     try:
         if args.undo:
             backup_id = None if args.undo == "latest" else args.undo

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from cli.hosts import add_host_argument
 from cli.identity import who
 from cli.output import fit, print_report, progress
 from config.i18n import gettext as _
@@ -76,10 +77,15 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-check", action="store_true", help=_("skip the check afterwards"))
     parser.add_argument("--json", action="store_true", help=_("print the result as JSON"))
+    add_host_argument(parser, every=False)
     parser.set_defaults(func=run, settings_used=REPAIR)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.host is not None:
+        from cli.host_changes import restart_on_host
+
+        return restart_on_host(args, settings, str(DEFAULT_WAIT))
     try:
         wait = parse_wait(args.wait)
     except ValueError as exc:
