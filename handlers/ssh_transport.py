@@ -42,9 +42,17 @@ MASTER_POLL = 0.02
 
 def identity_options(target: SshTarget) -> list[str]:
     """The dedicated key and no agent, or the entry's agent and no key file. With an agent,
-    IdentitiesOnly must be off: OpenSSH would refuse every agent key no IdentityFile names."""
+    IdentitiesOnly must be off (OpenSSH would refuse every agent key no IdentityFile names),
+    and IdentityFile=none keeps ssh from also offering the bot user's ~/.ssh/id_* keys."""
     if target.agent is not None:
-        return ["-o", "IdentitiesOnly=no", "-o", f"IdentityAgent={target.agent}"]
+        return [
+            "-o",
+            "IdentitiesOnly=no",
+            "-o",
+            "IdentityFile=none",
+            "-o",
+            f"IdentityAgent={target.agent}",
+        ]
     assert target.key is not None  # config.hosts: exactly one of key / agent
     return ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-i", str(target.key)]
 

@@ -52,6 +52,7 @@ def test_with_an_agent_the_argv_names_its_socket_and_no_key_file() -> None:
     assert "-i" not in argv
     assert "IdentityAgent=/run/agent/sock" in argv and "IdentityAgent=none" not in argv
     assert "IdentitiesOnly=no" in argv and "IdentitiesOnly=yes" not in argv
+    assert "IdentityFile=none" in argv  # not the bot user's ~/.ssh/id_* keys either
     for kept in (
         "BatchMode=yes",
         "StrictHostKeyChecking=yes",
