@@ -7,7 +7,8 @@
           user: difyops
           host: 10.0.0.5          # name or address
           port: 22
-          key: /etc/dify-ollama-bot/id_ed25519           # a dedicated key
+          key: /etc/dify-ollama-bot/id_ed25519           # a dedicated key, or instead:
+          # agent: /run/user/1000/ssh-agent.sock  (an ssh-agent's socket; `true`: SSH_AUTH_SOCK)
           known_hosts: /etc/dify-ollama-bot/known_hosts  # its pinned host key
         settings: {DIFY_DIR: /srv/dify/docker, CHECK_TIMEOUT: 5}
         operators: [U012AB3CD]    # who may change this host (else OPERATORS)
@@ -21,6 +22,7 @@ no spaces), so it can never be read as an option.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +55,9 @@ HOST_SETTINGS = (
     "BOT_LANGUAGE",
 )
 _VALUE = re.compile(r"[A-Za-z0-9_./:@%+=,~-]{1,500}")
+# An agent socket path goes into argv as `-o IdentityAgent=PATH`: absolute, and without what
+# ssh would expand there (`%` tokens, `${VAR}`), spaces or newlines.
+_SOCKET = re.compile(r"/[A-Za-z0-9_./@+,~-]{1,500}")
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,10 @@ class SshTarget:
     user: str
     host: str
     port: int
-    key: Path
+    key: Path | None  # a dedicated key file, or None: the agent below
     known_hosts: Path
     cli: str = "dify-ollama"  # the remote command word the forced command expects
+    agent: Path | None = None  # an ssh-agent's socket (exactly one of key / agent)
 
 
 @dataclass(frozen=True)
@@ -131,10 +137,15 @@ def _file(value: Any, where: str) -> Path:
 def _ssh(name: str, raw: Any) -> SshTarget:
     if not isinstance(raw, dict):
         raise ConfigError(f"{_where(name, 'ssh')}: must be a mapping (user, host, key, ...)")
-    unknown = sorted(set(raw) - {"user", "host", "port", "key", "known_hosts", "cli"})
+    unknown = sorted(set(raw) - {"user", "host", "port", "key", "agent", "known_hosts", "cli"})
     if unknown:
         raise ConfigError(f"{_where(name, 'ssh')}: unknown key {str(unknown[0])[:40]!r}")
-    for required in ("user", "host", "key", "known_hosts"):
+    if ("key" in raw) == ("agent" in raw):
+        raise ConfigError(
+            f"{_where(name, 'ssh')}: needs exactly one of `key` (a key file) or `agent` "
+            "(an ssh-agent socket, or true for SSH_AUTH_SOCK)"
+        )
+    for required in ("user", "host", "known_hosts"):
         if required not in raw:
             # known_hosts is required: the bot never trusts a host key on first use.
             raise ConfigError(f"{_where(name, 'ssh.' + required)}: missing")
@@ -145,10 +156,27 @@ def _ssh(name: str, raw: Any) -> SshTarget:
         user=_text(raw["user"], _where(name, "ssh.user"), _USER, "a user name"),
         host=_text(raw["host"], _where(name, "ssh.host"), _HOSTNAME, "a host name or address"),
         port=port,
-        key=_file(raw["key"], _where(name, "ssh.key")),
+        key=_file(raw["key"], _where(name, "ssh.key")) if "key" in raw else None,
         known_hosts=_file(raw["known_hosts"], _where(name, "ssh.known_hosts")),
         cli=_text(raw.get("cli", "dify-ollama"), _where(name, "ssh.cli"), _USER, "a command name"),
+        agent=_agent(raw["agent"], _where(name, "ssh.agent")) if "agent" in raw else None,
     )
+
+
+def _agent(value: Any, where: str) -> Path:
+    """An agent socket path, or `true`: the bot's SSH_AUTH_SOCK, read now (at load)."""
+    if value is True:
+        value = os.environ.get("SSH_AUTH_SOCK", "")
+        if not value:
+            raise ConfigError(f"{where}: true means SSH_AUTH_SOCK, which the bot does not have")
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: must be the path of an ssh-agent socket, or true")
+    path = str(Path(value).expanduser())
+    if not _SOCKET.fullmatch(path):
+        raise ConfigError(
+            f"{where}: must be an absolute path without spaces, % or $ (got {value[:80]!r})"
+        )
+    return Path(path)
 
 
 def _settings(name: str, raw: Any) -> dict[str, str]:

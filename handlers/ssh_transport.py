@@ -1,10 +1,11 @@
 """The SSH transport: the product's own CLI on a Dify host, through the OpenSSH client.
 
 `ssh` runs as an argv list (never a shell), with the host's pinned known_hosts file and a
-dedicated key: strict host-key checking, no agent, no forwarding, no user ssh_config (`-F
-none`), no password prompts (BatchMode). The remote words are `KEY=VALUE... dify-ollama
-SUBCOMMAND ARGS... --json`, quoted with shlex.join; on the host the forced command
-(scripts/dify-ollama-ssh-command) splits them with shlex and execs the CLI, no shell either.
+dedicated key (no agent) or the agent the entry names (no key file): strict host-key
+checking, no forwarding, no user ssh_config (`-F none`), no password prompts (BatchMode). The
+remote words are `KEY=VALUE... dify-ollama SUBCOMMAND ARGS... --json`, quoted with
+shlex.join; on the host the forced command (scripts/dify-ollama-ssh-command) splits them with
+shlex and execs the CLI, no shell either.
 
 Connections are reused: one master connection per host (ControlMaster, a socket in a private
 0700 folder), started on first use and kept until `close()`; every command is a session on
@@ -39,6 +40,23 @@ TAIL = 4000  # characters of ssh's stderr that are classified
 MASTER_POLL = 0.02
 
 
+def identity_options(target: SshTarget) -> list[str]:
+    """The dedicated key and no agent, or the entry's agent and no key file. With an agent,
+    IdentitiesOnly must be off (OpenSSH would refuse every agent key no IdentityFile names),
+    and IdentityFile=none keeps ssh from also offering the bot user's ~/.ssh/id_* keys."""
+    if target.agent is not None:
+        return [
+            "-o",
+            "IdentitiesOnly=no",
+            "-o",
+            "IdentityFile=none",
+            "-o",
+            f"IdentityAgent={target.agent}",
+        ]
+    assert target.key is not None  # config.hosts: exactly one of key / agent
+    return ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-i", str(target.key)]
+
+
 def base_options(target: SshTarget, control: Path, connect_timeout: float) -> list[str]:
     return [
         "-F",
@@ -54,12 +72,7 @@ def base_options(target: SshTarget, control: Path, connect_timeout: float) -> li
         "GlobalKnownHostsFile=/dev/null",
         "-o",
         "UpdateHostKeys=no",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "IdentityAgent=none",
-        "-i",
-        str(target.key),
+        *identity_options(target),
         "-o",
         "ForwardAgent=no",
         "-o",
@@ -130,13 +143,7 @@ def classify(host: HostEntry, code: int, stderr: str) -> Finding | None:
             )
         if "Permission denied" in tail:
             return t.host_problem(
-                name,
-                t.HOST_REACH,
-                "{host}: SSH refused the bot's key",
-                last,
-                f"Add the bot's public key ({target.key if target else 'key'}.pub) with the "
-                f"forced command to ~{target.user if target else ''}/.ssh/authorized_keys on "
-                "the host (README: Many hosts).",
+                name, t.HOST_REACH, "{host}: SSH refused the bot's key", last, _denied(target)
             )
         if "Connection refused" in tail:
             summary = "{host}: SSH connection refused at " + where
@@ -166,6 +173,20 @@ def classify(host: HostEntry, code: int, stderr: str) -> Finding | None:
             "Update scripts/dify-ollama-ssh-command on the host to this version.",
         )
     return None
+
+
+def _denied(target: SshTarget | None) -> str:
+    account = f"~{target.user if target else ''}/.ssh/authorized_keys on the host"
+    if target is not None and target.agent is not None:
+        return (
+            f"Load the key into the agent at {target.agent} (`ssh-add KEY`, "
+            f"SSH_AUTH_SOCK={target.agent}; `ssh-add -l` lists it) and add its public key with "
+            f"the forced command to {account} (README: Many hosts)."
+        )
+    return (
+        f"Add the bot's public key ({target.key if target else 'key'}.pub) with the "
+        f"forced command to {account} (README: Many hosts)."
+    )
 
 
 def _text(raw: bytes) -> str:

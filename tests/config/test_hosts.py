@@ -87,6 +87,62 @@ def test_bad_ssh_values_are_one_line_errors(
     assert str(info.value).startswith("HOSTS_FILE: ")
 
 
+def agent_ssh(files: dict[str, Path], agent: object) -> dict[str, object]:
+    raw = ssh(files, agent=agent)
+    del raw["key"]
+    return raw
+
+
+def test_an_agent_instead_of_a_key(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    socket = tmp_path / "agent.sock"  # the agent may start after the file is read
+    hosts = parse_hosts({"hosts": {"h": {"ssh": agent_ssh(files, str(socket))}}})
+    target = hosts.entries[0].ssh
+    assert target is not None and target.agent == socket and target.key is None
+    # `true`: the bot's SSH_AUTH_SOCK, read when the file is loaded
+    monkeypatch.setenv("SSH_AUTH_SOCK", "/run/user/0/agent.1")
+    hosts = parse_hosts({"hosts": {"h": {"ssh": agent_ssh(files, True)}}})
+    monkeypatch.setenv("SSH_AUTH_SOCK", "/elsewhere")
+    assert hosts.entries[0].ssh is not None
+    assert hosts.entries[0].ssh.agent == Path("/run/user/0/agent.1")
+    monkeypatch.delenv("SSH_AUTH_SOCK")
+    with pytest.raises(ConfigError, match="true means SSH_AUTH_SOCK") as info:
+        parse_hosts({"hosts": {"h": {"ssh": agent_ssh(files, True)}}})
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("agent", "message"),
+    [
+        ("relative/sock", "ssh.agent: must be an absolute path"),
+        ("/tmp/a\nProxyCommand=sh", "ssh.agent: must be an absolute path"),
+        ("/tmp/%d/sock", "ssh.agent: must be an absolute path"),
+        ("/tmp/${HOME}/sock", "ssh.agent: must be an absolute path"),
+        ("/tmp/a sock", "ssh.agent: must be an absolute path"),
+        (False, "ssh.agent: must be the path of an ssh-agent socket, or true"),
+        (3, "ssh.agent: must be the path of an ssh-agent socket, or true"),
+    ],
+)
+def test_bad_agents_are_one_line_errors(
+    files: dict[str, Path], agent: object, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_hosts({"hosts": {"h": {"ssh": agent_ssh(files, agent)}}})
+    assert "\n" not in str(info.value) and str(info.value).startswith("HOSTS_FILE: hosts.h.")
+
+
+def test_exactly_one_of_key_or_agent(files: dict[str, Path]) -> None:
+    both = ssh(files, agent="/tmp/agent.sock")
+    neither = ssh(files)
+    del neither["key"]
+    for raw in (both, neither):
+        with pytest.raises(ConfigError, match="exactly one of `key`") as info:
+            parse_hosts({"hosts": {"prod-9": {"ssh": raw}}})
+        assert str(info.value).startswith("HOSTS_FILE: hosts.prod-9.ssh: ")
+        assert "\n" not in str(info.value)
+
+
 def test_known_hosts_is_required(files: dict[str, Path]) -> None:
     raw = ssh(files)
     del raw["known_hosts"]

@@ -43,6 +43,39 @@ def test_the_argv_is_strict_and_the_remote_words_are_quoted() -> None:
     assert remote_words(HOST, ["check"])[-2:] == ["check", "--json"]
 
 
+def test_with_an_agent_the_argv_names_its_socket_and_no_key_file() -> None:
+    target = SshTarget(
+        "difyops", "10.0.0.5", 22, None, Path("/k/known"), agent=Path("/run/agent/sock")
+    )
+    host = HostEntry("prod-a", target)
+    argv = ssh_argv(host, Path("/run/ctl/prod-a"), ["check"], 10)
+    assert "-i" not in argv
+    assert "IdentityAgent=/run/agent/sock" in argv and "IdentityAgent=none" not in argv
+    assert "IdentitiesOnly=no" in argv and "IdentitiesOnly=yes" not in argv
+    assert "IdentityFile=none" in argv  # not the bot user's ~/.ssh/id_* keys either
+    for kept in (
+        "BatchMode=yes",
+        "StrictHostKeyChecking=yes",
+        "UserKnownHostsFile=/k/known",
+        "ForwardAgent=no",
+        "ClearAllForwardings=yes",
+    ):
+        assert kept in argv
+    assert argv[-3:-1] == ["--", "10.0.0.5"]
+    # the key's argv is unchanged
+    keyed = ssh_argv(HOST, Path("/run/ctl/prod-1"), ["check"], 10)
+    assert keyed[keyed.index("-i") + 1] == "/k/id" and not any("sock" in w for w in keyed)
+
+
+def test_a_refused_agent_login_says_to_load_the_key_into_the_agent() -> None:
+    target = SshTarget("difyops", "10.0.0.5", 22, None, Path("/k/known"), agent=Path("/a/sock"))
+    found = classify(HostEntry("prod-a", target), 255, "difyops@10.0.0.5: Permission denied")
+    assert found is not None and found.id == t.HOST_REACH and "refused" in found.summary
+    assert "ssh-add" in found.remedy and "/a/sock" in found.remedy
+    keyed = classify(HOST, 255, "difyops@10.0.0.5: Permission denied (publickey).")
+    assert keyed is not None and "/k/id.pub" in keyed.remedy and "ssh-add" not in keyed.remedy
+
+
 def test_the_host_answers_in_the_bots_language() -> None:
     assert not any(w.startswith("BOT_LANGUAGE=") for w in remote_words(HOST, ["check"]))
     with i18n.language("zh-CN"):

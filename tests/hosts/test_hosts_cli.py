@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +125,67 @@ def test_an_unknown_host_key_is_not_trusted_on_first_use(test_hosts: SharedHosts
     )
     assert [f["id"] for f in json.loads(done.stdout)["findings"]] == ["host.key"]
     assert empty.read_text() == ""  # nothing was learnt
+
+
+@contextmanager
+def ssh_agent(keys: Sequence[Path]) -> Iterator[Path]:
+    """A real ssh-agent (a child, in the foreground) holding `keys`; its socket. Stopped after."""
+    folder = Path(tempfile.mkdtemp(prefix="agent-"))  # short: a socket path has 108 bytes
+    socket = folder / "sock"
+    agent = subprocess.Popen(
+        ["/usr/bin/ssh-agent", "-D", "-a", str(socket)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        until = time.monotonic() + 10
+        while not socket.exists():
+            assert agent.poll() is None, "ssh-agent exited"
+            assert time.monotonic() < until, "ssh-agent made no socket in 10 s"
+            time.sleep(0.02)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(socket)}
+        for key in keys:
+            subprocess.run(["/usr/bin/ssh-add", "-q", str(key)], env=env, timeout=10, check=True)
+        listed = subprocess.run(
+            ["/usr/bin/ssh-add", "-l"], env=env, capture_output=True, text=True, timeout=10
+        )
+        held = [line for line in listed.stdout.splitlines() if "SHA256:" in line]
+        assert len(held) == len(keys), listed.stdout  # an empty one says "no identities"
+        yield socket
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(5)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait(5)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_an_agent_logs_in_instead_of_a_key_file(test_hosts: SharedHosts) -> None:
+    entry = test_hosts.entry("prod-3", deadline=20)
+    del entry["ssh"]["key"]
+    with ssh_agent([test_hosts.rig.key]) as loaded, ssh_agent([]) as empty:
+        entry["ssh"]["agent"] = str(loaded)
+        env = {"HOSTS_FILE": str(test_hosts.file({"prod-3": entry}, "agent.yaml"))}
+        done = run_cli("check", "--host", "prod-3", "--json", env=env)
+        report = json.loads(done.stdout)
+        assert report["context"]["host"] == "prod-3", done.stderr
+        assert report["context"].get("project") == test_hosts.logs3.name, report["context"]
+        assert statuses(report)["ollama.host"] == "ok"
+
+        # an agent without the key: the host's finding, with the agent's remedy
+        entry["ssh"]["agent"] = str(empty)
+        env = {"HOSTS_FILE": str(test_hosts.file({"prod-3": entry}, "agent-empty.yaml"))}
+        refused = run_cli("check", "--host", "prod-3", "--json", env=env)
+        assert refused.returncode == 1, refused.stderr
+        findings = json.loads(refused.stdout)["findings"]
+        assert [f["id"] for f in findings] == ["host.reach"], findings
+        assert "refused the bot's key" in findings[0]["summary"]
+        assert "ssh-add" in findings[0]["remedy"] and str(empty) in findings[0]["remedy"]
+        assert "Traceback" not in refused.stderr
+    assert not loaded.exists() and not empty.exists()  # both agents are gone
 
 
 def raw_ssh(test_hosts: SharedHosts, command: str, key: Path | None = None) -> Any:
