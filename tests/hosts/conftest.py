@@ -105,5 +105,18 @@ def test_hosts(docker_engine: Any, healthy_stack: DifyStack) -> Iterator[SharedH
         rig.close()
 
 
+def put_loopback_incident(env_path: Path) -> None:
+    """The incident on a host's Dify: the model callers' OPENAI_API_BASE on loopback (the
+    restore_healthy_stack fixture puts the file back afterwards)."""
+    env_path.write_text(
+        "".join(
+            "OPENAI_API_BASE=http://127.0.0.1:11434/v1\n"
+            if line.startswith("OPENAI_API_BASE=")
+            else line
+            for line in env_path.read_text().splitlines(keepends=True)
+        )
+    )
+
+
 # The Slack side of these hosts runs the real bot against the Slack double (tests/bot).
 from tests.bot.conftest import run_bot, slack  # noqa: E402, F401

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.hosts.conftest import SharedHosts
+from tests.hosts.conftest import SharedHosts, put_loopback_incident
 from tests.rig.cli_process import run_cli
 from tests.rig.log_containers import assert_no_canary
 from tests.rig.netns_hosts import CLI
@@ -302,15 +302,7 @@ def test_fix_env_plan_apply_and_undo_on_a_named_host(
 ) -> None:
     stack = restore_healthy_stack
     env_path = stack.dir / ".env"
-    # the incident on prod-1 (as in test_hosts_slack.py; the fixture puts the file back)
-    env_path.write_text(
-        "".join(
-            "OPENAI_API_BASE=http://127.0.0.1:11434/v1\n"
-            if line.startswith("OPENAI_API_BASE=")
-            else line
-            for line in env_path.read_text().splitlines(keepends=True)
-        )
-    )
+    put_loopback_incident(env_path)  # on prod-1
     env_before = env_path.read_bytes()
     # the other hosts' Dify folders (their DIFY_DIR)
     others = {p.name: tree_bytes(p.dir) for p in (test_hosts.logs, test_hosts.logs3)}

@@ -12,7 +12,7 @@ import pytest
 
 from bot.subcommands.hosts import HOST_CHECK, HOST_FIX_APPLY, HOST_FIX_UNDO, HOST_LOGS
 from tests.bot.fakes.slack_api import Call, SlackApiDouble
-from tests.hosts.conftest import SharedHosts
+from tests.hosts.conftest import SharedHosts, put_loopback_incident
 from tests.rig.log_containers import assert_no_canary
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -188,16 +188,7 @@ def test_fix_env_apply_and_undo_on_a_named_host(
 ) -> None:
     stack = restore_healthy_stack
     env_path = stack.dir / ".env"
-    # the incident on prod-1: the model callers' OPENAI_API_BASE on loopback (the fixture
-    # puts the file back afterwards)
-    env_path.write_text(
-        "".join(
-            "OPENAI_API_BASE=http://127.0.0.1:11434/v1\n"
-            if line.startswith("OPENAI_API_BASE=")
-            else line
-            for line in env_path.read_text().splitlines(keepends=True)
-        )
-    )
+    put_loopback_incident(env_path)  # on prod-1
     env_before = env_path.read_bytes()
     bot = start(run_bot, test_hosts)
     bot.command("fix-env @prod-1", user=PROD1_OPERATOR)
