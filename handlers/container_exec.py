@@ -3,6 +3,7 @@
 docker-py's exec_run waits forever while a command is silent, and the client timeout does not
 bound it. So every command is bounded twice: by `timeout N` inside the container, and by a
 deadline in the caller (a daemon thread, so a stuck exec can never keep the process alive).
+The output is read by exec_stream, which keeps the frames docker-py can drop.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 import docker
 
-from handlers import timeline
+from handlers import exec_stream, timeline
 
 JSON_TYPE = "Content-Type: application/json"
 NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory", "not found")
@@ -84,7 +85,9 @@ def _run(
             created = client.api.exec_create(
                 container_id, command, stdout=True, stderr=True, environment=environment, user=user
             )
-            out, err = client.api.exec_start(created["Id"], demux=True)
+            out, err = exec_stream.collect(
+                exec_stream.start(client.api, created["Id"], timeout + 2.0)
+            )
             code = client.api.exec_inspect(created["Id"]).get("ExitCode")
             box.put((code, out, err, None))
         except Exception as exc:
@@ -417,9 +420,6 @@ def resolve(
         # `ahosts` (getaddrinfo) rather than `hosts`: the latter asks for IPv6 first and, with
         # only an IPv4 entry in /etc/hosts, falls through to a DNS query that can hang.
         res = run(client, container_id, ["getent", "ahosts", name], timeout)
-        if res.exit_code == 0 and not res.stdout.strip():
-            # An exec into a container that has just started can come back empty: ask again.
-            res = run(client, container_id, ["getent", "ahosts", name], timeout)
         if not res.missing_command:
             if res.exit_code == 0:
                 addrs = tuple(
@@ -643,8 +643,10 @@ def start_survey(
             try:
                 created = client.api.exec_create(container_id, command, stdout=True, stderr=True)
                 pending = b""
-                for out, _err in client.api.exec_start(created["Id"], stream=True, demux=True):
-                    pending += out or b""
+                for stream, data in exec_stream.start(client.api, created["Id"], timeout + 2.0):
+                    if stream != exec_stream.STDOUT:
+                        continue
+                    pending += data
                     *lines, pending = pending.split(b"\n")
                     for line in lines[:64]:
                         live.feed(line.decode("utf-8", "replace"), elapsed())
@@ -652,8 +654,8 @@ def start_survey(
             except Exception as exc:  # the engine refused the exec: ask tool by tool
                 code = 127 if "not found" in str(exc).lower() else None
         # Cut off by `timeout` (124, 143): the answers missing are timeouts. No answer at all
-        # otherwise (an exec into a container that has just started can come back empty, or
-        # python3 did not run): the survey is of no use, the probes ask tool by tool.
+        # otherwise (python3 did not run, or printed nothing): the survey is of no use, the
+        # probes ask tool by tool.
         live.finish(code in (124, 143), elapsed())
         if code in (126, 127):
             _PYTHON_CACHE[container_id] = False

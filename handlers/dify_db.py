@@ -228,6 +228,20 @@ def _json_rows(stdout: str) -> list[CredentialRow]:
     return rows
 
 
+# The last line of every read: rows are only "none" when the client got this far. Output lost
+# on the way (a client killed, an engine stream cut short) must not read as "no Ollama model".
+END_MARK = "dify-ollama:rows-end"
+END_SELECT = f"SELECT '{END_MARK}'"
+
+
+def _require_end(client: str, res: container_exec.ExecResult) -> None:
+    if END_MARK not in res.stdout.split():
+        raise HandlerError(
+            f"{client}'s output ended before the last query's (exit code {res.exit_code}); "
+            "the rows could not be read"
+        )
+
+
 def _literal(value: str) -> str:
     """A SQL string literal (standard_conforming_strings is forced on: only quotes double)."""
     if "\x00" in value:
@@ -322,7 +336,7 @@ class PostgresInContainer:
         return res
 
     def read_rows(self, timeout: float) -> list[CredentialRow]:
-        argv = psql_argv(self.user, self.database, *(_select(t) for t in TABLES))
+        argv = psql_argv(self.user, self.database, *(_select(t) for t in TABLES), END_SELECT)
         options = (
             "-c default_transaction_read_only=on "
             f"-c statement_timeout={_ms(timeout * SERVER_SHARE)} "
@@ -339,6 +353,7 @@ class PostgresInContainer:
         fatal = [e for e in errors if "FATAL" in e or "could not connect" in e]
         if fatal:
             raise HandlerError("psql could not connect: " + fatal[0][:200])
+        _require_end("psql", res)
         rows = _json_rows(res.stdout)
         if not rows:
             # A release without one of the tables (or, on 1.13, provider_models without
@@ -505,6 +520,7 @@ class MysqlInContainer:
                 "SET SESSION TRANSACTION READ ONLY;",
                 _mysql_tables(),
                 *(_mysql_select(t, timeout * SERVER_SHARE) for t in TABLES),
+                END_SELECT + ";",
             ]
         )
         res = self._mysql(sql, timeout, "")
@@ -513,6 +529,7 @@ class MysqlInContainer:
         if res.exit_code != 0:
             error = next((ln for ln in res.stderr.splitlines() if "ERROR" in ln), res.stderr)
             raise HandlerError("reading Ollama rows failed: " + error.strip()[:200])
+        _require_end("mysql", res)
         if "tables:0" in res.stdout.split():
             raise HandlerError(
                 f"database {self.database!r} has none of {', '.join(TABLES)}: "

@@ -1,6 +1,10 @@
 """A Unix-socket forwarder in front of the private engine: the engine as a client sees it, with
 a switch to make it go away (every connection dropped, new ones refused) and come back, which
-is what an engine restart looks like from the bot, without touching the shared engine."""
+is what an engine restart looks like from the bot, without touching the shared engine.
+
+With `coalesce` it also holds the engine's bytes back that long and passes them on in one write,
+as SSH forwards and socket proxies do: an exec's `101 UPGRADED` headers then reach the client
+together with the exec's first output (what docker-py loses, see handlers/exec_stream.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from pathlib import Path
 
 
 class SocketProxy:
-    def __init__(self, path: Path, target: str) -> None:
+    def __init__(self, path: Path, target: str, coalesce: float = 0.0) -> None:
         self.path = path
         self.target = target  # the engine's socket path
+        self.coalesce = coalesce  # seconds the engine's bytes are held to go out in one write
         self._server: socket.socket | None = None
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -46,15 +51,17 @@ class SocketProxy:
                 continue
             with self._lock:
                 self._conns |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, hold in ((client, upstream, 0.0), (upstream, client, self.coalesce)):
+                threading.Thread(target=self._pump, args=(a, b, hold), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, hold: float) -> None:
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
+                if hold > 0:
+                    data += _more_within(source, hold)
                 sink.sendall(data)
         except OSError:
             pass
@@ -90,3 +97,20 @@ class SocketProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _more_within(source: socket.socket, hold: float) -> bytes:
+    """What else arrives on `source` within `hold` seconds (bounded: 64 reads, 1 MiB)."""
+    more = b""
+    source.settimeout(hold)
+    try:
+        for _ in range(64):
+            chunk = source.recv(65536)
+            more += chunk
+            if not chunk or len(more) >= 1 << 20:
+                break
+    except TimeoutError:
+        pass
+    finally:
+        source.settimeout(None)
+    return more

@@ -41,6 +41,7 @@ import docker
 import yaml
 from docker.models.containers import Container
 
+from handlers import exec_stream
 from tests.rig.compose import FLAVOURS, Compose, ComposeMissing, compose_for
 from tests.rig.dify_db import (
     DEFAULT_TENANT_ID,
@@ -987,17 +988,22 @@ class DifyStack:
     ) -> tuple[int, str]:
         """Run argv in a service's container; bounded inside (timeout N) and by a deadline here.
 
-        docker-py's exec_run has no timeout of its own while the command is silent.
+        docker-py's exec_run has no timeout of its own while the command is silent, and can
+        drop the first output (handlers/exec_stream.py): the output is read as the product does.
         """
         c = self.container(service)
         cmd = ["timeout", str(int(timeout)), *argv] if bound else list(argv)
         result: dict[str, Any] = {}
+        api = self.client.api
 
         def run() -> None:
             try:
-                result["r"] = c.exec_run(
-                    cmd, demux=False, environment=dict(environment) if environment else None
+                created = api.exec_create(
+                    c.id, cmd, environment=dict(environment) if environment else None
                 )
+                # stdout and stderr in the order they came, as exec_run(demux=False) gives them
+                output = b"".join(d for _, d in exec_stream.start(api, created["Id"], timeout + 5))
+                result["r"] = (api.exec_inspect(created["Id"]).get("ExitCode"), output)
             except Exception as e:  # handed to the caller below
                 result["e"] = e
 
@@ -1008,8 +1014,8 @@ class DifyStack:
             raise StackError(f"exec {argv} in {service} did not return within {timeout + 10}s")
         if "e" in result:
             raise result["e"]
-        r = result["r"]
-        return int(r.exit_code), (r.output or b"").decode(errors="replace")
+        code, output = result["r"]
+        return int(code if code is not None else -1), output.decode(errors="replace")
 
     def psql(self, sql: str, database: str = "dify") -> str:
         if self.dialect != "postgresql":
