@@ -228,13 +228,15 @@ def _json_rows(stdout: str) -> list[CredentialRow]:
     return rows
 
 
-# The last line of every read: rows are only "none" when the client got this far. Output lost
+# The last line of every read (here and in plugin_db): rows are only "none" when the client
+# got this far. Output lost
 # on the way (a client killed, an engine stream cut short) must not read as "no Ollama model".
 END_MARK = "dify-ollama:rows-end"
 END_SELECT = f"SELECT '{END_MARK}'"
 
 
-def _require_end(client: str, res: container_exec.ExecResult) -> None:
+def require_end(client: str, res: container_exec.ExecResult) -> None:
+    """HandlerError unless the client printed END_MARK (its last query, END_SELECT, ran)."""
     if END_MARK not in res.stdout.split():
         raise HandlerError(
             f"{client}'s output ended before the last query's (exit code {res.exit_code}); "
@@ -353,7 +355,7 @@ class PostgresInContainer:
         fatal = [e for e in errors if "FATAL" in e or "could not connect" in e]
         if fatal:
             raise HandlerError("psql could not connect: " + fatal[0][:200])
-        _require_end("psql", res)
+        require_end("psql", res)
         rows = _json_rows(res.stdout)
         if not rows:
             # A release without one of the tables (or, on 1.13, provider_models without
@@ -529,7 +531,7 @@ class MysqlInContainer:
         if res.exit_code != 0:
             error = next((ln for ln in res.stderr.splitlines() if "ERROR" in ln), res.stderr)
             raise HandlerError("reading Ollama rows failed: " + error.strip()[:200])
-        _require_end("mysql", res)
+        require_end("mysql", res)
         if "tables:0" in res.stdout.split():
             raise HandlerError(
                 f"database {self.database!r} has none of {', '.join(TABLES)}: "

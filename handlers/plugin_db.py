@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from handlers import container_exec
-from handlers.dify_db import psql_argv
+from handlers.dify_db import END_SELECT, psql_argv, require_end
 from handlers.results import HandlerError
 
 if TYPE_CHECKING:
@@ -102,11 +102,13 @@ def read_installations(
     """Every tenant's installation of the Ollama plugin; HandlerError saying why not."""
     if where.dialect == "mysql":
         argv = ["mysql", "-u", where.user, "-N", "-B", "--raw"]
-        argv += ["--init-command=SET SESSION TRANSACTION READ ONLY", "-e", MYSQL_QUERY]
+        argv += ["--init-command=SET SESSION TRANSACTION READ ONLY"]
+        argv += ["-e", f"{MYSQL_QUERY}; {END_SELECT};"]
         argv.append(where.database)
         env = {"MYSQL_PWD": where.password} if where.password else None
     else:
-        argv = psql_argv(where.user, where.database, PG_QUERY)
+        # stop at a failing query: the end mark after it would otherwise make psql exit 0
+        argv = psql_argv(where.user, where.database, PG_QUERY, END_SELECT, stop_on_error=True)
         env = READ_ONLY
     res = container_exec.run(client, where.container_id, argv, timeout, environment=env)
     if res.exit_code is None or res.timed_out:
@@ -121,4 +123,5 @@ def read_installations(
                 "plugin_daemon never started against it"
             )
         raise HandlerError(f"reading {where.database} failed: {first[:200]}")
+    require_end(argv[0], res)  # output lost on the way is not "not installed"
     return parse(res.stdout)

@@ -24,7 +24,7 @@ from typing import Any
 import docker
 import pytest
 
-from handlers import container_exec, dify_db, exec_stream
+from handlers import container_exec, dify_db, exec_stream, plugin_db
 from handlers.results import HandlerError
 from tests.rig.socket_proxy import SocketProxy
 
@@ -209,7 +209,7 @@ def test_survey_answers_arrive_through_a_coalescing_forwarder(
     assert answer is not None and "127.0.0.1" in answer.addresses, answer
 
 
-# --- rows are "none" only when the database client got to the end ---------------------------
+# --- rows (and plugins) are "none" only when the database client got to the end -------------
 ROW = (
     '{"table": "provider_models", "id": "1", "tenant_id": "t", "provider": "ollama", '
     '"model": "qwen2.5:7b", "model_type": "llm", "name": null, "config": "{}"}'
@@ -258,10 +258,15 @@ def test_database_output_cut_short_is_an_error_not_no_rows(
     put_client(shell_box, client_name, f"#!/bin/sh\nprintf '%s\\n' '{tables}{ROW}'\n")
     with pytest.raises(HandlerError, match="output ended before the last query"):
         database().read_rows(5)
+    dialect = "postgresql" if client_name == "psql" else "mysql"
+    plugins = plugin_db.PluginDatabase("db", shell_box.id, dialect, "dify_plugin", "root", "pw")
+    with pytest.raises(HandlerError, match="output ended before the last query"):
+        plugin_db.read_installations(docker_engine, plugins, 5)  # not "not installed"
     # the same client reaching its end: the row is read, and no rows is a real "none"
     put_client(
         shell_box, client_name, f"#!/bin/sh\nprintf '%s\\n' '{tables}{ROW}' {dify_db.END_MARK}\n"
     )
     assert [r.model for r in database().read_rows(5)] == ["qwen2.5:7b"]
+    assert len(plugin_db.read_installations(docker_engine, plugins, 5)) == 1
     put_client(shell_box, client_name, f"#!/bin/sh\nprintf '{tables}%s\\n' {dify_db.END_MARK}\n")
     assert database().read_rows(5) == []
