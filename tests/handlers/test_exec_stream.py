@@ -56,21 +56,49 @@ def test_a_stream_cut_short_yields_what_came_and_ends() -> None:
 
 
 # --- a wire-level engine ---------------------------------------------------------------------
-class ExecEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    """Docker's exec endpoints on a Unix socket: create, start (the upgrade and the frames
-    written in `pieces`, by default all in one write), inspect."""
+class ExecState:
+    """What the wire-level engine answers: the exec's start (the upgrade and the frames written
+    in `pieces`, by default all in one write), its exit code."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.exit_code = 0
+        self.start_status = 101
+
+
+class UnixEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer, ExecState):
+    """Docker's exec endpoints on a Unix socket: create, start, inspect."""
 
     daemon_threads = True
 
     def __init__(self, path: Path) -> None:
-        self.pieces: list[bytes] = []
-        self.exit_code = 0
-        self.start_status = 101
+        ExecState.__init__(self)
         super().__init__(str(path), EngineHandler)
+
+    @property
+    def base_url(self) -> str:
+        return f"unix://{self.server_address}"
+
+
+class TcpEngine(socketserver.ThreadingMixIn, socketserver.TCPServer, ExecState):
+    """The same endpoints on loopback TCP (DOCKER_HOST=tcp://...)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        ExecState.__init__(self)
+        super().__init__(("127.0.0.1", 0), EngineHandler)
+
+    @property
+    def base_url(self) -> str:
+        return f"tcp://127.0.0.1:{self.server_address[1]}"
+
+
+ExecEngine = UnixEngine | TcpEngine
 
 
 class EngineHandler(socketserver.StreamRequestHandler):
-    server: ExecEngine
+    server: UnixEngine | TcpEngine
 
     def handle(self) -> None:
         for _ in range(16):  # keep-alive: a few requests per connection, bounded
@@ -110,9 +138,11 @@ class EngineHandler(socketserver.StreamRequestHandler):
         self.wfile.flush()
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[ExecEngine]:
-    server = ExecEngine(tmp_path / "engine.sock")
+@pytest.fixture(params=["unix", "tcp"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ExecEngine]:
+    server: ExecEngine = (
+        UnixEngine(tmp_path / "engine.sock") if request.param == "unix" else TcpEngine()
+    )
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
     yield server
     server.shutdown()
@@ -120,7 +150,7 @@ def engine(tmp_path: Path) -> Iterator[ExecEngine]:
 
 
 def client_of(engine: ExecEngine) -> docker.DockerClient:
-    return docker.DockerClient(base_url=f"unix://{engine.server_address}", version=API)
+    return docker.DockerClient(base_url=engine.base_url, version=API)
 
 
 def test_frames_in_the_same_read_as_the_upgrade_headers_are_kept(engine: ExecEngine) -> None:
