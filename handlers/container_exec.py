@@ -464,8 +464,13 @@ def resolve(
 # asks, with the container's proxy variables.
 _PY_SURVEY = r"""
 import json, socket, sys, threading, time, urllib.error, urllib.request
+# The requests end at the caller's wall-clock time (the host's clock: containers share its
+# kernel), however late this interpreter started; a clock that disagrees gets the plain limit.
 limit = float(sys.argv[1])
-urls, direct, names = json.loads(sys.argv[2])
+left = float(sys.argv[2]) - time.time()
+if -5.0 < left <= limit + 0.5:
+    limit = max(0.25, left)
+urls, direct, names = json.loads(sys.argv[3])
 lock = threading.Lock()
 def say(*item):
     # One line per answer, as soon as it is known: if the exec is cut off, what came is kept.
@@ -628,10 +633,11 @@ def start_survey(
     live = LiveSurvey(urls, names, started + timeout + 1.0)
     payload = json.dumps([urls, list(direct), list(names)])
     # The requests give up a little before the exec's own bound, so their answers (timeouts
-    # included) are printed rather than cut off with the process.
+    # included) are printed rather than cut off with the process; counted from now, not from
+    # python3's start, which a loaded host delays by up to a second.
     limit = max(0.5, timeout - 0.4)
     command = ["timeout", f"{max(1.0, timeout):.1f}", "python3", "-c", _PY_SURVEY]
-    command += [f"{limit:.2f}", payload]
+    command += [f"{limit:.2f}", f"{time.time() + limit:.3f}", payload]
 
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
