@@ -26,7 +26,9 @@ import pytest
 
 from handlers import container_exec, dify_db, exec_stream, plugin_db
 from handlers.results import HandlerError
+from tests.rig.box import running_box
 from tests.rig.socket_proxy import SocketProxy
+from tests.rig.stack import BUSYBOX_IMAGE, PYTHON_ONLY_IMAGE
 
 API = "1.44"
 UPGRADE = (
@@ -200,18 +202,9 @@ def coalescing_engine(docker_engine: docker.DockerClient) -> Iterator[docker.Doc
 
 @pytest.fixture(scope="module")
 def python_box(docker_engine: docker.DockerClient) -> Iterator[str]:
-    box = docker_engine.containers.run(
-        "dify-ollama-test/python-only:1",
-        ["python3", "-c", "import time; time.sleep(600)"],
-        detach=True,
-        remove=True,
-        labels={"dify-ollama-test": "exec-stream"},
-    )
-    try:
+    sleeper = ["python3", "-c", "import time; time.sleep(600)"]
+    with running_box(docker_engine, PYTHON_ONLY_IMAGE, sleeper, "exec-stream") as box:
         yield str(box.id)
-    finally:
-        with contextlib.suppress(docker.errors.APIError):
-            box.kill()
 
 
 @pytest.mark.docker
@@ -248,18 +241,8 @@ ROW = (
 
 @pytest.fixture(scope="module")
 def shell_box(docker_engine: docker.DockerClient) -> Iterator[Any]:
-    box = docker_engine.containers.run(
-        "dify-ollama-test/busybox:1",
-        ["sleep", "600"],
-        detach=True,
-        remove=True,
-        labels={"dify-ollama-test": "exec-stream"},
-    )
-    try:
+    with running_box(docker_engine, BUSYBOX_IMAGE, ["sleep", "600"], "exec-stream") as box:
         yield box
-    finally:
-        with contextlib.suppress(docker.errors.APIError):
-            box.kill()
 
 
 def put_client(box: Any, name: str, script: str) -> None:

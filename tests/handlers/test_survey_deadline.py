@@ -9,7 +9,6 @@ start is real here: the container's Python runs a sitecustomize that sleeps.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import tarfile
 import time
@@ -20,6 +19,8 @@ import docker
 import pytest
 
 from handlers import container_exec
+from tests.rig.box import running_box
+from tests.rig.stack import PYTHON_ONLY_IMAGE
 
 pytestmark = pytest.mark.docker
 
@@ -29,22 +30,15 @@ HUNG_SERVER = (
     "import socket, time\n"
     "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
     "s.bind(('127.0.0.1', 8080)); s.listen(16)\n"
-    "held = []\n"
-    "while True:\n"
-    "    held.append(s.accept()[0])\n"
+    "held = [s.accept()[0] for _ in range(1000)]\n"
+    "time.sleep(600)\n"
 )
 
 
 @pytest.fixture(scope="module")
 def slow_python(docker_engine: docker.DockerClient) -> Iterator[Any]:
-    box = docker_engine.containers.run(
-        "dify-ollama-test/python-only:1",
-        ["python3", "-c", HUNG_SERVER],
-        detach=True,
-        remove=True,
-        labels={"dify-ollama-test": "survey-deadline"},
-    )
-    try:
+    server = ["python3", "-c", HUNG_SERVER]
+    with running_box(docker_engine, PYTHON_ONLY_IMAGE, server, "survey-deadline") as box:
         data = io.BytesIO()
         body = f"import time\ntime.sleep({LATE_START})\n".encode()
         with tarfile.open(fileobj=data, mode="w") as tar:
@@ -58,9 +52,6 @@ def slow_python(docker_engine: docker.DockerClient) -> Iterator[Any]:
         probe = box.exec_run(["python3", "-c", "pass"])
         assert probe.exit_code == 0 and time.monotonic() - began >= LATE_START, probe.output
         yield box
-    finally:
-        with contextlib.suppress(docker.errors.APIError):
-            box.kill()
 
 
 def test_late_interpreter_still_reports_its_timeouts_in_time(
