@@ -28,6 +28,20 @@ class ErrorText:
     hint: str = ""  # what to do, when no finding explains it
 
 
+# Since 1.15 ssrf_proxy (squid) denies private addresses, host.docker.internal's included, to
+# the HTTP Request and Code nodes (api/core/helper/ssrf_proxy.py: "Access to '<url>' was
+# blocked by SSRF protection"). Model calls through the Ollama provider do not go through it,
+# so no connectivity finding explains it: only lines that name Ollama count.
+SSRF = ErrorText(
+    "blocked by SSRF protection",
+    None,
+    ("blocked by ssrf protection",),
+    near=True,
+    hint="Dify 1.15+'s ssrf_proxy refuses private addresses to HTTP Request and Code nodes: "
+    "set SSRF_PROXY_ALLOW_PRIVATE_IPS (or SSRF_PROXY_ALLOW_PRIVATE_DOMAINS) in .env to the "
+    "Ollama host, then recreate ssrf_proxy (docker compose up -d ssrf_proxy); or call the "
+    "model through the Ollama provider",
+)
 KNOWN: tuple[ErrorText, ...] = (
     ErrorText(
         "Connection refused",
@@ -69,6 +83,7 @@ KNOWN: tuple[ErrorText, ...] = (
         "dify.plugin",
         ("no available node, plugin not found",),
     ),
+    SSRF,
 )
 # An embedding model changed under an existing knowledge base: no connectivity finding can
 # explain it; the remedy is to re-embed (or go back to the old model).

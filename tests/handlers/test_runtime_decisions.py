@@ -310,6 +310,9 @@ ERROR_LINES = [
      "no available node, plugin not found", "dify.plugin"),
     ("psycopg2.errors.DataException: expected 1536 dimensions, not 1024", "expected N dimensions",
      None),
+    ("ToolSSRFError: Access to 'http://host.docker.internal:11434/api/generate' was blocked by "
+     "SSRF protection. The URL may point to a private or local network address.",
+     "blocked by SSRF protection", None),
 ]  # fmt: skip
 
 
@@ -330,6 +333,12 @@ def test_refused_to_something_else_is_not_blamed_on_ollama() -> None:
         error_texts.classify("redis: Error 111 connecting to redis:6379. Connection refused.")
         is None
     )
+    # an SSRF block of some intranet page is not an Ollama problem; of Ollama's host it is
+    intranet = "Access to 'http://10.0.0.9/wiki' was blocked by SSRF protection."
+    assert error_texts.classify(intranet) is None
+    found = error_texts.classify(intranet.replace("10.0.0.9", "gpu-1:8080"), ["gpu-1:8080"])
+    assert found is not None and found[0] is error_texts.SSRF
+    assert "SSRF_PROXY_ALLOW_PRIVATE_IPS" in found[0].hint
 
 
 def test_errors_verdict_counts_and_first_line() -> None:
