@@ -229,8 +229,8 @@ def _json_rows(stdout: str) -> list[CredentialRow]:
 
 
 # The last line of every read (here and in plugin_db): rows are only "none" when the client
-# got this far. Output lost
-# on the way (a client killed, an engine stream cut short) must not read as "no Ollama model".
+# got this far. Output lost on the way (a client killed, an engine stream cut short) must not
+# read as "no Ollama model is configured".
 END_MARK = "dify-ollama:rows-end"
 END_SELECT = f"SELECT '{END_MARK}'"
 
