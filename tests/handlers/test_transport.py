@@ -223,6 +223,6 @@ def test_a_chinese_headline_is_cut_by_columns() -> None:
 def test_the_chat_allowance_is_the_settings_default_unless_the_entry_sets_it() -> None:
     from config.settings import Settings
 
-    assert t.CHAT_TIMEOUT_DEFAULT == Settings.model_fields["chat_timeout"].default
+    assert Settings.model_fields["chat_timeout"].default == t.CHAT_TIMEOUT_DEFAULT
     assert t.chat_allowance(HOST) == t.CHAT_TIMEOUT_DEFAULT
     assert t.chat_allowance(HostEntry("h", TARGET, {"CHAT_TIMEOUT": "15"})) == 15.0
