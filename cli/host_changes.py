@@ -2,31 +2,31 @@
 
 The confirmation stays the CLI's: fix-env shows the plan the host made and saved, and only
 `--apply PLAN_ID` (that exact plan, applied by the host) changes anything, so `--yes` is
-refused with `--host`: a remote plan is seen before it is applied. One host at a time: `--host
-all` is refused for both. The host's lock, backup, undo and history are its own; its backups
-and locks name the SSH account the bot's key logs in as.
+refused with `--host`: a remote plan is seen before it is applied. `restart --all` needs
+`--yes-really` here as on this machine (checked before anything is sent). One host at a time:
+`--host all` is refused for both. The host's lock, backup, undo and history are its own; its
+backups and locks name the SSH account the bot's key logs in as.
+
+Texts that come from the host (its plan's lines, notes, warnings, errors) are already in the
+host's language (the bot's, passed over SSH); only the lines written here are translated.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import TYPE_CHECKING, Any
 
-from cli.hosts import EXIT_USAGE, on_one_host
+from cli.hosts import host_line, on_one_host, usage
 from cli.output import fit, print_report
+from config.i18n import gettext as _
 
 if TYPE_CHECKING:
     from config.settings import Settings
     from handlers.transport import Answer
 
-ONE_AT_A_TIME = "is refused for changes: change one host at a time (--host NAME)"
 
-
-def _usage(command: str, message: str) -> int:
-    print(f"dify-ollama {command}: {message}", file=sys.stderr)
-    return EXIT_USAGE
+def one_at_a_time() -> str:
+    return _("--host all is refused for changes: change one host at a time (--host NAME)")
 
 
 def _indented(lines: list[str]) -> str:
@@ -43,138 +43,170 @@ def fix_env_on_host(args: argparse.Namespace, settings: Settings) -> int:
     """`fix-env --host NAME [--apply PLAN_ID | --undo [BACKUP_ID]]`, after the local checks of
     the flags' combinations."""
     if args.host == "all":
-        return _usage("fix-env", f"--host all {ONE_AT_A_TIME}")
+        return usage("fix-env", one_at_a_time())
     if args.yes:
-        return _usage(
+        return usage(
             "fix-env",
-            f"--yes does not go with --host: run `dify-ollama fix-env --host {args.host}` to "
-            "see the host's plan, then apply it with the `--apply PLAN_ID` it shows",
+            _(
+                "--yes does not go with --host: run `dify-ollama fix-env --host {host}` to see "
+                "the host's plan, then apply it with the `--apply PLAN_ID` it shows"
+            ).format(host=args.host),
         )
     if args.restart:
-        return _usage(
+        return usage(
             "fix-env",
-            f"--restart does not go with --host: run `dify-ollama restart --host {args.host}` "
-            "afterwards",
+            _(
+                "--restart does not go with --host: run `dify-ollama restart --host {host}` "
+                "afterwards"
+            ).format(host=args.host),
         )
     if args.force:
-        return _usage(
-            "fix-env", "--undo --force is not sent over --host: run it on the host itself"
+        return usage(
+            "fix-env", _("--undo --force is not sent over --host: run it on the host itself")
         )
     if args.undo:
         backup = None if args.undo == "latest" else args.undo
-        answer = on_one_host(args, settings, "fix-env", lambda tr: tr.fix_env("undo", backup), "")
-        return answer if isinstance(answer, int) else _undone(args, answer)
+        answered = on_one_host(args, settings, "fix-env", lambda tr: tr.fix_env("undo", backup), "")
+        return answered if isinstance(answered, int) else _undone(*answered)
     if args.apply:
         plan_id = args.apply
-        answer = on_one_host(args, settings, "fix-env", lambda tr: tr.fix_env("apply", plan_id), "")
-        return answer if isinstance(answer, int) else _applied(args, answer)
-    answer = on_one_host(args, settings, "fix-env", lambda tr: tr.fix_env("plan"), "")
-    return answer if isinstance(answer, int) else _planned(args, answer)
+        answered = on_one_host(
+            args, settings, "fix-env", lambda tr: tr.fix_env("apply", plan_id), ""
+        )
+        return answered if isinstance(answered, int) else _applied(*answered)
+    answered = on_one_host(args, settings, "fix-env", lambda tr: tr.fix_env("plan"), "")
+    return answered if isinstance(answered, int) else _planned(*answered)
 
 
-def _planned(args: argparse.Namespace, answer: Answer) -> int:
+def _planned(answer: Answer, data: dict[str, Any]) -> int:
     from handlers.fix_model import Plan
 
-    assert answer.data is not None
-    if args.json:
-        print(json.dumps(answer.data, indent=2))
-        return answer.exit_code
     try:
-        plan = Plan.from_json(answer.data)
+        plan = Plan.from_json(data)
     except (TypeError, ValueError, KeyError):
-        return _usage_error_from(answer, "did not answer with a fix-env plan")
-    print(f"Host {answer.host}:")
+        return _not_understood(answer, _("{host} did not answer with a fix-env plan"))
+    print(host_line(answer.host))
     print(fit(plan.render()))
     if plan.has_changes:
         print(
             fit(
-                f"\nNothing was changed. Apply this plan on {answer.host} with "
-                f"`dify-ollama fix-env --host {answer.host} --apply {plan.id}`."
+                "\n"
+                + _(
+                    "Nothing was changed. Apply this plan on {host} with "
+                    "`dify-ollama fix-env --host {host} --apply {plan_id}`."
+                ).format(host=answer.host, plan_id=plan.id)
             )
         )
     return answer.exit_code
 
 
-def _usage_error_from(answer: Answer, what: str) -> int:
-    print(f"dify-ollama fix-env: {answer.host} {what}", file=sys.stderr)
+def _not_understood(answer: Answer, message: str) -> int:
+    import sys
+
+    error = message.format(host=answer.host)
+    print(_("dify-ollama fix-env: {error}").format(error=error), file=sys.stderr)
     return answer.exit_code or 1
 
 
 def _restart_needed(host: str) -> None:
     print(
         fit(
-            "\nThe running containers still have the old configuration: run "
-            f"`dify-ollama restart --host {host}` to recreate the affected services and verify."
+            "\n"
+            + _(
+                "The running containers still have the old configuration: run "
+                "`dify-ollama restart --host {host}` to recreate the affected services and "
+                "verify."
+            ).format(host=host)
         )
     )
 
 
-def _applied(args: argparse.Namespace, answer: Answer) -> int:
-    assert answer.data is not None
-    if args.json:
-        print(json.dumps(answer.data, indent=2))
-        return answer.exit_code
-    applied = answer.data.get("applied")
+def _applied(answer: Answer, data: dict[str, Any]) -> int:
+    applied = data.get("applied")
     if not isinstance(applied, dict):
-        return _usage_error_from(answer, "did not say what it applied")
-    print(f"Applied fix-env plan {applied.get('plan_id', '?')} on {answer.host}:")
-    lines = [f"changed: {c}" for c in _strings(applied, "changed")]
-    lines += [f"warning: {w}" for w in _strings(applied, "warnings")]
-    backup = applied.get("backup_id", "")
+        return _not_understood(answer, _("{host} did not say what it applied"))
+    print(
+        _("Applied fix-env plan {plan_id} on {host}:").format(
+            plan_id=applied.get("plan_id", "?"), host=answer.host
+        )
+    )
+    lines = [_("changed: {what}").format(what=c) for c in _strings(applied, "changed")]
+    lines += [_("warning: {what}").format(what=w) for w in _strings(applied, "warnings")]
     lines.append(
-        f"backup: {applied.get('backup_dir', '?')} on {answer.host} "
-        f"(undo: `dify-ollama fix-env --host {answer.host} --undo {backup}`)"
+        _(
+            "backup: {folder} on {host} (undo: `dify-ollama fix-env --host {host} --undo "
+            "{backup_id}`)"
+        ).format(
+            folder=applied.get("backup_dir", "?"),
+            host=answer.host,
+            backup_id=applied.get("backup_id", ""),
+        )
     )
     print(_indented(lines))
     _restart_needed(answer.host)
     return answer.exit_code
 
 
-def _undone(args: argparse.Namespace, answer: Answer) -> int:
-    assert answer.data is not None
-    if args.json:
-        print(json.dumps(answer.data, indent=2))
-        return answer.exit_code
-    data = answer.data
+def _undone(answer: Answer, data: dict[str, Any]) -> int:
+    import sys
+
     if "error" in data:  # files changed there after the fix: the host's CLI refused
-        print("Changed since the fix (secrets masked):")
+        print(_("Changed since the fix (secrets masked):"))
         print(str(data.get("diff", "")))
-        print(f"\nTo restore the backup over those changes, on {answer.host}: {data.get('force')}")
-        print(f"dify-ollama fix-env: {answer.host}: {data['error']}", file=sys.stderr)
+        print(
+            "\n"
+            + _("To restore the backup over those changes, on {host}: {command}").format(
+                host=answer.host, command=data.get("force")
+            )
+        )
+        print(
+            _("dify-ollama {command}: {host}: {error}").format(
+                command="fix-env", host=answer.host, error=data["error"]
+            ),
+            file=sys.stderr,
+        )
         return answer.exit_code or 1
-    print(f"Undone fix-env backup {data.get('backup_id', '?')} on {answer.host}:")
-    lines = [f"restored: {r}" for r in _strings(data, "restored")]
-    lines += [f"warning: {w}" for w in _strings(data, "warnings")]
+    print(
+        _("Undone fix-env backup {id} on {host}:").format(
+            id=data.get("backup_id", "?"), host=answer.host
+        )
+    )
+    lines = [_("restored: {what}").format(what=r) for r in _strings(data, "restored")]
+    lines += [_("warning: {what}").format(what=w) for w in _strings(data, "warnings")]
     if data.get("safety_copy"):
-        lines.append(f"the state before this undo is saved in {data['safety_copy']}")
+        lines.append(
+            _("the state before this undo is saved in {path}").format(path=data["safety_copy"])
+        )
     print(_indented(lines))
     _restart_needed(answer.host)
     return answer.exit_code
 
 
 # --- restart ------------------------------------------------------------------------------------
-def restart_on_host(args: argparse.Namespace, settings: Settings, default_wait: str) -> int:
-    """`restart --host NAME [SERVICE...]`: the host recreates (or restarts the named services),
-    waits and re-checks with its own defaults; the exit code is its verdict."""
+def restart_on_host(args: argparse.Namespace, settings: Settings, wait: float | None) -> int:
+    """`restart --host NAME [SERVICE... | --all --yes-really] [--wait S] [--no-check]`, after
+    the same checks of the flags as on this machine: the host recreates (or restarts the named
+    services, or all of them), waits (`wait`, else its default) and re-checks unless told not
+    to; the exit code is its verdict."""
+    from handlers.restart import DEFAULT_WAIT
     from handlers.transport import Answer, as_report
 
     if args.host == "all":
-        return _usage("restart", f"--host all {ONE_AT_A_TIME}")
-    if args.all:
-        return _usage("restart", "--all runs on this machine only; name services instead")
-    if args.no_check or args.wait != default_wait:
-        return _usage(
-            "restart", "--wait and --no-check are not sent over --host (the host's defaults apply)"
-        )
+        return usage("restart", one_at_a_time())
     services = tuple(args.services)
-    answer = on_one_host(args, settings, "restart", lambda tr: tr.restart(services), "")
-    if isinstance(answer, int):
-        return answer
-    assert answer.data is not None
-    if args.json:
-        print(json.dumps(answer.data, indent=2))
-        return answer.exit_code
-    restart = answer.data.get("restart")
+    everything, verify = bool(args.all), not args.no_check
+    answered = on_one_host(
+        args,
+        settings,
+        "restart",
+        lambda tr: tr.restart(services, everything=everything, wait=wait, verify=verify),
+        "",
+        longer=DEFAULT_WAIT if wait is None else wait,
+    )
+    if isinstance(answered, int):
+        return answered
+    answer, data = answered
+    restart = data.get("restart")
     restart = restart if isinstance(restart, dict) else {}
     lines = [f"$ {c}" for c in _strings(restart, "commands")]
     for outcome in restart.get("outcomes") or ():
@@ -183,13 +215,17 @@ def restart_on_host(args: argparse.Namespace, settings: Settings, default_wait: 
                 f"{outcome.get('service')}: {outcome.get('action')} ({outcome.get('state')})"
             )
     if restart.get("not_ready"):
-        lines.append("not ready in time: " + ", ".join(_strings(restart, "not_ready")))
+        lines.append(
+            _("not ready in time: {services}").format(
+                services=", ".join(_strings(restart, "not_ready"))
+            )
+        )
     lines += _strings(restart, "notes")
-    print(f"Restart on {answer.host}:")
+    print(_("Restart on {host}:").format(host=answer.host))
     print(_indented(lines))
-    check = answer.data.get("check")
+    check = data.get("check")
     if isinstance(check, dict):
         print()
-        print(f"Host {answer.host}:")
+        print(host_line(answer.host))
         print_report(as_report(Answer(answer.host, answer.exit_code, check)))
     return answer.exit_code

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cli.identity import who
 from cli.output import print_report, width
+from config.i18n import gettext as _
 
 if TYPE_CHECKING:
     from config.hosts import HostEntry
@@ -28,9 +29,9 @@ def add_host_argument(parser: argparse.ArgumentParser, *, every: bool = True) ->
     parser.add_argument(
         "--host",
         metavar="NAME|all" if every else "NAME",
-        help="run on that host of HOSTS_FILE (over SSH), or on every host at once"
+        help=_("run on that host of HOSTS_FILE (over SSH), or on every host at once")
         if every
-        else "run on that host of HOSTS_FILE (over SSH); one host at a time",
+        else _("run on that host of HOSTS_FILE (over SSH); one host at a time"),
     )
 
 
@@ -47,19 +48,31 @@ def selected(settings: Settings, name: str) -> tuple[HostEntry, ...] | None:
 
 
 def ask(
-    settings: Settings, hosts: tuple[HostEntry, ...], op: Callable[[Transport], Answer]
+    settings: Settings,
+    hosts: tuple[HostEntry, ...],
+    op: Callable[[Transport], Answer],
+    longer: float = 0.0,
 ) -> list[Answer]:
-    """op on every host at once, connections closed afterwards."""
+    """op on every host at once, connections closed afterwards (`longer`: fan_out's)."""
     from handlers.fanout import fan_out, make_transport
     from handlers.ssh_transport import SshPool
 
     pool = SshPool() if any(h.ssh is not None for h in hosts) else None
     try:
         transports = [make_transport(settings, h, pool, who(), "cli") for h in hosts]
-        return fan_out(transports, op)
+        return fan_out(transports, op, longer)
     finally:
         if pool is not None:
             pool.close()
+
+
+def usage(command: str, message: str) -> int:
+    """The one-line usage error of `dify-ollama COMMAND` (exit 2)."""
+    print(
+        _("dify-ollama {command}: {error}").format(command=command, error=message),
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
 
 
 def on_one_host(
@@ -68,66 +81,93 @@ def on_one_host(
     command: str,
     op: Callable[[Transport], Answer],
     not_all: str,
-) -> Answer | int:
-    """op on the one host `--host` names: its answer with the CLI's JSON, or the exit code
-    after the one-line error (`--host all`, a bad hosts file, a host that did not answer)."""
+    longer: float = 0.0,
+) -> tuple[Answer, dict[str, Any]] | int:
+    """op on the one host `--host` names: its answer and the JSON it sent, to print as text;
+    else the exit code, after the one-line error (`--host all`, a bad hosts file, a host that
+    did not answer) or after printing that JSON as it came (`--json`)."""
     if args.host == "all":
-        print(f"dify-ollama {command}: --host all {not_all}", file=sys.stderr)
-        return EXIT_USAGE
+        return usage(command, not_all)
     hosts = selected(settings, args.host)
     if hosts is None:
         return EXIT_USAGE
-    [answer] = ask(settings, hosts, op)
+    [answer] = ask(settings, hosts, op, longer)
     if answer.problem is not None:
-        print(f"dify-ollama {command}: {answer.problem.summary}", file=sys.stderr)
+        print(
+            _("dify-ollama {command}: {error}").format(
+                command=command, error=answer.problem.summary
+            ),
+            file=sys.stderr,
+        )
         if answer.problem.remedy:
-            print(f"dify-ollama {command}: {answer.problem.remedy}", file=sys.stderr)
+            print(
+                _("dify-ollama {command}: {error}").format(
+                    command=command, error=answer.problem.remedy
+                ),
+                file=sys.stderr,
+            )
         return 1
     if answer.data is None:
+        # the host's CLI wrote this line itself, in the host's language
+        error = answer.error or _("no answer")
         print(
-            f"dify-ollama {command}: {answer.host}: {answer.error or 'no answer'}", file=sys.stderr
+            _("dify-ollama {command}: {host}: {error}").format(
+                command=command, host=answer.host, error=error
+            ),
+            file=sys.stderr,
         )
         return answer.exit_code or 1
-    return answer
+    if args.json:
+        print(json.dumps(answer.data, indent=2))
+        return answer.exit_code
+    return answer, answer.data
 
 
 def logs_on_host(args: argparse.Namespace, settings: Settings, service: str, lines: int) -> int:
     """`logs --host NAME`: the host's own redacted log (its CLI's JSON), printed as here."""
-    answer = on_one_host(
+    answered = on_one_host(
         args,
         settings,
         "logs",
         lambda tr: tr.logs(service, lines, args.since, args.grep),
-        "works with check only; name one host",
+        _("--host all works with check only; name one host"),
     )
-    if isinstance(answer, int):
-        return answer
-    assert answer.data is not None
-    if args.json:
-        print(json.dumps(answer.data, indent=2))
-        return answer.exit_code
-    for line in answer.data.get("lines") or ():
+    if isinstance(answered, int):
+        return answered
+    answer, data = answered
+    for line in data.get("lines") or ():
         print(line)
-    described = answer.data.get("description", "")
-    print(f"dify-ollama logs: {answer.host}: {described}", file=sys.stderr)
+    described = data.get("description", "")  # in the host's language already
+    print(
+        _("dify-ollama {command}: {host}: {error}").format(
+            command="logs", host=answer.host, error=described
+        ),
+        file=sys.stderr,
+    )
     return answer.exit_code
 
 
-def check_hosts(args: argparse.Namespace, settings: Settings, only: tuple[str, ...]) -> int:
+def check_hosts(
+    args: argparse.Namespace, settings: Settings, only: tuple[str, ...], chat: bool = False
+) -> int:
+    """`check --host NAME|all [--chat]`: one host's report, or the table of every host."""
     from handlers.fanout import overall, summary_rows, summary_text
     from handlers.results import Status
 
     hosts = selected(settings, args.host)
     if hosts is None:
         return EXIT_USAGE
-    answers = ask(settings, hosts, lambda tr: tr.check(only))
+    from handlers.transport import chat_allowance
+
+    longer = max(chat_allowance(h) for h in hosts) if chat else 0.0
+    answers = ask(settings, hosts, lambda tr: tr.check(only, chat), longer)
     rows = summary_rows(answers)
     if args.host != "all":
         report = rows[0].report
         if args.json:
             print(json.dumps(report.to_json(), indent=2))
         else:
-            print(f"Host {rows[0].host}:")
+            print(host_line(rows[0].host))
             print_report(report)
         return report.exit_code
     if args.json:
@@ -147,3 +187,8 @@ def check_hosts(args: argparse.Namespace, settings: Settings, only: tuple[str, .
     else:
         print(summary_text(rows, width()), end="")
     return 1 if any(r.status in (Status.FAIL, Status.SKIP) for r in rows) else 0
+
+
+def host_line(host: str) -> str:
+    """The line naming the host a report comes from."""
+    return _("Host {host}:").format(host=host)

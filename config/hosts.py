@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config.i18n import gettext as _
 from config.settings import ConfigError
 
 LOCAL = "local"
@@ -103,7 +104,11 @@ class Hosts:
         found = self.get(wanted)
         if found is None:
             shown = ", ".join(self.names()[:20])
-            raise ConfigError(f"unknown host {wanted[:40]!r}; hosts: {shown}, or all")
+            raise ConfigError(
+                _("unknown host {name}; hosts: {hosts}, or all").format(
+                    name=repr(wanted[:40]), hosts=shown
+                )
+            )
         return (found,)
 
 

@@ -13,9 +13,13 @@ from concurrent.futures import wait as wait_all
 from dataclasses import dataclass
 
 from config.hosts import HostEntry
+from config.i18n import gettext as _
+from config.i18n import ngettext
 from config.settings import Settings
 from handlers import transport as t
+from handlers.report_text import label
 from handlers.results import Report, Status
+from handlers.text_width import char_width, display_width, ljust
 
 GRACE = 1.0
 MAX_PARALLEL = 16
@@ -34,12 +38,15 @@ def make_transport(
 
 
 def fan_out(
-    transports: Sequence[t.Transport], op: Callable[[t.Transport], t.Answer]
+    transports: Sequence[t.Transport],
+    op: Callable[[t.Transport], t.Answer],
+    longer: float = 0.0,
 ) -> list[t.Answer]:
-    """op on every transport in parallel; answers in the transports' order."""
+    """op on every transport in parallel; answers in the transports' order. `longer`: seconds
+    op was asked to wait on top of the hosts' deadlines (`restart --wait`)."""
     if not transports:
         return []
-    limit = max(tr.host.deadline for tr in transports) + GRACE
+    limit = max(tr.host.deadline for tr in transports) + longer + GRACE
     started = time.monotonic()
     pool = ThreadPoolExecutor(
         max_workers=min(MAX_PARALLEL, len(transports)), thread_name_prefix="host"
@@ -49,13 +56,13 @@ def fan_out(
         wait_all(futures, timeout=limit)
         answers = []
         for tr, future in zip(transports, futures, strict=True):
-            answers.append(_answer(tr.host, future, started))
+            answers.append(_answer(tr.host, future, started, longer))
         return answers
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _answer(host: HostEntry, future: object, started: float) -> t.Answer:
+def _answer(host: HostEntry, future: object, started: float, longer: float) -> t.Answer:
     from concurrent.futures import Future
 
     assert isinstance(future, Future)
@@ -63,15 +70,16 @@ def _answer(host: HostEntry, future: object, started: float) -> t.Answer:
         problem = t.host_problem(
             host.name,
             t.HOST_DEADLINE,
-            f"{{host}}: no answer within its deadline ({host.deadline:g} s)",
+            _("{host}: no answer within its deadline ({seconds} s)"),
             "",
-            "Raise the host's `deadline` in HOSTS_FILE, or look at the host.",
+            _("Raise the host's `deadline` in HOSTS_FILE, or look at the host."),
+            seconds=f"{host.deadline + longer:g}",
         )
         return t.Answer(host.name, 1, problem=problem, seconds=time.monotonic() - started)
     error = future.exception()
     if error is not None:
         problem = t.host_problem(
-            host.name, t.HOST_ANSWER, "{host}: the request failed", str(error)[:300], ""
+            host.name, t.HOST_ANSWER, _("{host}: the request failed"), str(error)[:300], ""
         )
         return t.Answer(host.name, 1, problem=problem, seconds=time.monotonic() - started)
     answer = future.result()
@@ -95,12 +103,16 @@ class HostRow:
     def headline(self) -> str:
         """The worst finding's summary (what to look at first), or that all is well."""
         problems = sorted(self.report.problems, key=lambda f: _RANK[f.status])
+        if len(problems) > 1:
+            return _("{id}: {summary} (+{count} more)").format(
+                id=problems[0].id, summary=problems[0].summary, count=len(problems) - 1
+            )
         if problems:
-            extra = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-            return f"{problems[0].id}: {problems[0].summary}{extra}"
+            return f"{problems[0].id}: {problems[0].summary}"
         if self.status is Status.SKIP:
-            return "nothing could be checked"
-        return f"{len(self.report.findings)} checks ok"
+            return _("nothing could be checked")
+        count = len(self.report.findings)
+        return ngettext("{count} check ok", "{count} checks ok", count).format(count=count)
 
 
 def summary_rows(answers: Sequence[t.Answer]) -> list[HostRow]:
@@ -113,20 +125,46 @@ def overall(rows: Sequence[HostRow]) -> Status:
     return rows[0].status if rows else Status.SKIP
 
 
+def tally(rows: Sequence[HostRow]) -> str:
+    """ "2 fail, 1 ok": how many hosts have each status, in the current language."""
+    counts = {s: sum(1 for r in rows if r.status is s) for s in Status}
+    return ", ".join(
+        _("{count} {status}").format(count=n, status=label(s).lower())
+        for s, n in counts.items()
+        if n
+    )
+
+
+def _cut(text: str, room: int) -> str:
+    """`text` within `room` columns (wide characters count two), with … when cut."""
+    if display_width(text) <= room:
+        return text
+    used, end = 0, 0
+    for end, char in enumerate(text):  # noqa: B007 - `end` is where the cut goes
+        used += char_width(char)
+        if used > room - 1:
+            break
+    return text[:end] + "…"
+
+
 def summary_text(rows: Sequence[HostRow], width: int = 80) -> str:
     """The terminal's table: status, host, seconds, what to look at first."""
-    name_width = max([4, *(len(r.host) for r in rows)])
-    lines = [f"{'STATUS':<6}  {'HOST':<{name_width}}  {'TIME':>6}  FIRST PROBLEM"]
+    words = {r.host: label(r.status).upper() for r in rows}
+    status_width = max([6, display_width(_("STATUS")), *map(display_width, words.values())])
+    name_width = max([4, display_width(_("HOST")), *(len(r.host) for r in rows)])
+    lines = [
+        f"{ljust(_('STATUS'), status_width)}  {ljust(_('HOST'), name_width)}  "
+        f"{' ' * max(0, 6 - display_width(_('TIME')))}{_('TIME')}  {_('FIRST PROBLEM')}"
+    ]
     for row in rows:
-        head = f"{str(row.status).upper():<6}  {row.host:<{name_width}}  {row.seconds:>5.1f}s  "
-        room = max(10, width - len(head))
-        headline = row.headline if len(row.headline) <= room else row.headline[: room - 1] + "…"
-        lines.append(head + headline)
-    worst = overall(rows)
-    counts = {s: sum(1 for r in rows if r.status is s) for s in Status}
+        head = (
+            f"{ljust(words[row.host], status_width)}  {row.host:<{name_width}}  "
+            f"{row.seconds:>5.1f}s  "
+        )
+        lines.append(head + _cut(row.headline, max(10, width - display_width(head))))
     lines.append(
-        f"{len(rows)} host(s): "
-        + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-        + f"; overall {worst}"
+        _("{count} host(s): {tally}; overall {status}").format(
+            count=len(rows), tally=tally(rows), status=label(overall(rows)).lower()
+        )
     )
     return "\n".join(lines) + "\n"

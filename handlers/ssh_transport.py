@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from config import i18n
 from config.hosts import HostEntry, SshTarget
+from config.i18n import gettext as _
 from handlers import transport as t
 from handlers.results import Finding
 
@@ -135,58 +136,64 @@ def classify(host: HostEntry, code: int, stderr: str) -> Finding | None:
             return t.host_problem(
                 name,
                 t.HOST_KEY,
-                "{host}: its SSH host key is not the one pinned for it (refused)",
+                _("{host}: its SSH host key is not the one pinned for it (refused)"),
                 last,
-                f"Check the host first; if its key really changed, put its new key in "
-                f"{target.known_hosts if target else 'its known_hosts file'} "
-                f"(`ssh-keyscan -p {target.port if target else 22} HOST`, verified out of band).",
+                _(
+                    "Check the host first; if its key really changed, put its new key in "
+                    "{known_hosts} (`ssh-keyscan -p {port} HOST`, verified out of band)."
+                ).format(
+                    known_hosts=target.known_hosts if target else "known_hosts",
+                    port=target.port if target else 22,
+                ),
             )
         if "Permission denied" in tail:
             return t.host_problem(
-                name, t.HOST_REACH, "{host}: SSH refused the bot's key", last, _denied(target)
+                name, t.HOST_REACH, _("{host}: SSH refused the bot's key"), last, _denied(target)
             )
         if "Connection refused" in tail:
-            summary = "{host}: SSH connection refused at " + where
-            remedy = "Start sshd on the host, or fix the port in HOSTS_FILE."
+            summary = _("{host}: SSH connection refused at {where}")
+            remedy = _("Start sshd on the host, or fix the port in HOSTS_FILE.")
         elif "timed out" in tail:
-            summary = "{host}: no SSH answer from " + where + " (timed out)"
-            remedy = "Is the host up and reachable from the bot (network, firewall)?"
+            summary = _("{host}: no SSH answer from {where} (timed out)")
+            remedy = _("Is the host up and reachable from the bot (network, firewall)?")
         else:
-            summary = "{host}: cannot reach " + where + " over SSH"
-            remedy = "Is the host up, and its name and port right in HOSTS_FILE?"
-        return t.host_problem(name, t.HOST_REACH, summary, last, remedy)
+            summary = _("{host}: cannot reach {where} over SSH")
+            remedy = _("Is the host up, and its name and port right in HOSTS_FILE?")
+        return t.host_problem(name, t.HOST_REACH, summary, last, remedy, where=where)
     if code == 127 or "command not found" in tail:
         return t.host_problem(
             name,
             t.HOST_PRODUCT,
-            "{host}: dify-ollama is not installed there (or not on the forced command's path)",
+            _("{host}: dify-ollama is not installed there (or not on the forced command's path)"),
             last,
-            "Install dify-ollama-bot on the host (README: Many hosts) and point the forced "
-            "command at its `dify-ollama`.",
+            _(
+                "Install dify-ollama-bot on the host (README: Many hosts) and point the forced "
+                "command at its `dify-ollama`."
+            ),
         )
     if code == 126:
         return t.host_problem(
             name,
             t.HOST_PRODUCT,
-            "{host}: the host's forced command refused the request",
+            _("{host}: the host's forced command refused the request"),
             last,
-            "Update scripts/dify-ollama-ssh-command on the host to this version.",
+            _("Update scripts/dify-ollama-ssh-command on the host to this version."),
         )
     return None
 
 
 def _denied(target: SshTarget | None) -> str:
-    account = f"~{target.user if target else ''}/.ssh/authorized_keys on the host"
+    account = f"~{target.user if target else ''}/.ssh/authorized_keys"
     if target is not None and target.agent is not None:
-        return (
-            f"Load the key into the agent at {target.agent} (`ssh-add KEY`, "
-            f"SSH_AUTH_SOCK={target.agent}; `ssh-add -l` lists it) and add its public key with "
-            f"the forced command to {account} (README: Many hosts)."
-        )
-    return (
-        f"Add the bot's public key ({target.key if target else 'key'}.pub) with the "
-        f"forced command to {account} (README: Many hosts)."
-    )
+        return _(
+            "Load the key into the agent at {agent} (`ssh-add KEY`, SSH_AUTH_SOCK={agent}; "
+            "`ssh-add -l` lists it) and add its public key with the forced command to "
+            "{authorized_keys} on the host (README: Many hosts)."
+        ).format(agent=target.agent, authorized_keys=account)
+    return _(
+        "Add the bot's public key ({key}.pub) with the forced command to {authorized_keys} on "
+        "the host (README: Many hosts)."
+    ).format(key=target.key if target else "key", authorized_keys=account)
 
 
 def _text(raw: bytes) -> str:
@@ -229,7 +236,7 @@ class SshPool:
             if process is None or process.poll() is not None:
                 if self._closed:
                     return t.host_problem(
-                        host.name, t.HOST_REACH, "{host}: bot shutting down", "", ""
+                        host.name, t.HOST_REACH, _("{host}: bot shutting down"), "", ""
                     )
                 control.unlink(missing_ok=True)
                 log = open(self.dir / f"{host.name}.log", "w+b")  # noqa: SIM115 - kept open
@@ -260,7 +267,7 @@ class SshPool:
                     written.seek(0)
                     stderr = _text(written.read())
                     return classify(host, 255 if code else code, stderr) or t.host_problem(
-                        host.name, t.HOST_REACH, "{host}: SSH closed at once", stderr[-300:], ""
+                        host.name, t.HOST_REACH, _("{host}: SSH closed at once"), stderr[-300:], ""
                     )
                 if time.monotonic() >= until:
                     process.kill()
@@ -268,18 +275,23 @@ class SshPool:
                     return t.host_problem(
                         host.name,
                         t.HOST_DEADLINE,
-                        f"{{host}}: no SSH connection within {host.deadline:g} s",
+                        _("{host}: no SSH connection within {seconds} s"),
                         "",
-                        "Is the host up and reachable from the bot (network, firewall)? "
-                        "Its `deadline` in HOSTS_FILE bounds the wait.",
+                        _(
+                            "Is the host up and reachable from the bot (network, firewall)? "
+                            "Its `deadline` in HOSTS_FILE bounds the wait."
+                        ),
+                        seconds=f"{host.deadline:g}",
                     )
                 time.sleep(MASTER_POLL)
         return None
 
-    def run(self, host: HostEntry, args: Sequence[str]) -> t.Answer:
+    def run(self, host: HostEntry, args: Sequence[str], longer: float = 0.0) -> t.Answer:
+        """The CLI's answer to `args` within the host's deadline (plus `longer` seconds: a
+        wait the command was asked for, such as `restart --wait`)."""
         started = time.monotonic()
-        until = started + host.deadline
-        problem = self.master(host, until)
+        problem = self.master(host, started + host.deadline)  # connecting: the deadline alone
+        until = started + host.deadline + longer
         if problem is not None:
             return t.failed(host, problem, started)
         argv = ssh_argv(host, self.control(host), args, MAX_CONNECT)
@@ -289,9 +301,9 @@ class SshPool:
                 t.host_problem(
                     host.name,
                     t.HOST_DEADLINE,
-                    "{host}: no free SSH session before its deadline",
+                    _("{host}: no free SSH session before its deadline"),
                     f"{self.max_sessions} sessions at once at most",
-                    "Ask fewer hosts at once, or raise the host's `deadline`.",
+                    _("Ask fewer hosts at once, or raise the host's `deadline`."),
                 ),
                 started,
             )
@@ -307,10 +319,13 @@ class SshPool:
                     t.host_problem(
                         host.name,
                         t.HOST_DEADLINE,
-                        f"{{host}}: no answer within its deadline ({host.deadline:g} s)",
+                        _("{host}: no answer within its deadline ({seconds} s)"),
                         f"dify-ollama {' '.join(args)[:100]}",
-                        "Raise the host's `deadline` in HOSTS_FILE, or look at the host: a "
-                        "check there should finish in seconds.",
+                        _(
+                            "Raise the host's `deadline` in HOSTS_FILE, or look at the host: a "
+                            "check there should finish in seconds."
+                        ),
+                        seconds=f"{host.deadline + longer:g}",
                     ),
                     started,
                 )
@@ -369,9 +384,11 @@ class SshTransport:
     def host(self) -> HostEntry:
         return self._host
 
-    def check(self, only: Sequence[str] = ()) -> t.Answer:
+    def check(self, only: Sequence[str] = (), chat: bool = False) -> t.Answer:
         args = ["check", *(["--only", ",".join(only)] if only else [])]
-        return self._pool.run(self._host, args)
+        if not chat:
+            return self._pool.run(self._host, args)
+        return self._pool.run(self._host, [*args, "--chat"], longer=t.chat_allowance(self._host))
 
     def logs(
         self, service: str, lines: int, since: str | None = None, grep: str | None = None
@@ -392,8 +409,26 @@ class SshTransport:
             args = ["fix-env"]
         return self._pool.run(self._host, args)
 
-    def restart(self, services: Sequence[str] = ()) -> t.Answer:
-        return self._pool.run(self._host, ["restart", *(_word(s) for s in services)])
+    def restart(
+        self,
+        services: Sequence[str] = (),
+        *,
+        everything: bool = False,
+        wait: float | None = None,
+        verify: bool = True,
+    ) -> t.Answer:
+        args = ["restart", *(_word(s) for s in services)]
+        if everything:  # confirmed here (CLI: --yes-really; Slack: the danger button)
+            args += ["--all", "--yes-really"]
+        if wait is not None:
+            args.append(f"--wait={wait:g}")
+        if not verify:
+            args.append("--no-check")
+        # the host waits up to `wait` (else its default) for its containers: the deadline
+        # bounds the rest
+        from handlers.restart import DEFAULT_WAIT
+
+        return self._pool.run(self._host, args, longer=DEFAULT_WAIT if wait is None else wait)
 
     def close(self) -> None:
         return None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from config.hosts import HostEntry
+from config.i18n import gettext as _
 from config.settings import ConfigError, Settings, load_settings
 from handlers.results import Finding, HandlerError, Report, Status
 
@@ -54,7 +55,9 @@ class Transport(Protocol):
     @property
     def host(self) -> HostEntry: ...
 
-    def check(self, only: Sequence[str] = ()) -> Answer: ...
+    def check(self, only: Sequence[str] = (), chat: bool = False) -> Answer:
+        """chat: also the chat test (dify.chat), as `check --chat`."""
+        ...
 
     def logs(
         self, service: str, lines: int, since: str | None = None, grep: str | None = None
@@ -65,13 +68,39 @@ class Transport(Protocol):
         exactly as shown; undo: restore backup `ref` (None: the latest)."""
         ...
 
-    def restart(self, services: Sequence[str] = ()) -> Answer: ...
+    def restart(
+        self,
+        services: Sequence[str] = (),
+        *,
+        everything: bool = False,
+        wait: float | None = None,
+        verify: bool = True,
+    ) -> Answer:
+        """As `restart [SERVICE...] [--all --yes-really] [--wait S] [--no-check]`: everything is
+        the full down + up (the caller confirmed it), wait None the host's default, verify
+        False no check afterwards."""
+        ...
 
     def close(self) -> None: ...
 
 
-def host_problem(host: str, finding_id: str, summary: str, detail: str, remedy: str) -> Finding:
-    return Finding(finding_id, Status.FAIL, summary.format(host=host), detail, remedy)
+CHAT_TIMEOUT_DEFAULT = 60.0  # config.settings Settings.chat_timeout's default
+
+
+def chat_allowance(host: HostEntry) -> float:
+    """Seconds the chat test may add to a check's deadline on `host`: the CHAT_TIMEOUT its
+    entry sets, else the product's default (the host bounds the chat itself by it)."""
+    try:
+        return float(host.settings.get("CHAT_TIMEOUT", CHAT_TIMEOUT_DEFAULT))
+    except ValueError:
+        return CHAT_TIMEOUT_DEFAULT
+
+
+def host_problem(
+    host: str, finding_id: str, summary: str, detail: str, remedy: str, **values: object
+) -> Finding:
+    """A host-level finding: `summary` is a translated message with `{host}` (and `values`)."""
+    return Finding(finding_id, Status.FAIL, summary.format(host=host, **values), detail, remedy)
 
 
 def failed(host: HostEntry, finding: Finding, started: float) -> Answer:
@@ -123,14 +152,16 @@ def as_report(answer: Answer) -> Report:
         problem = Finding(
             HOST_ANSWER,
             Status.FAIL,
-            f"{answer.host} did not answer with a check report",
+            _("{host} did not answer with a check report").format(host=answer.host),
             answer.error[:300],
-            "Run `dify-ollama check --json` on that host and read its error.",
+            _("Run `dify-ollama check --json` on that host and read its error."),
         )
         return Report((problem,), int(answer.seconds * 1000), context)
     report = report_from_json(answer.data)
     if not report.findings:  # nothing checked is never ok
-        empty = Finding(HOST_ANSWER, Status.FAIL, f"{answer.host} returned no findings")
+        empty = Finding(
+            HOST_ANSWER, Status.FAIL, _("{host} returned no findings").format(host=answer.host)
+        )
         return Report((empty,), report.duration_ms, context)
     if "host" in report.context:  # the machine's own name, as its check saw it
         context["hostname"] = report.context["host"]
@@ -174,11 +205,11 @@ class LocalTransport:
             return Answer(self._host.name, 1, error=str(exc), seconds=time.monotonic() - started)
         return Answer(self._host.name, code, data, seconds=time.monotonic() - started)
 
-    def check(self, only: Sequence[str] = ()) -> Answer:
+    def check(self, only: Sequence[str] = (), chat: bool = False) -> Answer:
         from handlers.check import run_check
 
         def work(settings: Settings) -> tuple[int, dict[str, Any]]:
-            report = run_check(settings, tuple(only))
+            report = run_check(settings, tuple(only), chat="on" if chat else "off")
             return report.exit_code, report.to_json()
 
         return self._call(work)
@@ -211,18 +242,26 @@ class LocalTransport:
 
         return self._call(work)
 
-    def restart(self, services: Sequence[str] = ()) -> Answer:
+    def restart(
+        self,
+        services: Sequence[str] = (),
+        *,
+        everything: bool = False,
+        wait: float | None = None,
+        verify: bool = True,
+    ) -> Answer:
         from handlers.check import verification_check
-        from handlers.restart import restart_and_check
+        from handlers.restart import DEFAULT_WAIT, restart_and_check
 
         def work(settings: Settings) -> tuple[int, dict[str, Any]]:
             verified = restart_and_check(
                 settings,
-                "services" if services else "apply",
+                "all" if everything else "services" if services else "apply",
                 services,
                 user=self._user,
                 source=self._source,
-                check=verification_check,
+                wait=DEFAULT_WAIT if wait is None else wait,
+                check=verification_check if verify else None,
             )
             data: dict[str, Any] = {"restart": verified.restart.to_json()}
             if verified.report is not None:

@@ -11,7 +11,9 @@ from bot.render.check import EMOJI
 from bot.render.limits import MAX_BLOCKS, MAX_FALLBACK, context, header, section, truncate
 from bot.render.mrkdwn import code, escape
 from config.hosts import ALL, Hosts
-from handlers.fanout import HostRow, overall
+from config.i18n import gettext as _
+from handlers.fanout import HostRow, overall, tally
+from handlers.report_text import label
 
 ButtonsFn = Callable[[HostRow], list[dict[str, Any]]]
 MAX_ROWS_WITH_BUTTONS = 40  # a section (+ buttons) per host; more hosts: text rows only
@@ -23,29 +25,33 @@ def host_problem(hosts: Hosts, subcommand: str, named: str | None) -> str | None
         return None
     if named == ALL:
         if subcommand != "check":
-            return ":warning: `@all` works with `check` only: name one host for the others."
+            return ":warning: " + _("`@all` works with `check` only: name one host for the others.")
         return None
     if hosts.get(named) is None:
         shown = ", ".join(code(n, 40) for n in hosts.names()[:20])
-        return f":warning: Unknown host {code(named, 40)}. Hosts: {shown}, or `@all`."
+        return ":warning: " + _("Unknown host {name}. Hosts: {hosts}, or `@all`.").format(
+            name=code(named, 40), hosts=shown
+        )
     return None
 
 
 def on_host(name: str) -> str:
     """The note naming the host an answer comes from."""
-    return f":desktop_computer: Host *{escape(name)}*"
+    return ":desktop_computer: " + _("Host *{name}*").format(name=escape(name))
 
 
 def host_unreachable(name: str, summary: str, remedy: str) -> str:
+    """Why host `name` did not answer: its finding's summary and remedy (translated here when
+    the finding was made here; a host's own texts are in its language already)."""
     text = f":x: {escape(summary)}"
     if remedy:
-        text += f"\n*Remedy:* {escape(remedy)}"
+        text += "\n" + _("*Remedy:* {remedy}").format(remedy=escape(remedy))
     return text
 
 
 def row_text(row: HostRow) -> str:
     return (
-        f"{EMOJI[row.status]} *{escape(row.host)}* · {escape(str(row.status))} · "
+        f"{EMOJI[row.status]} *{escape(row.host)}* · {escape(label(row.status).lower())} · "
         f"{row.seconds:.1f} s\n{escape(truncate(row.headline, 600))}"
     )
 
@@ -55,10 +61,10 @@ def render_summary(
 ) -> tuple[str, list[dict[str, Any]]]:
     """One message for `check @all`: a row per host, worst first, per-host buttons."""
     worst = overall(rows)
-    counts = {s: sum(1 for r in rows if r.status is s) for s in EMOJI}
-    tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    title = f"Dify hosts: {len(rows)} checked ({tally})"
-    text = f"{EMOJI[worst]} {title}. " + "; ".join(f"{r.host}: {r.status}" for r in rows[:30])
+    title = _("Dify hosts: {count} checked ({tally})").format(count=len(rows), tally=tally(rows))
+    text = f"{EMOJI[worst]} {title}. " + "; ".join(
+        f"{r.host}: {label(r.status).lower()}" for r in rows[:30]
+    )
     blocks: list[dict[str, Any]] = [header(title)]
     room = MAX_BLOCKS - 3
     with_buttons = len(rows) <= min(MAX_ROWS_WITH_BUTTONS, room // 2)
@@ -80,5 +86,9 @@ def render_summary(
                 break
         if chunk and len(blocks) < room:
             blocks.append(section("\n".join(chunk)))
-    blocks.append(context(f"asked by {requested_by} · worst first · `check @NAME` for one host"))
+    blocks.append(
+        context(
+            _("asked by {who} · worst first · `check @NAME` for one host").format(who=requested_by)
+        )
+    )
     return truncate(text, MAX_FALLBACK), blocks

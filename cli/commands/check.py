@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     if args.host is not None:
-        return check_hosts(args, settings, only)
+        return check_hosts(args, settings, only, chat=args.chat)
     chat = "on" if args.chat else "off"
     report = run_check(settings, only, since=process_start(), chat=chat)
     if args.json:

@@ -82,10 +82,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.host is not None:
-        from cli.host_changes import restart_on_host
-
-        return restart_on_host(args, settings, str(DEFAULT_WAIT))
     try:
         wait = parse_wait(args.wait)
     except ValueError as exc:
@@ -105,6 +101,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if args.host is not None:  # the same checks as here first, then the host's own restart
+        from cli.host_changes import restart_on_host
+
+        explicit = wait if args.wait != str(DEFAULT_WAIT) else None
+        return restart_on_host(args, settings, explicit)
     mode: Mode = "all" if args.all else "services" if args.services else "apply"
     return restart_and_report(
         settings,

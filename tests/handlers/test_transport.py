@@ -169,3 +169,60 @@ def test_rows_are_worst_first_and_the_table_says_so() -> None:
 )
 def test_the_host_word(args: tuple[str, ...], host: str | None, rest: tuple[str, ...]) -> None:
     assert split_host(args) == (host, rest)
+
+
+def test_host_findings_and_the_table_in_chinese() -> None:
+    ok = t.Answer("a-ok", 0, {"findings": [{"id": "i", "status": "ok", "summary": "fine"}]})
+    two = t.Answer(
+        "b-two",
+        1,
+        {
+            "findings": [
+                {"id": "ollama.host", "status": "fail", "summary": "Ollama 没有应答"},
+                {"id": "w", "status": "warn", "summary": "meh"},
+            ]
+        },
+    )
+    with i18n.language("zh-CN"):
+        refused = classify(HOST, 255, "difyops@10.0.0.5: Permission denied (publickey).")
+        down = classify(HOST, 255, "ssh: connect to host 10.0.0.5 port 2222: Connection refused")
+        missing = classify(HOST, 127, "dify-ollama not found")
+        garbage = t.as_report(t.Answer("h", 2, None, error="x"))
+        rows = summary_rows([ok, two, t.Answer("c-down", 1, problem=down)])
+        text = summary_text(rows, 80)
+    assert refused is not None and refused.summary == "prod-1：SSH 拒绝了机器人的密钥"
+    assert "/k/id.pub" in refused.remedy and "强制命令" in refused.remedy
+    assert down is not None
+    assert down.summary == "prod-1：difyops@10.0.0.5:2222 拒绝了 SSH 连接"
+    assert down.remedy == "在该主机上启动 sshd，或修正 HOSTS_FILE 中的端口。"
+    assert missing is not None and "没有安装 dify-ollama" in missing.summary
+    assert garbage.findings[0].summary == "h 没有返回检查报告"
+    lines = text.splitlines()
+    assert lines[0].split() == ["状态", "主机", "耗时", "首要问题"]
+    assert lines[1].startswith("失败    b-two") or lines[1].startswith("失败    c-down")
+    # the host's own Chinese summary as it came, "(+1 more)" translated here
+    assert "ollama.host：Ollama 没有应答（另有 1 项）" in text
+    assert "1 项检查正常" in text
+    assert lines[-1] == "共 3 台主机：1 台正常, 2 台失败；总体 失败"
+    # ids, host names and the address stay as they are; English is unchanged afterwards
+    english = summary_text(summary_rows([ok, two]), 80).splitlines()
+    assert english[0].split() == ["STATUS", "HOST", "TIME", "FIRST", "PROBLEM"]
+    assert "ollama.host: Ollama 没有应答 (+1 more)" in english[1]
+    assert english[-1] == "2 host(s): 1 ok, 1 fail; overall fail"
+
+
+def test_a_chinese_headline_is_cut_by_columns() -> None:
+    long = t.Answer("h", 1, {"findings": [{"id": "x", "status": "fail", "summary": "中" * 80}]})
+    with i18n.language("zh-CN"):
+        [line] = summary_text(summary_rows([long]), 60).splitlines()[1:2]
+    from handlers.text_width import display_width
+
+    assert display_width(line) <= 60 and line.endswith("…")
+
+
+def test_the_chat_allowance_is_the_settings_default_unless_the_entry_sets_it() -> None:
+    from config.settings import Settings
+
+    assert Settings.model_fields["chat_timeout"].default == t.CHAT_TIMEOUT_DEFAULT
+    assert t.chat_allowance(HOST) == t.CHAT_TIMEOUT_DEFAULT
+    assert t.chat_allowance(HostEntry("h", TARGET, {"CHAT_TIMEOUT": "15"})) == 15.0

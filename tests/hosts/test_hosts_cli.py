@@ -381,3 +381,168 @@ def test_changes_on_an_unreachable_host_give_its_finding(test_hosts: SharedHosts
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 2 and wanted in lines[0], lines  # the finding, then its remedy
         assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+# --- options that cross SSH: check --chat, restart --all/--wait/--no-check -------------------
+RECORDER = """#!/usr/bin/env python3
+import json, os, sys
+print(json.dumps({"argv": sys.argv[1:], "lang": os.environ.get("BOT_LANGUAGE")}))
+"""
+
+
+@pytest.fixture(scope="module")
+def recorded(test_hosts: SharedHosts) -> Path:
+    """A hosts file with `rec`: prod-3 over real SSH with a key whose forced command (the
+    project's) execs a recorder in the CLI's place: what it prints is the argv that crossed."""
+    rig = test_hosts.rig
+    cli = rig.root / "recorder" / "dify-ollama"
+    key = rig.root / "key_recorder"
+    if not key.exists():
+        cli.parent.mkdir(exist_ok=True)
+        cli.write_text(RECORDER)
+        cli.chmod(0o755)
+        rig.authorize(test_hosts.by_name["prod-3"], key, cli)
+    entry = test_hosts.entry("prod-3", key=key, deadline=20)
+    return test_hosts.file({"rec": entry}, "recorder.yaml")
+
+
+def crossed(argv: Sequence[str], hosts_file: Path) -> dict[str, Any]:
+    done = run_cli(*argv, "--json", env={"HOSTS_FILE": str(hosts_file)})
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def test_restart_options_cross_ssh_as_exact_words(recorded: Path) -> None:
+    everything = crossed(
+        ("restart", "--all", "--yes-really", "--no-check", "--wait", "5", "--host", "rec"),
+        recorded,
+    )
+    assert everything["argv"] == [
+        "restart",
+        "--all",
+        "--yes-really",
+        "--wait=5",
+        "--no-check",
+        "--json",
+    ]
+    named = crossed(("restart", "api", "worker", "--wait", "2.5", "--host", "rec"), recorded)
+    assert named["argv"] == ["restart", "api", "worker", "--wait=2.5", "--json"]
+    default = crossed(("restart", "--host", "rec"), recorded)
+    assert default["argv"] == ["restart", "--json"] and default["lang"] is None
+    chinese = crossed(("--lang", "zh-CN", "restart", "--no-check", "--host", "rec"), recorded)
+    assert chinese["argv"] == ["restart", "--no-check", "--json"]
+    assert chinese["lang"] == "zh-CN"  # the host answers in the CLI's language
+
+
+def test_check_chat_crosses_ssh(test_hosts: SharedHosts, recorded: Path) -> None:
+    from config.hosts import load_hosts
+    from handlers.ssh_transport import SshPool, SshTransport
+
+    entry = load_hosts(recorded).get("rec")
+    assert entry is not None
+    pool = SshPool()
+    try:
+        answer = SshTransport(entry, pool).check(("ollama.host",), chat=True)
+    finally:
+        pool.close()
+    assert answer.data is not None, answer
+    assert answer.data["argv"] == ["check", "--only", "ollama.host", "--chat", "--json"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (("restart", "--all"), "stops EVERY service"),
+        (("restart", "--all", "api", "--yes-really"), "--all takes no service names"),
+        (("restart", "--wait", "0"), "--wait must be within"),
+        (("restart", "--wait", "nan"), "--wait must be within"),
+        (("restart", "--wait", "soon"), "--wait takes a number of seconds"),
+    ],
+)
+def test_bad_restart_options_with_host_are_the_local_errors(
+    recorded: Path, argv: tuple[str, ...], needle: str
+) -> None:
+    env = {"HOSTS_FILE": str(recorded), "STATE_DIR": str(recorded.parent / "state-local")}
+    remote = run_cli(*argv, "--host", "rec", env=env)
+    local = run_cli(*argv, env=env)
+    assert remote.returncode == local.returncode == 2
+    assert remote.stderr == local.stderr  # the same line as on this machine
+    assert len(remote.stderr.strip().splitlines()) == 1 and needle in remote.stderr
+    assert remote.stdout == ""  # nothing was sent: the recorder would have printed its argv
+
+
+def test_the_forced_command_refuses_flags_the_bot_does_not_send(test_hosts: SharedHosts) -> None:
+    for command in (
+        "dify-ollama fix-env --yes --json",
+        "dify-ollama history --png /tmp/chart.png --json",
+        "dify-ollama restart --wait=nan --json",
+    ):
+        done = raw_ssh(test_hosts, command)
+        assert done.returncode == 126, (command, done.stderr)
+        assert "refused" in done.stderr and done.stdout == ""
+
+
+def test_check_chat_on_a_named_host_runs_the_chat_test_there(test_hosts: SharedHosts) -> None:
+    settings = {**test_hosts.settings["prod-1"], "CHAT_TIMEOUT": "10"}
+    entry = test_hosts.rig.entry(test_hosts.by_name["prod-1"], settings=settings, deadline=30)
+    env = {"HOSTS_FILE": str(test_hosts.file({"prod-1": entry}, "chat.yaml"))}
+    plain = run_cli("check", "--host", "prod-1", "--json", env=env)
+    assert "dify.chat" not in statuses(json.loads(plain.stdout))  # not without --chat
+    chat = run_cli("check", "--chat", "--host", "prod-1", "--json", env=env)
+    report = json.loads(chat.stdout)
+    assert report["context"]["host"] == "prod-1", chat.stderr
+    assert "dify.chat" in statuses(report), report  # the host ran its chat test
+
+
+def test_restart_without_check_on_a_named_host(
+    test_hosts: SharedHosts, restore_healthy_stack: Any
+) -> None:
+    stack = restore_healthy_stack
+    env = {"HOSTS_FILE": str(test_hosts.file())}
+    labels = [f"com.docker.compose.project={stack.project}", "com.docker.compose.service=api"]
+    [api] = stack.client.containers.list(filters={"label": labels})
+    before = api.attrs["State"]["StartedAt"]
+    done = run_cli("restart", "api", "--no-check", "--wait", "60", "--host", "prod-1", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Restart on prod-1:\n") and "  api: " in done.stdout
+    assert "Host prod-1:" not in done.stdout  # no re-check was asked for
+    [api] = stack.client.containers.list(filters={"label": labels})
+    assert api.attrs["State"]["StartedAt"] != before
+
+
+def test_host_texts_in_chinese(test_hosts: SharedHosts) -> None:
+    hosts_file = test_hosts.file(
+        {
+            "prod-2": test_hosts.entry("prod-2", deadline=20),
+            "prod-3": test_hosts.unreachable(deadline=3),
+        },
+        "zh.yaml",
+    )
+    env = {"HOSTS_FILE": str(hosts_file)}
+    table = run_cli("--lang", "zh-CN", "check", "--host", "all", env=env)
+    assert table.returncode == 1, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:4] == ["状态", "主机", "耗时", "首要问题"]
+    assert lines[-1].startswith("共 2 台主机：") and "总体 失败" in lines[-1]
+    gone = next(line for line in lines[1:3] if " prod-3 " in line)
+    # the host's own finding (no answer, no route or its deadline: the network decides)
+    assert gone.startswith("失败") and "host." in gone and "prod-3：" in gone, gone
+    assert "SSH" in gone and any(w in gone for w in ("没有", "无法", "未建立", "时限")), gone
+    broken = next(line for line in lines[1:3] if " prod-2 " in line)
+    assert "另有" in broken  # "(+N more)" here; the finding itself is the host's own Chinese
+    one = run_cli("--lang", "zh-CN", "check", "--host", "prod-3", env=env)
+    assert one.stdout.startswith("主机 prod-3：\n"), one.stdout
+    unknown = run_cli("--lang", "zh-CN", "check", "--host", "nope", env=env)
+    assert unknown.returncode == 2 and "未知主机 'nope'" in unknown.stderr
+    refused = run_cli("--lang", "zh-CN", "fix-env", "--yes", "--host", "prod-2", env=env)
+    assert refused.returncode == 2
+    assert "--yes 不能与 --host 一起使用" in refused.stderr
+    every = run_cli("--lang", "zh-CN", "restart", "--host", "all", env=env)
+    assert every.returncode == 2 and "请一次只修改一台主机" in every.stderr
+    down = run_cli("--lang", "zh-CN", "restart", "api", "--host", "prod-3", env=env)
+    assert down.returncode == 1
+    assert down.stderr.startswith("dify-ollama restart：prod-3：") and "prod-3" in down.stderr
+    # English is unchanged
+    english = run_cli("check", "--host", "all", env=env)
+    assert english.stdout.splitlines()[0].split()[:3] == ["STATUS", "HOST", "TIME"]
+    assert english.stdout.splitlines()[-1].startswith("2 host(s): ")

@@ -4,13 +4,22 @@ double out), against three hosts over real SSH (tests/hosts/conftest.py)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
 
-from bot.subcommands.hosts import HOST_CHECK, HOST_FIX_APPLY, HOST_FIX_UNDO, HOST_LOGS
+from bot.subcommands.hosts import (
+    HOST_CHAT,
+    HOST_CHECK,
+    HOST_FIX_APPLY,
+    HOST_FIX_UNDO,
+    HOST_LOGS,
+    HOST_RESTART,
+)
+from config import i18n
 from tests.bot.fakes.slack_api import Call, SlackApiDouble
 from tests.hosts.conftest import SharedHosts, put_loopback_incident
 from tests.rig.log_containers import assert_no_canary
@@ -296,3 +305,81 @@ def test_the_watch_watches_every_host_and_names_it_in_alerts(
         time.sleep(0.1)
     assert any(saved.rglob("state.json"))
     assert_no_canary(everything_sent(bot.slack), test_hosts.logs.canaries)
+
+
+def test_chat_test_and_restart_all_on_a_named_host(run_bot: Any, test_hosts: SharedHosts) -> None:
+    settings = {**test_hosts.settings["prod-1"], "CHAT_TIMEOUT": "10"}
+    entry = test_hosts.rig.entry(
+        test_hosts.by_name["prod-1"], settings=settings, deadline=30, operators=[PROD1_OPERATOR]
+    )
+    bot = start(run_bot, test_hosts, {"prod-1": entry})
+    bot.command("check @prod-1")
+    [report] = bot.slack.wait_for(
+        "chat.update", where=lambda c: "prod-1" in json.dumps(c.params.get("blocks")), timeout=40
+    )
+    chat = next(b for b in buttons(report) if b["action_id"] == HOST_CHAT)
+    assert chat["text"]["text"] == "Chat test" and json.loads(chat["value"]) == {"host": "prod-1"}
+    # the click runs the host's own `check --only dify.chat --chat` and answers in the thread
+    bot.click(HOST_CHAT, chat["value"], action_ts="6.1")
+    [answered] = bot.slack.wait_for(
+        "chat.update",
+        where=lambda c: "`dify.chat`" in json.dumps(c.params.get("blocks")),
+        timeout=40,
+    )
+    assert "Host *prod-1*" in json.dumps(answered.params["blocks"])
+    assert ("host:check:chat-test", "prod-1") in {
+        (c, h) for c, h, _o in audited(bot, {("host:check:chat-test", "prod-1", "ok")})
+    }
+    # `restart @prod-1 --all` asks first, as on this machine: a danger button for that host
+    assert bot.command("restart @prod-1 --all", user=PROD1_OPERATOR).content == b""
+    [asked] = bot.slack.wait_for(
+        "chat.postMessage", where=lambda c: HOST_RESTART in json.dumps(c.params.get("blocks"))
+    )
+    [element] = [b for b in buttons(asked) if b["action_id"] == HOST_RESTART]
+    assert json.loads(element["value"]) == {"host": "prod-1", "all": True}
+    assert element["style"] == "danger"
+    assert element["confirm"]["title"]["text"] == "Stop and restart the whole Dify stack on prod-1?"
+    assert "On host *prod-1*" in str(asked.params.get("text"))
+    # (not clicked: `down` would stop the shared stack; tests/hosts/test_hosts_cli.py checks
+    # that `restart --all --yes-really` crosses SSH as those exact words)
+
+
+def test_host_summary_buttons_and_errors_in_chinese(run_bot: Any, test_hosts: SharedHosts) -> None:
+    entries = {
+        "prod-2": test_hosts.entry("prod-2", deadline=20),
+        "prod-3": test_hosts.unreachable(deadline=3),
+    }
+    with i18n.language("zh-CN"):
+        bot = start(run_bot, test_hosts, entries)
+        bot.command("check @all")
+        [summary] = bot.slack.wait_for(
+            "chat.update", where=lambda c: "Dify 主机" in str(c.params.get("text")), timeout=40
+        )
+        answer = bot.command("check @nope").json()
+        every = bot.command("logs @all api").json()
+        bot.command("check @prod-3")
+        [gone] = bot.slack.wait_for(
+            "chat.update",
+            where=lambda c: (
+                "主机 *prod-3*" in json.dumps(c.params.get("blocks"), ensure_ascii=False)
+            ),
+            timeout=40,
+        )
+    assert str(summary.params["text"]).startswith(":x: Dify 主机：已检查 2 台（2 台失败）")
+    blocks = json.dumps(summary.params["blocks"], ensure_ascii=False)
+    assert "请求人" in blocks and "最严重的排在前面" in blocks
+    labels = {b["text"]["text"] for b in buttons(summary)}
+    assert "重新检查" in labels
+    # prod-2's own finding came back in Chinese (its CLI ran in the bot's language): the
+    # summary after the finding id, without the "(+N more)" this side adds
+    sections = [b["text"]["text"] for b in summary.params["blocks"] if b.get("type") == "section"]
+    row = next(t for t in sections if "*prod-2*" in t)
+    headline = row.split("\n", 1)[1]
+    hosts_own = re.sub(r"^[a-z_.]{1,40}(: |\uff1a)", "", headline).split("\uff08\u53e6\u6709")[0]
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in hosts_own), row
+    assert "*prod-3* · 失败" in blocks
+    assert "未知主机 `nope`" in answer["text"]
+    assert "`@all` 只能用于 `check`" in every["text"]
+    one = json.dumps(gone.params["blocks"], ensure_ascii=False)
+    # the host's finding (down, no route or its deadline: the network decides), in Chinese
+    assert ":x: *prod-3：" in one and "SSH" in one and "*修复方法：* " in one, one

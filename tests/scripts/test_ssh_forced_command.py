@@ -47,8 +47,39 @@ def forced(command: str | None, cli: Path | str) -> subprocess.CompletedProcess[
         ("dify-ollama logs api 200 --json", ["logs", "api", "200", "--json"]),
         ("dify-ollama fix-env --apply abc123 --json", ["fix-env", "--apply", "abc123", "--json"]),
         ("dify-ollama restart 'api' worker --json", ["restart", "api", "worker", "--json"]),
-        # quoted words stay one word; what would be shell syntax is just text for argparse
-        ("dify-ollama logs 'a;b' '$(id)' --json", ["logs", "a;b", "$(id)", "--json"]),
+        # quoted words stay one word; what would be shell syntax is just text for the CLI
+        (
+            "dify-ollama logs api --grep='a;b $(id)' --json",
+            ["logs", "api", "--grep=a;b $(id)", "--json"],
+        ),
+        # every option the bot sends, with values of their shape
+        (
+            "dify-ollama check --only ollama.host,dify.chat --chat --json",
+            ["check", "--only", "ollama.host,dify.chat", "--chat", "--json"],
+        ),
+        ("dify-ollama check --only=ollama.host --json", ["check", "--only=ollama.host", "--json"]),
+        (
+            "dify-ollama logs api 20 --since=10m --grep=-x --json",
+            ["logs", "api", "20", "--since=10m", "--grep=-x", "--json"],
+        ),
+        (
+            "dify-ollama logs --since '2026-01-01 10:00' --json",
+            ["logs", "--since", "2026-01-01 10:00", "--json"],
+        ),
+        ("dify-ollama fix-env --undo --json", ["fix-env", "--undo", "--json"]),
+        (
+            "dify-ollama fix-env --undo 20260101T1000 --json",
+            ["fix-env", "--undo", "20260101T1000", "--json"],
+        ),
+        (
+            "dify-ollama restart --all --yes-really --wait=30 --no-check --json",
+            ["restart", "--all", "--yes-really", "--wait=30", "--no-check", "--json"],
+        ),
+        (
+            "dify-ollama restart api --wait 2.5 --json",
+            ["restart", "api", "--wait", "2.5", "--json"],
+        ),
+        ("dify-ollama history --since 7d --json", ["history", "--since", "7d", "--json"]),
     ],
 )
 def test_the_cli_shapes_run_with_exactly_those_words(
@@ -89,6 +120,29 @@ def test_allowed_settings_go_into_the_environment(recorder: Path) -> None:
         ("dify-ollama check 'unclosed --json", "cannot split"),
         ("dify-ollama logs '\x07' --json", "control characters"),
         ("dify-ollama " + "x " * 3000 + "--json", "longer than"),
+        # only the flags the bot sends, each with a value of its shape
+        ("dify-ollama fix-env --yes --json", "option '--yes' is not allowed with fix-env"),
+        ("dify-ollama fix-env -y --json", "option '-y' is not allowed"),
+        ("dify-ollama fix-env --undo --force --json", "option '--force' is not allowed"),
+        ("dify-ollama fix-env --restart --json", "option '--restart' is not allowed"),
+        ("dify-ollama fix-env --apply --json", "--apply needs a value"),
+        ("dify-ollama fix-env --apply -x --json", "--apply: value '-x' is not allowed"),
+        ("dify-ollama history --png /tmp/x.png --json", "option '--png' is not allowed"),
+        ("dify-ollama check --chat=1 --json", "option '--chat' is not allowed"),
+        ("dify-ollama check api --json", "check takes at most 0 names"),
+        ("dify-ollama check --only 'A;B' --json", "--only: value 'A;B' is not allowed"),
+        ("dify-ollama check --lang zh-CN --json", "option '--lang' is not allowed"),
+        ("dify-ollama restart --wait=nan --json", "--wait: value 'nan' is not allowed"),
+        ("dify-ollama restart --wait 1e309 --json", "--wait: value '1e309' is not allowed"),
+        ("dify-ollama restart --wait=-5 --json", "--wait: value '-5' is not allowed"),
+        ("dify-ollama restart --wait --json", "--wait needs a value"),
+        ("dify-ollama restart --all=yes --json", "option '--all' is not allowed"),
+        ("dify-ollama restart 'a b' --json", "argument 'a b' is not a name"),
+        ("dify-ollama logs '$(id)' --json", "argument '$(id)' is not a name"),
+        ("dify-ollama logs api 20 extra --json", "logs takes at most 2 names"),
+        ("dify-ollama logs --grep -x --json", "--grep takes its value as --grep=VALUE"),
+        ("dify-ollama logs -g x --json", "option '-g' is not allowed"),
+        ("dify-ollama logs --since=-1d --json", "--since: value '-1d' is not allowed"),
     ],
 )
 def test_everything_else_is_refused_without_running_anything(
