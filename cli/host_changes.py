@@ -14,11 +14,17 @@ host's language (the bot's, passed over SSH); only the lines written here are tr
 from __future__ import annotations
 
 import argparse
+import re
 from typing import TYPE_CHECKING, Any
 
 from cli.hosts import host_line, on_one_host, usage
 from cli.output import fit, print_report
 from config.i18n import gettext as _
+
+# What a plan or backup id looks like (as the host printed it); the forced command on the host
+# (scripts/dify-ollama-ssh-command, its _NAME) refuses anything else, with a message about
+# the forced command that would mislead here.
+ID_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -64,6 +70,15 @@ def fix_env_on_host(args: argparse.Namespace, settings: Settings) -> int:
         return usage(
             "fix-env", _("--undo --force is not sent over --host: run it on the host itself")
         )
+    for flag, value in (("--apply", args.apply), ("--undo", args.undo)):
+        if value and value != "latest" and not ID_SHAPE.fullmatch(value):
+            return usage(
+                "fix-env",
+                _(
+                    "{flag} takes the id the host printed (letters, digits, '.', '_', '-'): "
+                    "{value} is not one"
+                ).format(flag=flag, value=repr(value[:60])),
+            )
     if args.undo:
         backup = None if args.undo == "latest" else args.undo
         answered = on_one_host(args, settings, "fix-env", lambda tr: tr.fix_env("undo", backup), "")

@@ -320,6 +320,10 @@ def test_fix_env_plan_apply_and_undo_on_a_named_host(
     yes = run_cli("fix-env", "--yes", "--host", "prod-1", env=env)
     assert yes.returncode == 2 and "--apply PLAN_ID" in yes.stderr
     assert len(yes.stderr.strip().splitlines()) == 1
+    for flag in ("--apply", "--undo"):  # not an id: said here, not by the forced command
+        bad = run_cli("fix-env", "--host", "prod-1", flag, "abc$", env=env)
+        assert bad.returncode == 2 and f"{flag} takes the id the host printed" in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     for argv in (("fix-env", "--host", "all"), ("fix-env", "--apply", plan_id, "--host", "all")):
         refused = run_cli(*argv, env=env)
         assert refused.returncode == 2 and "one host at a time" in refused.stderr, refused.stderr
