@@ -1,15 +1,15 @@
 """Three test Dify hosts shared by every test of this package (tests/rig/netns_hosts.py):
 
-- prod-1: a fake Ollama in its namespace; Dify = the session's healthy look-alike stack, on
-  the shared private engine (its hosts-file entry sets DOCKER_HOST to it: a real compose stack
-  needs the Debian image, too large to copy into every engine of a run).
+- prod-1: a fake Ollama in its namespace; Dify = a healthy look-alike compose stack (1.13.3,
+  Compose v1) on its own dockerd, the Debian and python-only images copied in (about 20 s),
+  its model rows and OPENAI_API_BASE at host.docker.internal:11434 (the namespace's Ollama).
 - prod-2: no Ollama at all (the broken one); Dify = labelled containers logging canaries, on
   its own dockerd.
 - prod-3: a fake Ollama; Dify = another canary project on its own dockerd.
 
 Each namespace runs its own dockerd (own bridge, data-root, exec-root, pidfile, socket; the
 busybox test image copied in) and is reached over real SSH (Debian's sshd in the namespace,
-the project's forced command).
+the project's forced command). Tests that change prod-1's Dify use `restore_prod1`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,17 @@ import pytest
 
 from tests.rig.log_containers import Canaries, LogProject, printf_script
 from tests.rig.netns_hosts import HostRig, NsHost
-from tests.rig.stack import BUSYBOX_IMAGE, DifyStack, docker_host
+from tests.rig.stack import (
+    BUSYBOX_IMAGE,
+    DEBIAN_IMAGE,
+    PYTHON_ONLY_IMAGE,
+    DifyStack,
+    docker_host,
+    healthy_stack,
+)
+
+# prod-1's Ollama as its containers reach it: the namespace's own, through host-gateway
+OLLAMA_IN_NAMESPACE = "http://host.docker.internal:11434"
 
 
 @dataclass
@@ -36,7 +46,7 @@ class SharedHosts:
     settings: dict[str, dict[str, str]]
     logs: LogProject  # prod-2's Dify
     logs3: LogProject  # prod-3's Dify (same canaries)
-    stack: DifyStack
+    stack: DifyStack  # prod-1's Dify, on prod-1's engine
 
     def entry(self, name: str, **extra: Any) -> dict[str, Any]:
         return self.rig.entry(self.by_name[name], settings=self.settings[name], **extra)
@@ -54,7 +64,7 @@ class SharedHosts:
 
 
 @pytest.fixture(scope="package")
-def test_hosts(docker_engine: Any, healthy_stack: DifyStack) -> Iterator[SharedHosts]:
+def test_hosts(docker_engine: Any) -> Iterator[SharedHosts]:
     root = Path(tempfile.mkdtemp(prefix="dify-ollama-hosts-"))
     env = {"DOCKER_HOST": docker_host()}
     if os.environ.get("DOCKER_CONFIG"):
@@ -63,11 +73,21 @@ def test_hosts(docker_engine: Any, healthy_stack: DifyStack) -> Iterator[SharedH
     canaries = Canaries()
     projects: list[LogProject] = []
     clients: list[Any] = []
+    prod1: DifyStack | None = None
     try:
         rig.start(env, images=(BUSYBOX_IMAGE,))
         one, two, three = rig.hosts
         rig.start_ollama(one)
         rig.start_ollama(three)
+        rig.copy_images(one, docker_host(), (DEBIAN_IMAGE, PYTHON_ONLY_IMAGE))
+        # no offline resolver: it listens on the private engine's bridge, not in the namespace
+        prod1 = healthy_stack(
+            root / "prod1",
+            OLLAMA_IN_NAMESPACE,
+            engine=one.docker_host,
+            netns=one.netns_path,
+            offline_dns=False,
+        ).up()
         for host in (two, three):
             client = docker.DockerClient(base_url=host.docker_host, timeout=30)
             clients.append(client)
@@ -76,11 +96,7 @@ def test_hosts(docker_engine: Any, healthy_stack: DifyStack) -> Iterator[SharedH
             api = project.add("api", printf_script([*canaries.log_lines(), "done"]))
             project.add("worker", "sleep 600")
             project.wait_for_line(api, b"done")
-        stack_settings = {
-            "DIFY_COMPOSE_PROJECT": healthy_stack.project,
-            "DIFY_DIR": str(healthy_stack.dir),
-            "DOCKER_HOST": docker_host(),
-        }
+        stack_settings = {"DIFY_COMPOSE_PROJECT": prod1.project, "DIFY_DIR": str(prod1.dir)}
         two_logs, three_logs = projects
         yield SharedHosts(
             rig,
@@ -95,9 +111,11 @@ def test_hosts(docker_engine: Any, healthy_stack: DifyStack) -> Iterator[SharedH
             },
             two_logs,
             three_logs,
-            healthy_stack,
+            prod1,
         )
     finally:
+        if prod1 is not None:  # while its engine still runs
+            prod1.down()
         for project in projects:
             project.cleanup()
         for client in clients:
@@ -105,9 +123,17 @@ def test_hosts(docker_engine: Any, healthy_stack: DifyStack) -> Iterator[SharedH
         rig.close()
 
 
+@pytest.fixture
+def restore_prod1(test_hosts: SharedHosts) -> Iterator[DifyStack]:
+    """prod-1's Dify for a test that changes it: files, containers, rows and cache are put
+    back afterwards (pass or fail)."""
+    yield test_hosts.stack
+    test_hosts.stack.restore()
+
+
 def put_loopback_incident(env_path: Path) -> None:
     """The incident on a host's Dify: the model callers' OPENAI_API_BASE on loopback (the
-    restore_healthy_stack fixture puts the file back afterwards)."""
+    restore_prod1 fixture puts the file back afterwards)."""
     env_path.write_text(
         "".join(
             "OPENAI_API_BASE=http://127.0.0.1:11434/v1\n"

@@ -5,8 +5,10 @@
 each one runs Debian's `/usr/sbin/sshd -D` as a child of the test (its own config, host key
 made here with ssh-keygen, authorized_keys with the project's forced command) and optionally
 a fake Ollama on the namespace's own 127.0.0.1:11434. The CLI on a "host" is this checkout's
-`.venv/bin/dify-ollama`; it reaches the shared private engine through DOCKER_HOST set by
-sshd (`SetEnv`): the namespaces have no dockerd of their own.
+`.venv/bin/dify-ollama`. With `images`, each namespace runs its own dockerd (own bridge,
+data-root, socket) with those images of the private engine copied in (`copy_images` adds
+more to one host), and the CLI there reaches it through DOCKER_HOST set by sshd (`SetEnv`);
+without, the CLIs use the shared private engine.
 
 `close()` stops every process it started (by its own Popen, never by name) and deletes the
 namespaces and links.
@@ -184,16 +186,23 @@ class HostRig:
                 tail = (host.dir / "dockerd.log").read_text()[-500:]
                 raise RuntimeError(f"dockerd in {host.netns} did not start: {tail}")
             time.sleep(0.2)
-        for image in images:
-            save = subprocess.Popen(["docker", "-H", shared, "save", image], stdout=subprocess.PIPE)
-            subprocess.run(
-                ["docker", "-H", host.docker_host, "load", "-q"],
-                stdin=save.stdout, check=True, capture_output=True, timeout=300,
-            )  # fmt: skip
-            assert save.stdout is not None
-            save.stdout.close()
-            if save.wait(60):
-                raise RuntimeError(f"docker save {image} failed")
+        self.copy_images(host, shared, images)
+
+    @staticmethod
+    def copy_images(host: NsHost, shared: str, images: tuple[str, ...]) -> None:
+        """`images` of the engine at `shared` into the host's own engine, in one archive (the
+        layers they share travel once); never pulled."""
+        if not images:
+            return
+        save = subprocess.Popen(["docker", "-H", shared, "save", *images], stdout=subprocess.PIPE)
+        subprocess.run(
+            ["docker", "-H", host.docker_host, "load", "-q"],
+            stdin=save.stdout, check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+        assert save.stdout is not None
+        save.stdout.close()
+        if save.wait(60):
+            raise RuntimeError(f"docker save {' '.join(images)} failed")
 
     def _sshd(self, host: NsHost) -> None:
         host_key = host.dir / "ssh_host_ed25519_key"

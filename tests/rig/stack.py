@@ -30,6 +30,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -570,13 +571,14 @@ def docker_host() -> str:
     return os.environ.get("DOCKER_HOST") or PRIVATE_DOCKER_HOST
 
 
-def compose_env() -> dict[str, str]:
-    """Environment for Compose: only what it needs.
+def compose_env(engine: str | None = None) -> dict[str, str]:
+    """Environment for Compose: only what it needs (`engine`: a DOCKER_HOST other than the
+    private engine's, e.g. a test host's own dockerd).
 
     Compose gives the caller's environment precedence over .env, so passing os.environ through
     would let any OPENAI_API_BASE, COMPOSE_* or DB_* of the test process leak into the stack.
     """
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOCKER_HOST": docker_host()}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOCKER_HOST": engine or docker_host()}
     # Not LANG/LC_ALL: Dify 1.9.1's shared env takes ${LANG:-...} and .env sets it, so the
     # caller's locale would override .env in every container (as it does for a user's shell).
     for k in ("HOME", "TMPDIR"):
@@ -642,13 +644,15 @@ class DifyStack:
     DifyStack(tmp_path, project=None, env_overrides=None, ollama_rows=None,
               extra_hosts=False, plugin_daemon_env=None, client=None, offline_dns=True,
               schema=None, *, release="1.13.3", db="postgresql", compose=None,
-              optional_envs=())
+              optional_envs=(), engine=None, netns=None)
     release: "0.x", "1.9.1", "1.13.3", "1.15.0". db: "postgresql", or "mysql" (1.15.0).
     compose: "v2" (`docker compose`), "v2-standalone" or "v1"; default: the release's
     ("v1" for 1.13.3 as always, else "v2"). optional_envs (1.15.0): names under envs/ to
     create from their .example ("core-services/shared.env"), or True for all of them.
     The project folder is `tmp_path/"docker"` (like upstream's `docker/`); compose runs with
-    `-p project` since every stack's folder has the same name.
+    `-p project` since every stack's folder has the same name. engine: another DOCKER_HOST
+    (a test host's own dockerd, with the images copied in), for compose and the client;
+    netns: the path of the network namespace that engine runs in (its published ports).
     """
 
     def __init__(
@@ -668,7 +672,11 @@ class DifyStack:
         compose: str | None = None,
         optional_envs: bool | Iterable[str] = (),
         plugins: Iterable[PluginInstall] | None = None,
+        engine: str | None = None,
+        netns: str | None = None,
     ) -> None:
+        self.engine = engine  # DOCKER_HOST of the engine it runs on (None: the private one)
+        self.netns = netns  # the network namespace (path) that engine publishes ports in
         self.release = release_of(release)
         if db not in self.release.db_services:
             raise ValueError(
@@ -845,7 +853,7 @@ class DifyStack:
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
-            self._client = docker.DockerClient(base_url=docker_host(), timeout=30)
+            self._client = docker.DockerClient(base_url=self.engine or docker_host(), timeout=30)
         return self._client
 
     @property
@@ -859,7 +867,9 @@ class DifyStack:
         head = ["-p", self.project, "--project-directory", str(self.dir)]
         shown = " ".join([*cmd.argv, *head, *args])
         try:
-            proc = cmd.run([*head, *args], cwd=self.dir, env=compose_env(), timeout=timeout)
+            proc = cmd.run(
+                [*head, *args], cwd=self.dir, env=compose_env(self.engine), timeout=timeout
+            )
         except subprocess.TimeoutExpired as e:
             raise StackError(f"{shown} timed out after {timeout}s") from e
         if check and proc.returncode != 0:
@@ -954,6 +964,21 @@ class DifyStack:
             time.sleep(0.25)
 
     def _nginx_answers(self) -> bool:
+        if self.netns is not None:  # published in that network namespace: ask from there
+            probe = (
+                "import socket, sys\n"
+                "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=1)\n"
+                "s.settimeout(1); s.sendall(b'GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n')\n"
+                "sys.exit(0 if s.recv(12).startswith(b'HTTP/1.0 200') else 1)\n"
+            )
+            argv = ["nsenter", f"--net={self.netns}", sys.executable, "-c", probe]
+            try:
+                done = subprocess.run(
+                    [*argv, str(self.nginx_port)], capture_output=True, timeout=5, check=False
+                )
+            except subprocess.TimeoutExpired:
+                return False
+            return done.returncode == 0
         try:
             with socket.create_connection(("127.0.0.1", self.nginx_port), timeout=1) as s:
                 s.settimeout(1)
