@@ -6,8 +6,11 @@ whoever can type into Dify: a chat prompt is attacker-controlled input). The pas
    cut]`); the cut is moved back to the start of any secret it would split;
 1. literal secrets: the values of secret-looking keys in Dify's `.env` and in the container's
    environment (plus URL-embedded passwords and the bot's own tokens) in several forms (as is,
-   percent-encoded, JSON-escaped, base64 at any alignment, hex), as one alternation built as a
-   prefix trie, so the longest secret wins at any position;
+   percent-encoded, JSON-escaped, base64 at any alignment, hex), found all at once by an
+   Aho-Corasick automaton (ahocorasick-rs: one pass over the text whatever the number of
+   forms, 5-10x faster than the same literals as one regular expression); every occurrence,
+   overlapping ones included. Text the automaton cannot take (a lone surrogate) goes to the
+   same literals as one regular-expression alternation built as a prefix trie;
 2. shapes, all in one expression: credentials inside URLs, Slack tokens and webhooks,
    Authorization / Cookie headers, `Bearer <token>`, common API-key formats, JWTs; PEM and PGP
    private key blocks by a bounded search per block;
@@ -39,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+import ahocorasick_rs
 
 from handlers.envfile import (
     METADATA_WORDS,
@@ -448,12 +453,29 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _is_whole_token(text: str, start: int, end: int) -> bool:
+    """No ASCII letter or digit touches text[start:end] on either side (the trie's
+    `whole_token` rule, for a short secret)."""
+    return (start == 0 or text[start - 1] not in _ALNUM) and (
+        end == len(text) or text[end] not in _ALNUM
+    )
+
+
 @dataclass
 class Redactor:
     """Built once per request from the known secrets; `redact()` is safe to call from threads."""
 
     literals: frozenset[str] = frozenset()
-    _literal_res: tuple[re.Pattern[str], ...] = field(init=False, default=(), repr=False)
+    # The literal forms (long ones first, then the short ones, which must be whole tokens), and
+    # the automaton that finds them (None without forms).
+    _forms: tuple[str, ...] = field(init=False, default=(), repr=False)
+    _first_short: int = field(init=False, default=0, repr=False)
+    _automaton: ahocorasick_rs.AhoCorasick | None = field(init=False, default=None, repr=False)
+    _literal_patterns: tuple[str, ...] = field(init=False, default=(), repr=False)
+    _compiled: tuple[re.Pattern[str], ...] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         long_forms: set[str] = set()
@@ -463,14 +485,26 @@ class Redactor:
                 continue
             for form in _variants(value):
                 (short_forms if len(form) < SHORT_SECRET else long_forms).add(form)
-        # Two expressions, not one alternation of both: each keeps a literal-character start,
-        # which the engine scans for at C speed (together they ran 3x slower).
+        self._forms = (*sorted(long_forms), *sorted(short_forms))
+        self._first_short = len(long_forms)
+        if self._forms:  # (a secret with a lone surrogate fails in _variants already)
+            self._automaton = ahocorasick_rs.AhoCorasick(list(self._forms))
+        # The same literals as regular expressions, compiled when first needed (text with a
+        # lone surrogate). Two expressions, not one alternation of both: each keeps a
+        # literal-character start, which the engine scans for at C speed.
         patterns = []
         if long_forms:
             patterns.append(_trie_pattern(long_forms))
         if short_forms:
             patterns.append(_trie_pattern(short_forms, whole_token=True))  # see SHORT_SECRET
-        self._literal_res = tuple(re.compile(p) for p in patterns)
+        self._literal_patterns = tuple(patterns)
+
+    @property
+    def _literal_res(self) -> tuple[re.Pattern[str], ...]:
+        # Compiled once, on first use; two threads racing here compile the same thing.
+        if self._compiled is None:
+            self._compiled = tuple(re.compile(p) for p in self._literal_patterns)
+        return self._compiled
 
     @classmethod
     def from_sources(
@@ -498,8 +532,27 @@ class Redactor:
 
     # --- the passes ---------------------------------------------------------------------------
     def _literal_spans(self, text: str) -> list[tuple[int, int]]:
-        """Where known secrets are, overlapping ones included (each start is searched again one
-        character after the last: a Python step per match, and matches are rare)."""
+        """Where known secrets are, overlapping ones included: every occurrence of every form
+        (a Python step per occurrence, and known secrets in a log are rare); a short form only
+        as a whole token. The union is what the regex path finds (`_literal_spans_re`)."""
+        if self._automaton is None:
+            return self._literal_spans_re(text)
+        try:
+            matches = self._automaton.find_matches_as_indexes(text, overlapping=True)
+        except UnicodeEncodeError:  # a lone surrogate in the text (surrogateescape'd bytes)
+            return self._literal_spans_re(text)
+        if not matches:
+            return []
+        first_short = self._first_short
+        return [
+            (start, end)
+            for form, start, end in matches
+            if form < first_short or _is_whole_token(text, start, end)
+        ]
+
+    def _literal_spans_re(self, text: str) -> list[tuple[int, int]]:
+        """The literal pass as regular expressions (each start is searched again one character
+        after the last, so overlapping secrets are all found)."""
         found: list[tuple[int, int]] = []
         for literal in self._literal_res:
             match = literal.search(text)
@@ -539,12 +592,8 @@ class Redactor:
         """`cut` moved back to the start of any secret it would split (bounded look around)."""
         low = max(0, cut - _CUT_WINDOW)
         window = text[low : min(line_end, cut + _CUT_WINDOW)]
-        starts = [
-            low + match.start()
-            for pattern in (*self._literal_res, _SHAPES)
-            for match in pattern.finditer(window)
-            if match.start() < cut - low < match.end()
-        ]
+        spans = [*self._literal_spans(window), *(m.span() for m in _SHAPES.finditer(window))]
+        starts = [low + start for start, end in spans if start < cut - low < end]
         return min([cut, *starts])
 
     def _cut_long_lines(self, text: str) -> str:

@@ -1,0 +1,139 @@
+"""The redactor's fast paths against the straightforward one: byte-identical output.
+
+bench/baseline_redact_v1.py is the redactor as it was before the speed work (every pass a
+regular expression over the whole text, the literal pass a prefix-trie alternation). The
+redactor of handlers/redact.py must give exactly its output and count, on generated text full
+of what the passes look for (secrets in every form, short secrets at word boundaries,
+overlapping secrets, secret keys, shapes, newlines, non-ASCII, lone surrogates) and on a slice
+of every input of bench/bench_redact.py. Masking more would be safe but would still be a
+change to explain; masking less would be a leak: both fail here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench import baseline_redact_v1 as v1
+from bench.bench_redact import CANARIES, EXAMPLE, cases
+from handlers.envfile import read_env_file
+from handlers.redact import Redactor
+from tests.adversarial.conftest import examples
+
+# Secrets: long ones, short ones (4-7 characters: masked only as whole tokens), and pairs
+# that overlap (one's tail is the other's head).
+LONG = st.text(alphabet=st.sampled_from("abcXYZ0189-_.:/=+ "), min_size=8, max_size=24)
+SHORT = st.text(alphabet=st.sampled_from("abcXY01-_"), min_size=4, max_size=7)
+SECRETS = st.lists(st.one_of(LONG, SHORT), min_size=1, max_size=4)
+
+
+def _forms(secret: str) -> list[str]:
+    raw = secret.encode()
+    b64 = base64.b64encode(raw).decode()
+    return [secret, quote(secret, safe=""), json.dumps(secret)[1:-1], raw.hex(), b64, b64[1:-2]]
+
+
+PIECES = [
+    *"abcXYZ019 _-=:\"'/@#&;,.\n\t\\é",
+    "\udcff",  # a lone surrogate (bytes decoded with surrogateescape)
+    "K",  # Kelvin sign: case-folds to k
+    "key",
+    "password",
+    "API_KEY",
+    "token_count",
+    "MYSQL_PWD",
+    "Bearer ",
+    "Authorization: ",
+    "Cookie: ",
+    "://",
+    "http://u:",
+    "@h",
+    "eyJ",
+    "xoxb-",
+    "sk-",
+    "AKIA",
+    "ghp_",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----END RSA PRIVATE KEY-----",
+    "true",
+    "[REDACTED]",
+]
+
+
+@st.composite
+def texts_with_secrets(draw: st.DrawFn) -> tuple[frozenset[str], str]:
+    secrets = draw(SECRETS)
+    if len(secrets) >= 2 and len(secrets[0]) >= 3:  # an overlapping pair
+        secrets.append(secrets[0][-3:] + secrets[1])
+    planted = [form for secret in secrets for form in _forms(secret)]
+    piece = st.one_of(st.sampled_from(PIECES), st.sampled_from(planted))
+    parts = draw(st.lists(piece, max_size=40))
+    return frozenset(secrets), "".join(parts)
+
+
+@settings(max_examples=examples(600))
+@given(texts_with_secrets())
+def test_same_output_as_the_straightforward_redactor(case: tuple[frozenset[str], str]) -> None:
+    secrets, text = case
+    ours, theirs = Redactor(secrets), v1.Redactor(secrets)
+    assert ours.redact_counted(text) == theirs.redact_counted(text), text
+    lines = text.split("\n")
+    assert list(ours.redact_lines(lines)) == list(theirs.redact_lines(lines)), text
+
+
+@settings(max_examples=examples(300))
+@given(st.text(max_size=300), st.frozensets(st.text(min_size=4, max_size=12), max_size=3))
+def test_same_output_on_any_text(text: str, secrets: frozenset[str]) -> None:
+    assert Redactor(secrets).redact_counted(text) == v1.Redactor(secrets).redact_counted(text)
+
+
+@settings(max_examples=examples(200))
+@given(texts_with_secrets())
+def test_literal_pass_finds_what_the_trie_finds(case: tuple[frozenset[str], str]) -> None:
+    """The automaton's spans (every occurrence) cover exactly what the trie's do (the
+    longest at each start): the same union, position by position."""
+    secrets, text = case
+    redactor = Redactor(secrets)
+
+    def covered(spans: list[tuple[int, int]]) -> set[int]:
+        return {i for start, end in spans for i in range(start, end)}
+
+    assert covered(redactor._literal_spans(text)) == covered(redactor._literal_spans_re(text))
+
+
+def test_a_lone_surrogate_in_the_text_takes_the_regex_path_and_still_masks() -> None:
+    redactor = Redactor(frozenset({"hunter2-secret", "abc1"}))
+    assert redactor._automaton is not None
+    text = "\udcff hunter2-secret abc1 xabc1"
+    assert redactor.redact(text) == "\udcff [REDACTED] [REDACTED] xabc1"
+    assert redactor._literal_spans(text) == redactor._literal_spans_re(text)
+
+
+@pytest.fixture(scope="module")
+def stock() -> tuple[Redactor, v1.Redactor]:
+    """The benchmark's redactor: a stock install's secrets plus the canaries."""
+    env = read_env_file(EXAMPLE).values | CANARIES
+    container_env = [f"{k}={v}" for k, v in env.items()]
+    env_path = EXAMPLE.parent / ".env"
+    return (
+        Redactor.from_sources(env, container_env, env_path=env_path),
+        v1.Redactor.from_sources(env, container_env, env_path=env_path),
+    )
+
+
+@pytest.mark.parametrize(("name", "text"), list(cases().items()), ids=list(cases()))
+def test_same_output_on_the_benchmark_inputs(
+    stock: tuple[Redactor, v1.Redactor], name: str, text: str
+) -> None:
+    """The first 70 000 characters of each input (one line over MAX_LINE where the input has
+    long lines) with the canaries planted, whole and line by line."""
+    ours, theirs = stock
+    sample = text[:70_000] + "\n" + " ".join(CANARIES.values()) + "\n" + text[-2_000:]
+    assert ours.redact_counted(sample) == theirs.redact_counted(sample), name
+    lines = sample.split("\n")
+    assert list(ours.redact_lines(lines)) == list(theirs.redact_lines(lines)), name
