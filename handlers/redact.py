@@ -20,6 +20,15 @@ whoever can type into Dify: a chat prompt is attacker-controlled input). The pas
 Every pass finds spans of the original text; the spans are merged before anything is replaced,
 so overlapping secrets are masked as one and no pass can hide a secret from another.
 
+Passes 2 and 3 are regular expressions whose every match contains one of a few anchor words
+(`://`, `bearer`, `xox`, `key`, `password`, ...) on the line where it starts, and no match
+spans a newline. On a longer ASCII text an Aho-Corasick automaton finds those words in the
+lowered text first: a pass with none is skipped, a pass with few runs on the lines holding them
+only (the same matches: each line is scanned from its start, with the same look-around), and a
+pass with many runs over the whole text. Python's regex engine pays about 50 ns at every
+position whose character may start a match, so skipping the lines without an anchor is most of
+the speed on an ordinary log.
+
 Linear time by construction: every repeat is bounded or cannot backtrack (its character class
 excludes what follows it, or it is possessive), every lookbehind has a fixed width and is
 checked after a literal, every expression starts with a literal character (the engine skips
@@ -332,6 +341,19 @@ _SHAPES = re.compile(
     )
 )
 
+# What every match of _SHAPES contains, lowered, on the line where it starts (the literal start of
+# each alternative, or a word every such start contains: `proxy-authorization` holds
+# `authorization`, the Slack webhook holds `://`).
+_SHAPE_ANCHORS = (
+    "://",
+    "authorization",
+    "cookie",
+    "bearer",
+    "eyj",
+    *(start.lower() for start, _ in _TOKENS),
+)
+
+
 # PEM (`-----BEGIN RSA PRIVATE KEY-----`, `ENCRYPTED PRIVATE KEY`, ...) and OpenPGP
 # (`-----BEGIN PGP PRIVATE KEY BLOCK-----`) private keys: everything after the BEGIN line up
 # to and including the END line goes; with no END line, the next PEM_MAX characters.
@@ -423,12 +445,54 @@ def _key_pattern() -> str:
 
 
 _KEY_VALUE = re.compile(_key_pattern())
+# The words _key_pattern anchors on, lowered (every match starts with one, in some case).
+_KEY_ANCHORS = tuple(
+    sorted(
+        {part.split("_")[0].lower() for part in SECRET_PARTS}
+        | {word.lower() for word in SECRET_WORDS | SECRET_LAST_WORDS}
+    )
+)
 
 
 def _match_spans(pattern: re.Pattern[str], text: str) -> list[tuple[int, int]]:
     """What `pattern` masks in `text`: each match's capturing group, or the whole match
     (sorted and disjoint, as finditer yields them)."""
     return [match.span(match.lastindex or 0) for match in pattern.finditer(text)]
+
+
+# Texts shorter than this go to the expressions directly (finding the anchors costs more there).
+PREFILTER_MIN = 512
+# More anchors than one per this many characters: the expression over the whole text (walking
+# the lines of so many anchors in Python would cost more).
+_DENSE = 64
+_SHAPE_FINDER = ahocorasick_rs.AhoCorasick(list(_SHAPE_ANCHORS))
+_KEY_FINDER = ahocorasick_rs.AhoCorasick(list(_KEY_ANCHORS))
+
+
+def _anchored_spans(
+    pattern: re.Pattern[str], finder: ahocorasick_rs.AhoCorasick, text: str, lowered: str
+) -> list[tuple[int, int]]:
+    """`_match_spans(pattern, text)`, scanning only the lines that hold one of the pass's anchors
+    (`lowered`: `text.lower()` of an ASCII text, so positions agree). Each line is scanned from
+    its start up to and including its newline: no match of these passes spans a newline, so the
+    whole-text scan is at a line's start afresh too, and the look-arounds see what they would
+    (a lookbehind sees before `pos`; nothing looks past a newline). Linear: the lines are
+    visited in order, each once."""
+    anchors = finder.find_matches_as_indexes(lowered)
+    if not anchors:
+        return []
+    if len(anchors) * _DENSE > len(text):
+        return _match_spans(pattern, text)
+    spans: list[tuple[int, int]] = []
+    scanned = 0  # the end of the last line scanned
+    for _, start, _ in anchors:
+        if start < scanned:
+            continue
+        line_start = text.rfind("\n", scanned, start) + 1 or scanned
+        line_end = text.find("\n", start)
+        scanned = len(text) if line_end < 0 else line_end + 1
+        spans += (m.span(m.lastindex or 0) for m in pattern.finditer(text, line_start, scanned))
+    return spans
 
 
 def log_key_is_secret(key: str) -> bool:
@@ -568,15 +632,17 @@ class Redactor:
         pass can hide a secret from another: a literal that is a prefix of a longer token, or
         two overlapping secrets, are masked as one.
         """
+        # Every key=value match holds a `:` or `=` (two scans in C, far cheaper than the pass).
+        has_separator = ":" in text or "=" in text
+        if len(text) >= PREFILTER_MIN and text.isascii():
+            lowered = text.lower()  # ASCII: the same length, the same positions
+            shapes = _anchored_spans(_SHAPES, _SHAPE_FINDER, text, lowered)
+            keys = _anchored_spans(_KEY_VALUE, _KEY_FINDER, text, lowered) if has_separator else []
+        else:
+            shapes = _match_spans(_SHAPES, text)
+            keys = _match_spans(_KEY_VALUE, text) if has_separator else []
         found = [
-            spans
-            for spans in (
-                self._literal_spans(text),
-                _pem_spans(text),
-                _match_spans(_SHAPES, text),
-                _match_spans(_KEY_VALUE, text),
-            )
-            if spans
+            spans for spans in (self._literal_spans(text), _pem_spans(text), shapes, keys) if spans
         ]
         if not found:
             return []
@@ -676,6 +742,19 @@ def redactor_for(
     several containers). Every caller builds its redactor here, so all mask alike."""
     own = own_secrets(settings) if settings is not None else []
     return Redactor.from_sources(env_values, container_env, [*own, *extra], env_path=env_path)
+
+
+def pass_spans(text: str, anchored: bool) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """What passes 2 and 3 (shapes, key=value) find in an ASCII `text`: on the lines their
+    anchors pick (`anchored`, the fast path) or over the whole text; the two must agree (for
+    their tests)."""
+    if not anchored:
+        return _match_spans(_SHAPES, text), _match_spans(_KEY_VALUE, text)
+    lowered = text.lower()
+    return (
+        _anchored_spans(_SHAPES, _SHAPE_FINDER, text, lowered),
+        _anchored_spans(_KEY_VALUE, _KEY_FINDER, text, lowered),
+    )
 
 
 def trie_pattern(words: Iterable[str], whole_token: bool = False) -> str:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from bench import baseline_redact_v1 as v1
 from bench.bench_redact import CANARIES, EXAMPLE, cases
 from handlers.envfile import read_env_file
-from handlers.redact import Redactor
+from handlers.redact import Redactor, pass_spans
 from tests.adversarial.conftest import examples
 
 # Secrets: long ones, short ones (4-7 characters: masked only as whole tokens), and pairs
@@ -37,6 +37,40 @@ def _forms(secret: str) -> list[str]:
     b64 = base64.b64encode(raw).decode()
     return [secret, quote(secret, safe=""), json.dumps(secret)[1:-1], raw.hex(), b64, b64[1:-2]]
 
+
+# One real-looking match of every shape (each must be found on the lines the anchors pick).
+SHAPES = [
+    "postgresql://dify:s3cret-pw@db:5432/dify",
+    "Authorization: Bearer abcdefgh1234",
+    "bearer abcdefgh1234",
+    "Cookie: sid=1234",
+    "Proxy-Authorization: Basic dXNlcjpwYXNz",
+    "set-cookie: session=abc123",
+    "https://hooks.slack.com/services/T000/B000/XXXXXXXX",
+    "xoxp-1234567890-abcdef",
+    "xoxe.xoxp-1-abcdefghij",
+    "xapp-1-A0123456789",
+    "sk-proj-abcdefghijklmnop1234",
+    "sk_live_abcdefghijklmnop1234",
+    "rk_test_abcdefghijklmnop1234",
+    "AKIAABCDEFGHIJKLMNOP",
+    "ASIAABCDEFGHIJKLMNOP",
+    "ghp_" + "a" * 36,
+    "github_pat_" + "B" * 22,
+    "glpat-" + "c" * 20,
+    "AIza" + "d" * 35,
+    "hf_" + "e" * 30,
+    "app-" + "f" * 24,
+    "dataset-" + "g" * 24,
+    "eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.SflKxwRJSMeKKF2QT4",
+]
+KEYS = [
+    "ORACLE_PWD=x1y2z3",
+    'db.Password = "p4ss w0rd"',
+    "Secret-Key: 'abc'",
+    "connection_string=postgres://u@h",
+    '"apiKey": "v"',
+]
 
 PIECES = [
     *"abcXYZ019 _-=:\"'/@#&;,.\n\t\\é",
@@ -62,6 +96,9 @@ PIECES = [
     "-----END RSA PRIVATE KEY-----",
     "true",
     "[REDACTED]",
+    *SHAPES,
+    *KEYS,
+    "access_token_expire_minutes=60",
 ]
 
 
@@ -84,6 +121,37 @@ def test_same_output_as_the_straightforward_redactor(case: tuple[frozenset[str],
     assert ours.redact_counted(text) == theirs.redact_counted(text), text
     lines = text.split("\n")
     assert list(ours.redact_lines(lines)) == list(theirs.redact_lines(lines)), text
+
+
+@settings(max_examples=examples(300))
+@given(texts_with_secrets(), st.integers(min_value=1, max_value=60))
+def test_same_output_on_long_text(case: tuple[frozenset[str], str], copies: int) -> None:
+    """Long enough (PREFILTER_MIN) for the anchors to choose the lines the passes scan."""
+    secrets, text = case
+    long = "\n".join([text, "INFO nothing here " * 30, text] * copies)
+    ours, theirs = Redactor(secrets), v1.Redactor(secrets)
+    assert ours.redact_counted(long) == theirs.redact_counted(long), text
+
+
+@settings(max_examples=examples(400))
+@given(texts_with_secrets(), st.sampled_from(["", "\n", " " * 600 + "\n"]))
+def test_anchored_passes_find_what_the_whole_text_scan_finds(
+    case: tuple[frozenset[str], str], padding: str
+) -> None:
+    """Each pass on the lines holding its anchors (sparse or dense) against the pass over the
+    whole text (ASCII text, as the fast path requires)."""
+    text = padding + case[1].encode("ascii", "replace").decode() + padding
+    assert pass_spans(text, anchored=True) == pass_spans(text, anchored=False), text
+
+
+@pytest.mark.parametrize("secret", SHAPES + KEYS)
+def test_every_shape_and_key_is_found_alone_on_its_line(secret: str) -> None:
+    """A line with nothing but one match, among lines without anchors: the fast path must pick
+    that line by its anchor (a missing anchor word would skip it)."""
+    text = "INFO nothing here\n" * 40 + f"x {secret} y\n" + "INFO nothing here\n" * 40
+    fast, whole = pass_spans(text, anchored=True), pass_spans(text, anchored=False)
+    assert fast == whole and (whole[0] or whole[1]), secret
+    assert "[REDACTED]" in Redactor().redact(text)
 
 
 @settings(max_examples=examples(300))
