@@ -22,7 +22,7 @@ so overlapping secrets are masked as one and no pass can hide a secret from anot
 
 Passes 2 and 3 are regular expressions whose every match contains one of a few anchor words
 (`://`, `bearer`, `xox`, `key`, `password`, ...) on the line where it starts, and no match
-spans a newline. On a longer ASCII text an Aho-Corasick automaton finds those words in the
+spans a newline. On an ASCII text an Aho-Corasick automaton finds those words in the
 lowered text first: a pass with none is skipped, a pass with few runs on the lines holding them
 only (the same matches: each line is scanned from its start, with the same look-around), and a
 pass with many runs over the whole text. Python's regex engine pays about 50 ns at every
@@ -73,6 +73,8 @@ MASK = "[REDACTED]"
 MAX_LINE = 65_536
 # How far around a cut to look for a secret the cut would split.
 _CUT_WINDOW = 4096
+# redact_lines runs the passes on this many lines at a time.
+BATCH_LINES = 256
 # A PEM/PGP private key block without its END line hides this many characters after BEGIN.
 PEM_MAX = 16_000
 
@@ -460,8 +462,6 @@ def _match_spans(pattern: re.Pattern[str], text: str) -> list[tuple[int, int]]:
     return [match.span(match.lastindex or 0) for match in pattern.finditer(text)]
 
 
-# Texts shorter than this go to the expressions directly (finding the anchors costs more there).
-PREFILTER_MIN = 512
 # More anchors than one per this many characters: the expression over the whole text (walking
 # the lines of so many anchors in Python would cost more).
 _DENSE = 64
@@ -537,6 +537,7 @@ class Redactor:
     # the automaton that finds them (None without forms).
     _forms: tuple[str, ...] = field(init=False, default=(), repr=False)
     _first_short: int = field(init=False, default=0, repr=False)
+    _batchable: bool = field(init=False, default=True, repr=False)  # no form holds a newline
     _automaton: ahocorasick_rs.AhoCorasick | None = field(init=False, default=None, repr=False)
     _literal_patterns: tuple[str, ...] = field(init=False, default=(), repr=False)
     _compiled: tuple[re.Pattern[str], ...] | None = field(init=False, default=None, repr=False)
@@ -551,6 +552,7 @@ class Redactor:
                 (short_forms if len(form) < SHORT_SECRET else long_forms).add(form)
         self._forms = (*sorted(long_forms), *sorted(short_forms))
         self._first_short = len(long_forms)
+        self._batchable = not any("\n" in form for form in self._forms)
         if self._forms:  # (a secret with a lone surrogate fails in _variants already)
             self._automaton = ahocorasick_rs.AhoCorasick(list(self._forms))
         # The same literals as regular expressions, compiled when first needed (text with a
@@ -634,7 +636,7 @@ class Redactor:
         """
         # Every key=value match holds a `:` or `=` (two scans in C, far cheaper than the pass).
         has_separator = ":" in text or "=" in text
-        if len(text) >= PREFILTER_MIN and text.isascii():
+        if text.isascii():  # (faster than the whole-text scans from 16 characters up)
             lowered = text.lower()  # ASCII: the same length, the same positions
             shapes = _anchored_spans(_SHAPES, _SHAPE_FINDER, text, lowered)
             keys = _anchored_spans(_KEY_VALUE, _KEY_FINDER, text, lowered) if has_separator else []
@@ -702,22 +704,79 @@ class Redactor:
         return self.redact_counted(text)[0]
 
     def redact_lines(self, lines: Iterable[str]) -> Iterator[tuple[str, int]]:
-        """Line by line (a log stream), keeping private key blocks redacted across lines."""
+        """Line by line (a log stream), keeping private key blocks redacted across lines.
+
+        Lines are taken BATCH_LINES at a time (list.extend keeps what the source gave before it
+        failed; those lines are yielded, then its error raised). A batch of ordinary lines is
+        redacted by one run of the passes over the lines joined by newlines (a pass costs a few
+        microseconds to start, as much as a short line's scan), with the same result as line by
+        line: no pass matches across a newline (no literal form holds one, else nothing is
+        joined), a boundary check sees a newline as it sees the start or end of a line, and each
+        line's spans are merged and counted on their own. A batch with a PEM BEGIN, a line with
+        a newline inside, a line longer than MAX_LINE, or one that starts inside a key block goes
+        line by line.
+        """
         inside_key = 0
-        for line in lines:
-            if inside_key:
-                if "-----END" in line and "PRIVATE KEY" in line:
-                    inside_key = 0
-                    yield MASK, 1
-                    continue
-                inside_key -= 1  # bounded: a BEGIN without END stops hiding after 200 lines
-                yield MASK, 1
+        iterator = iter(lines)
+        while True:
+            batch: list[str] = []
+            error: BaseException | None = None
+            try:
+                batch.extend(itertools.islice(iterator, BATCH_LINES))
+            except BaseException as exc:  # the source failed: what it gave goes out first
+                error = exc
+            joined = "\n".join(batch)
+            if (
+                len(batch) > 1
+                and not inside_key
+                and self._batchable
+                and "-----BEGIN" not in joined
+                and joined.count("\n") == len(batch) - 1
+                and max(map(len, batch)) <= MAX_LINE
+            ):
+                yield from self._redact_batch(batch, joined)
+            else:
+                for line in batch:
+                    if inside_key:
+                        if "-----END" in line and "PRIVATE KEY" in line:
+                            inside_key = 0
+                            yield MASK, 1
+                            continue
+                        inside_key -= 1  # bounded: a BEGIN without END hides 200 lines at most
+                        yield MASK, 1
+                        continue
+                    if "-----BEGIN" in line:
+                        begin = _PEM_BEGIN.search(line)
+                        if begin is not None and _PEM_END.search(line, begin.end()) is None:
+                            inside_key = 200
+                    yield self.redact_counted(line)
+            if error is not None:
+                raise error
+            if len(batch) < BATCH_LINES:
+                return
+
+    def _redact_batch(self, batch: list[str], text: str) -> Iterator[tuple[str, int]]:
+        """Each line of `batch` redacted and counted, by one run of the passes over `text`, the
+        lines joined by newlines (no span crosses one: see redact_lines)."""
+        spans = self.spans(text)
+        if not spans:
+            yield from zip(batch, itertools.repeat(0))
+            return
+        index, total = 0, len(spans)
+        end = -1
+        for line in batch:
+            start, end = end + 1, end + 1 + len(line)
+            if index == total or spans[index][0] >= end:
+                yield line, 0
                 continue
-            if "-----BEGIN" in line:
-                begin = _PEM_BEGIN.search(line)
-                if begin is not None and _PEM_END.search(line, begin.end()) is None:
-                    inside_key = 200
-            yield self.redact_counted(line)
+            pieces, last, first = [], start, index
+            while index < total and spans[index][0] < end:
+                span_start, last_end = spans[index]
+                pieces.append(text[last:span_start])
+                last = last_end
+                index += 1
+            pieces.append(text[last:end])
+            yield MASK.join(pieces), index - first
 
 
 # --- the one way to build a Redactor ------------------------------------------------------------

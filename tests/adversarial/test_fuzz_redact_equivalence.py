@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from bench import baseline_redact_v1 as v1
 from bench.bench_redact import CANARIES, EXAMPLE, cases
 from handlers.envfile import read_env_file
-from handlers.redact import Redactor, pass_spans
+from handlers.redact import BATCH_LINES, MAX_LINE, Redactor, pass_spans
 from tests.adversarial.conftest import examples
 
 # Secrets: long ones, short ones (4-7 characters: masked only as whole tokens), and pairs
@@ -126,7 +127,7 @@ def test_same_output_as_the_straightforward_redactor(case: tuple[frozenset[str],
 @settings(max_examples=examples(300))
 @given(texts_with_secrets(), st.integers(min_value=1, max_value=60))
 def test_same_output_on_long_text(case: tuple[frozenset[str], str], copies: int) -> None:
-    """Long enough (PREFILTER_MIN) for the anchors to choose the lines the passes scan."""
+    """Long text, where the anchors are sparse enough to choose the lines the passes scan."""
     secrets, text = case
     long = "\n".join([text, "INFO nothing here " * 30, text] * copies)
     ours, theirs = Redactor(secrets), v1.Redactor(secrets)
@@ -205,3 +206,59 @@ def test_same_output_on_the_benchmark_inputs(
     assert ours.redact_counted(sample) == theirs.redact_counted(sample), name
     lines = sample.split("\n")
     assert list(ours.redact_lines(lines)) == list(theirs.redact_lines(lines)), name
+
+
+def test_lines_read_before_a_failing_source_are_yielded_before_its_error() -> None:
+    """redact_lines reads BATCH_LINES at a time: what the source gave before it failed (a
+    dropped Docker stream) still comes out, redacted, in order, and then the error."""
+    secret = "hunter2-secret-value"
+
+    def source() -> Iterator[str]:
+        for i in range(BATCH_LINES + 10):
+            yield f"line {i} password={secret}" if i % 7 == 0 else f"line {i}"
+        raise ConnectionError("stream dropped")
+
+    out: list[tuple[str, int]] = []
+    with pytest.raises(ConnectionError, match="stream dropped"):
+        for item in Redactor(frozenset({secret})).redact_lines(source()):
+            out.append(item)
+    assert len(out) == BATCH_LINES + 10
+    assert out[0] == ("line 0 password=[REDACTED]", 1) and out[1] == ("line 1", 0)
+    assert out[-1] == (f"line {BATCH_LINES + 9}", 0)
+    assert not any(secret in line for line, _ in out)
+
+
+@pytest.mark.parametrize(
+    "secrets",
+    [
+        # A secret with a newline (a PEM key or a JSON credential as a value): lines are not
+        # joined, so it cannot match across two lines that line by line it would not.
+        frozenset({"first-half\nsecond-half"}),
+        frozenset({"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC"}),
+    ],
+)
+def test_a_secret_holding_a_newline_is_redacted_line_by_line(secrets: frozenset[str]) -> None:
+    lines = ["x first-half", "second-half y", "first-half\nsecond-half", "ok"] * 100
+    lines += ["-----BEGIN PRIVATE KEY-----", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "tail"]
+    ours, theirs = Redactor(secrets), v1.Redactor(secrets)
+    assert not ours._batchable
+    assert list(ours.redact_lines(lines)) == list(theirs.redact_lines(lines))
+    got = list(ours.redact_lines(iter(lines)))
+    assert not any(secret in line for secret in secrets for line, _ in got)
+    assert got[2] == ("[REDACTED]", 1) or "first-half\nsecond-half" not in secrets
+
+
+def test_batches_with_long_lines_key_blocks_and_inner_newlines() -> None:
+    """Over several batches: a line longer than MAX_LINE (cut), a key block that starts in one
+    batch and ends in the next, a line with a newline inside; the same as line by line."""
+    secret = "hunter2-secret-value"
+    lines = [f"INFO {i} token={secret}" for i in range(BATCH_LINES - 3)]
+    lines += ["-----BEGIN RSA PRIVATE KEY-----", *["QUJD" * 16] * 10, "-----END RSA PRIVATE KEY-"]
+    lines += ["-----END RSA PRIVATE KEY-----", "after the key", "two\nlines password=abc"]
+    lines += ["k" * (MAX_LINE + 500) + f" {secret}", *[f"Bearer abcdefgh{i}" for i in range(600)]]
+    ours, theirs = Redactor(frozenset({secret})), v1.Redactor(frozenset({secret}))
+    assert ours._batchable
+    got = list(ours.redact_lines(lines))
+    assert got == list(theirs.redact_lines(lines))
+    assert got[BATCH_LINES - 2] == ("[REDACTED]", 1)  # inside the key block, next batch
+    assert "characters cut]" in got[BATCH_LINES + 12][0]
