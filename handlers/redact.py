@@ -465,6 +465,9 @@ def _match_spans(pattern: re.Pattern[str], text: str) -> list[tuple[int, int]]:
 # More anchors than one per this many characters: the expression over the whole text (walking
 # the lines of so many anchors in Python would cost more).
 _DENSE = 64
+# A text longer than this is judged dense or not by its start first (listing the anchors of a
+# text full of them costs a tenth of the pass it then runs anyway).
+_SAMPLE = 8192
 _SHAPE_FINDER = ahocorasick_rs.AhoCorasick(list(_SHAPE_ANCHORS))
 _KEY_FINDER = ahocorasick_rs.AhoCorasick(list(_KEY_ANCHORS))
 
@@ -478,6 +481,10 @@ def _anchored_spans(
     whole-text scan is at a line's start afresh too, and the look-arounds see what they would
     (a lookbehind sees before `pos`; nothing looks past a newline). Linear: the lines are
     visited in order, each once."""
+    if len(text) > _SAMPLE and (
+        len(finder.find_matches_as_indexes(lowered[:_SAMPLE])) * _DENSE > _SAMPLE
+    ):
+        return _match_spans(pattern, text)  # dense from the start: skip listing every anchor
     anchors = finder.find_matches_as_indexes(lowered)
     if not anchors:
         return []
