@@ -343,16 +343,21 @@ _SHAPES = re.compile(
     )
 )
 
-# What every match of _SHAPES contains, lowered, on the line where it starts (the literal start of
-# each alternative, or a word every such start contains: `proxy-authorization` holds
-# `authorization`, the Slack webhook holds `://`).
+# What every match of _SHAPES contains, lowered, on the line where it starts: the literal start
+# of each alternative, or a word every such start contains or is followed by on its line
+# (`proxy-authorization` holds `authorization`, the Slack webhook `://`, a JWT `.eyj`). The
+# longer the words, the fewer ordinary lines they pick: `ghp_`, not `gh` (high, light).
 _SHAPE_ANCHORS = (
     "://",
     "authorization",
     "cookie",
     "bearer",
-    "eyj",
-    *(start.lower() for start, _ in _TOKENS),
+    ".eyj",
+    *(f"xox{c}-" for c in "abposr"),
+    "xoxe",
+    *(start.lower() for start, _ in _TOKENS if not start.startswith(("xox", "gh", "gl"))),
+    *(f"gh{c}_" for c in "pousr"),
+    *(f"gl{kind}-" for kind in ("pat", "dt", "rt", "ptt", "cbt", "soat")),
 )
 
 

@@ -50,6 +50,7 @@ SHAPES = [
     "https://hooks.slack.com/services/T000/B000/XXXXXXXX",
     "xoxp-1234567890-abcdef",
     "xoxe.xoxp-1-abcdefghij",
+    "xoxe-1-abcdefghijk",
     "xapp-1-A0123456789",
     "sk-proj-abcdefghijklmnop1234",
     "sk_live_abcdefghijklmnop1234",
