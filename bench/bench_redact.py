@@ -11,6 +11,10 @@ container's environment, plus three canary secrets), as `logs` builds it.
 Figures per case, the best of --runs runs (wall time; the CPU time of that run beside it):
   * ours: `Redactor.redact(text)` (the whole text at once, as check findings and uploads) and
     `redact_lines` (line by line, the `logs` path);
+  * baseline "v1": the redactor before the speed work (bench/baseline_redact_v1.py: every
+    pass a regular expression over the whole text, one run per line), both ways; its output
+    must equal ours byte for byte (checked here on every case, and by
+    tests/adversarial/test_fuzz_redact_equivalence.py);
   * baseline "v0": the redactor before the linear-time rewrite (bench/baseline_redact_v0.py),
     run on growing prefixes of the case until one run takes over --v0-budget seconds: its
     ms/MB at the largest size it finished, and how that grew with size (quadratic cases grow);
@@ -40,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import baseline_redact_v0 as v0  # noqa: E402
+from bench import baseline_redact_v1 as v1  # noqa: E402
 from handlers.envfile import read_env_file  # noqa: E402
 from handlers.redact import MAX_LINE, Redactor, secret_values  # noqa: E402
 
@@ -134,6 +139,9 @@ class Row:
     whole_cpu_ms_per_mb: float
     lines_ms_per_mb: float
     lines_cpu_ms_per_mb: float
+    v1_whole_ms_per_mb: float
+    v1_lines_ms_per_mb: float
+    same_as_v1: bool
     replace_ms_per_mb: float
     v0: dict[str, Any]
     leaked: list[str]
@@ -187,6 +195,7 @@ def main() -> int:
     container_env = [f"{k}={v}" for k, v in env.items()]
     ours = Redactor.from_sources(env, container_env, env_path=EXAMPLE.parent / ".env")
     old = v0.Redactor.from_sources(env, container_env)
+    previous = v1.Redactor.from_sources(env, container_env, env_path=EXAMPLE.parent / ".env")
     literals = sorted(secret_values(env, env_path=EXAMPLE.parent / ".env"), key=len, reverse=True)
 
     def replace_loop(text: str) -> str:
@@ -209,8 +218,16 @@ def main() -> int:
         def replaced(t: str = planted) -> str:
             return replace_loop(t)
 
+        def v1_whole(t: str = planted) -> str:
+            return previous.redact(t)
+
+        def v1_by_line(ls: list[str] = lines) -> list[str]:
+            return [line for line, _ in previous.redact_lines(ls)]
+
         whole_wall, whole_cpu, out = _best(whole, args.runs)
         lines_wall, lines_cpu, out_lines = _best(by_line, args.runs)
+        v1_whole_wall, _, v1_out = _best(v1_whole, args.runs)
+        v1_lines_wall, _, v1_out_lines = _best(v1_by_line, args.runs)
         leaked = [c for c in CANARIES.values() if c in out or any(c in x for x in out_lines)]
         replace_wall, _, _ = _best(replaced, args.runs)
         row = Row(
@@ -220,6 +237,9 @@ def main() -> int:
             whole_cpu_ms_per_mb=1000 * whole_cpu / size,
             lines_ms_per_mb=1000 * lines_wall / size,
             lines_cpu_ms_per_mb=1000 * lines_cpu / size,
+            v1_whole_ms_per_mb=1000 * v1_whole_wall / size,
+            v1_lines_ms_per_mb=1000 * v1_lines_wall / size,
+            same_as_v1=out == v1_out and out_lines == v1_out_lines,
             replace_ms_per_mb=1000 * replace_wall / size,
             v0=_v0(old, text, args.v0_budget),
             leaked=leaked,
@@ -233,34 +253,47 @@ def main() -> int:
                 + (f" x{old_row['per_char_growth']:.0f}" if old_row["per_char_growth"] > 3 else "")
             )
             print(
-                f"{name[:44]:44} {row.whole_ms_per_mb:7.1f} {row.lines_ms_per_mb:7.1f} "
-                f"{row.replace_ms_per_mb:7.1f} {old_text}"
+                f"{name[:40]:40} {row.whole_ms_per_mb:6.1f} {row.lines_ms_per_mb:6.1f} "
+                f"{row.v1_whole_ms_per_mb:6.1f} {row.v1_lines_ms_per_mb:6.1f} "
+                f"{row.replace_ms_per_mb:6.1f} {old_text}"
+                + ("" if row.same_as_v1 else "  DIFFERS FROM v1")
                 + ("  LEAK " + ",".join(leaked) if leaked else ""),
                 flush=True,
             )
     worst = max(rows, key=lambda r: max(r.whole_ms_per_mb, r.lines_ms_per_mb))
     worst_ms = max(worst.whole_ms_per_mb, worst.lines_ms_per_mb)
+    over_target = [
+        r.case for r in rows if max(r.whole_ms_per_mb, r.lines_ms_per_mb) >= TARGET_MS_PER_MB
+    ]
     summary = {
         "literals": len(literals),
         "cases": len(rows),
         "worst_case": worst.case,
         "worst_ms_per_mb": round(worst_ms, 1),
         "target_ms_per_mb": TARGET_MS_PER_MB,
+        "over_target": over_target,
+        "same_as_v1": all(r.same_as_v1 for r in rows),
         "pass": worst_ms < TARGET_MS_PER_MB and not any(r.leaked for r in rows),
     }
     if args.json:
         print(json.dumps({"rows": [asdict(r) for r in rows], "summary": summary}, indent=2))
     else:
         print(
-            f"\ncolumns: ms/MB of ours (whole text), ours (line by line), str.replace over "
-            f"{len(literals)} literals, v0 (@ largest prefix it finished within "
-            f"{args.v0_budget:g} s; xN = how much its cost per character grew from 4 kB)"
+            f"\ncolumns: ms/MB of ours (whole text), ours (line by line), v1 (whole), v1 (line "
+            f"by line), str.replace over {len(literals)} literals, v0 (@ largest prefix it "
+            f"finished within {args.v0_budget:g} s; xN = how much its cost per character grew "
+            f"from 4 kB)"
+        )
+        print(
+            f"output identical to v1 on every case: {'yes' if summary['same_as_v1'] else 'NO'}; "
+            f"{len(over_target)} of {len(rows)} cases at or over the target: "
+            + "; ".join(over_target)
         )
         print(
             f"worst: {summary['worst_ms_per_mb']} ms/MB ({summary['worst_case']}); target < "
             f"{TARGET_MS_PER_MB:g}: {'PASS' if summary['pass'] else 'FAIL'}"
         )
-    return 0 if summary["pass"] else 1
+    return 0 if summary["pass"] and summary["same_as_v1"] else 1
 
 
 if __name__ == "__main__":

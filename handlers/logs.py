@@ -411,7 +411,8 @@ def _collect(
 ) -> None:
     """Fill `out` line by line (so whatever was read survives an interrupted stream)."""
     needle = grep.casefold() if grep else None
-    cut: list[int] = []  # bytes dropped from the line being processed
+    # Bytes dropped from each line read and not yet processed (redact_lines reads ahead).
+    cut: deque[int] = deque()
 
     def cleaned() -> Iterator[str]:
         for raw, dropped in split_lines(chunks):
@@ -419,7 +420,7 @@ def _collect(
             yield clean_line(raw.removesuffix(b"\r"))
 
     for line, count in redactor.redact_lines(cleaned()):
-        dropped = cut.pop() if cut else 0
+        dropped = cut.popleft() if cut else 0
         out.fetched += 1
         out.redactions += count
         if needle is not None and needle not in line.casefold():
