@@ -263,3 +263,21 @@ def test_batches_with_long_lines_key_blocks_and_inner_newlines() -> None:
     assert got == list(theirs.redact_lines(lines))
     assert got[BATCH_LINES - 2] == ("[REDACTED]", 1)  # inside the key block, next batch
     assert "characters cut]" in got[BATCH_LINES + 12][0]
+
+
+def test_a_span_crossing_lines_in_a_batch_sends_the_batch_line_by_line() -> None:
+    """No pass matches across a newline; should one ever do (a new shape), the batch must not
+    cut the mask between lines: each line is then redacted on its own."""
+
+    class CrossingSpans(Redactor):
+        def spans(self, text: str) -> list[tuple[int, int]]:
+            found = super().spans(text)
+            if "\n" in text:  # the joined batch: one span from inside line 1 into line 2
+                first = text.index("\n")
+                return sorted([*found, (first - 3, first + 4)])
+            return found
+
+    lines = ["alpha-one", "beta-two password=hunter2", "gamma"]
+    crossing = CrossingSpans(frozenset())
+    assert list(crossing.redact_lines(lines)) == [crossing.redact_counted(line) for line in lines]
+    assert "hunter2" not in "".join(line for line, _ in crossing.redact_lines(lines))
