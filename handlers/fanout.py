@@ -66,6 +66,20 @@ def _answer(host: HostEntry, future: object, started: float, longer: float) -> t
     from concurrent.futures import Future
 
     assert isinstance(future, Future)
+    if future.cancel():  # still queued: never started (and now never will)
+        problem = t.host_problem(
+            host.name,
+            t.HOST_DEADLINE,
+            _(
+                "{host}: not asked: the hosts before it took the fan-out's {seconds} s "
+                "({parallel} hosts are asked at once)"
+            ),
+            "",
+            _("Ask fewer hosts at once, or give the slow ones shorter deadlines in HOSTS_FILE."),
+            seconds=f"{time.monotonic() - started:.1f}",
+            parallel=MAX_PARALLEL,
+        )
+        return t.Answer(host.name, 1, problem=problem, seconds=time.monotonic() - started)
     if not future.done():
         problem = t.host_problem(
             host.name,
