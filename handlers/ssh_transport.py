@@ -41,6 +41,18 @@ TAIL = 4000  # characters of ssh's stderr that are classified
 MASTER_POLL = 0.02
 
 
+def stop_process(process: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """Ask a child to end (SIGTERM); after `grace` seconds, kill it. Never leaves a zombie."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 def identity_options(target: SshTarget) -> list[str]:
     """The dedicated key and no agent, or the entry's agent and no key file. With an agent,
     IdentitiesOnly must be off (OpenSSH would refuse every agent key no IdentityFile names),
@@ -352,13 +364,7 @@ class SshPool:
             logs = list(self._logs.values())
             self._logs.clear()
         for process in masters:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(5)
+            stop_process(process)
         for log in logs:
             log.close()
         shutil.rmtree(self.dir, ignore_errors=True)

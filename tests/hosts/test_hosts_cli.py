@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from handlers.ssh_transport import stop_process
 from tests.hosts.conftest import SharedHosts, put_loopback_incident
 from tests.rig.cli_process import run_cli
 from tests.rig.log_containers import assert_no_canary
@@ -157,12 +158,7 @@ def ssh_agent(keys: Sequence[Path]) -> Iterator[Path]:
         assert len(held) == len(keys), listed.stdout  # an empty one says "no identities"
         yield socket
     finally:
-        agent.terminate()
-        try:
-            agent.wait(5)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait(5)
+        stop_process(agent)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from handlers.ssh_transport import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 SSHD = "/usr/sbin/sshd"
 FORCED = ROOT / "scripts" / "dify-ollama-ssh-command"
@@ -314,12 +316,7 @@ class HostRig:
         if process.stdin is not None:
             with contextlib.suppress(OSError):
                 process.stdin.close()
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process)
 
     def _remove(self, host: NsHost) -> None:
         self._stop(host.ollama)
@@ -336,12 +333,7 @@ class HostRig:
                     ["docker", "-H", host.docker_host, "rm", "-f", *ids],
                     capture_output=True, timeout=60,
                 )  # fmt: skip
-            host.engine.terminate()
-            try:
-                host.engine.wait(30)
-            except subprocess.TimeoutExpired:
-                host.engine.kill()
-                host.engine.wait(10)
+            stop_process(host.engine, grace=30)
         subprocess.run(["ip", "link", "del", host.link], capture_output=True, timeout=10)
         subprocess.run(["ip", "netns", "del", host.netns], capture_output=True, timeout=10)
 
