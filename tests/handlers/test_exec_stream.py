@@ -118,7 +118,12 @@ class EngineHandler(socketserver.StreamRequestHandler):
                 self.reply(201, {"Id": "e1"})
             elif method == "POST" and path.endswith("/exec/e1/start"):
                 if self.server.start_status != 101:
-                    self.reply(self.server.start_status, {"message": "No such exec instance: e1"})
+                    # the connection ends here: say so, or the client reuses it and is reset
+                    self.reply(
+                        self.server.start_status,
+                        {"message": "No such exec instance: e1"},
+                        close=True,
+                    )
                     return
                 for piece in self.server.pieces:
                     self.wfile.write(piece)
@@ -130,10 +135,11 @@ class EngineHandler(socketserver.StreamRequestHandler):
             else:
                 self.reply(404, {"message": f"no route {path}"})
 
-    def reply(self, status: int, body: object) -> None:
+    def reply(self, status: int, body: object, close: bool = False) -> None:
         data = json.dumps(body).encode()
+        ending = "Connection: close\r\n" if close else ""
         self.wfile.write(
-            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{ending}"
             f"Content-Length: {len(data)}\r\n\r\n".encode()
             + data
         )
