@@ -43,11 +43,14 @@ the auth scheme) stays, because that is what an on-call engineer needs to read t
 from __future__ import annotations
 
 import base64
+import bisect
 import itertools
 import json
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -440,11 +443,15 @@ def _key_pattern() -> str:
         rf"|(?!{starts_plain}{plain}(?!{bare}))({bare}++))"
     )
     # The rest of the key, then the separator looked for before the last word is judged: most
-    # candidates have none, and fail there.
+    # candidates have none, and fail there. A key that ends with its anchor (`key=`, `"token":`,
+    # the common case) needs no judging: no anchor's last word describes a secret (a word that
+    # may, SIGNATURE, requires a word after it), and the lookbehinds are half the cost of a
+    # match in text dense with pairs.
     return (
         _alternation(alternatives)
-        + f"{_KEY_CHAR}{{0,{_KEY_TAIL}}}+(?={separator})"
+        + f"(?:(?={separator})|{_KEY_CHAR}{{1,{_KEY_TAIL}}}+(?={separator})"
         + not_metadata
+        + ")"
         + separator
         + r"[ \t]{0,16}+"
         + value
@@ -527,6 +534,39 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
+
+
+# At most this many spans from the other passes are put into one pass's many, one by one.
+_FEW = 64
+
+
+def _union(
+    found: list[list[tuple[int, int]]], apart: list[tuple[int, int]] | None = None
+) -> list[tuple[int, int]]:
+    """The passes' spans merged. Usually one pass finds (nearly) everything: its spans are
+    sorted and disjoint unless they came from the literal pass (overlapping starts), and the
+    few others are put in by bisection instead of sorting and walking every span in Python
+    (text dense with secret pairs holds 100 000 spans per MB). `apart`: a pass's list whose
+    spans are known to be sorted with a gap between any two (the key=value pass: a key stands
+    between two values), so it needs no check."""
+    found.sort(key=len)
+    big = found[-1]
+    small = [span for spans in found[:-1] for span in spans]
+    if len(small) > _FEW or (
+        big is not apart
+        and not all(map(operator.lt, map(itemgetter(1), big[:-1]), map(itemgetter(0), big[1:])))
+    ):
+        return _merge([span for spans in found for span in spans])
+    if not small:
+        return big
+    result = list(big)
+    for start, end in _merge(small):
+        low = bisect.bisect_left(result, start, key=itemgetter(1))  # first that ends at or after
+        high = bisect.bisect_right(result, end, key=itemgetter(0))  # first that starts after
+        if low < high:
+            start, end = min(start, result[low][0]), max(end, result[high - 1][1])
+        result[low:high] = [(start, end)]
+    return result
 
 
 _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
@@ -660,13 +700,7 @@ class Redactor:
         ]
         if not found:
             return []
-        if len(found) == 1 and found[0] is not None and len(found[0]) > 0:
-            only = found[0]
-            # One pass found everything; its spans are sorted and disjoint unless they came
-            # from the literal pass (overlapping starts).
-            if all(a[1] < b[0] for a, b in itertools.pairwise(only)):
-                return only
-        return _merge([span for spans in found for span in spans])
+        return _union(found, keys)
 
     def _safe_cut(self, text: str, cut: int, line_end: int) -> int:
         """`cut` moved back to the start of any secret it would split (bounded look around)."""
@@ -706,11 +740,13 @@ class Redactor:
         spans = self.spans(text)
         if not spans:
             return text, 0
-        ends = [0, *(end for _, end in spans)]
-        starts = [*(start for start, _ in spans), len(text)]
-        return MASK.join(text[end:start] for end, start in zip(ends, starts, strict=True)), len(
-            spans
-        )
+        pieces = []
+        last = 0
+        for start, end in spans:  # (a plain loop: a third faster than zip over two lists)
+            pieces.append(text[last:start])
+            last = end
+        pieces.append(text[last:])
+        return MASK.join(pieces), len(spans)
 
     def redact(self, text: str) -> str:
         return self.redact_counted(text)[0]

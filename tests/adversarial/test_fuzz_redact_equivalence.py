@@ -135,6 +135,49 @@ def test_same_output_on_long_text(case: tuple[frozenset[str], str], copies: int)
     assert ours.redact_counted(long) == theirs.redact_counted(long), text
 
 
+@settings(max_examples=examples(200))
+@given(
+    texts_with_secrets(),
+    st.sampled_from(['key="v1" ', "password=hunter2 ", "'token': 'x', ", 'key="key="', "pwd=a"]),
+    st.integers(min_value=65, max_value=400),
+    st.lists(st.floats(min_value=0, max_value=1), min_size=1, max_size=3),
+)
+def test_same_output_when_one_pass_finds_nearly_everything(
+    case: tuple[frozenset[str], str], pair: str, copies: int, cuts: list[float]
+) -> None:
+    """Text dense with secret pairs (the key=value pass finds hundreds of spans), with the
+    other passes' finds inside, touching or overlapping them (cut in anywhere, even inside a
+    pair): those few are put into the many one by one, which must give the merge's result."""
+    secrets, text = case
+    dense = pair * copies
+    at = sorted(int(cut * len(dense)) for cut in cuts)
+    pieces = [dense[a:b] for a, b in zip([0, *at], [*at, len(dense)], strict=True)]
+    long = text.join(pieces)
+    ours, theirs = Redactor(secrets), v1.Redactor(secrets)
+    assert ours.redact_counted(long) == theirs.redact_counted(long), text
+
+
+@pytest.mark.parametrize(
+    ("secret", "middle", "masked"),
+    [
+        ('"abcdefghij', 'key="v1"abcdefghij', 'key="[REDACTED]'),  # touches a value's end
+        ('xyzxyzxy key="', 'xyzxyzxy key="v1"', '[REDACTED]"'),  # touches a value's start
+        ('1"abcdefgh', 'key="v1"abcdefgh', 'key="[REDACTED]'),  # overlaps a value
+    ],
+)
+@pytest.mark.parametrize("copies", [0, 100])
+def test_a_secret_touching_a_masked_value_is_masked_with_it(
+    secret: str, middle: str, masked: str, copies: int
+) -> None:
+    """Touching or overlapping masks become one, alone or among many pairs."""
+    dense = "password=hunter2 " * copies
+    text = f"{dense}{middle} {dense}"
+    expected = f"{'password=[REDACTED] ' * copies}{masked} {'password=[REDACTED] ' * copies}"
+    ours, theirs = Redactor(frozenset({secret})), v1.Redactor(frozenset({secret}))
+    assert ours.redact_counted(text) == (expected, 2 * copies + 1)
+    assert theirs.redact_counted(text) == (expected, 2 * copies + 1)
+
+
 @settings(max_examples=examples(400))
 @given(texts_with_secrets(), st.sampled_from(["", "\n", " " * 600 + "\n"]))
 def test_anchored_passes_find_what_the_whole_text_scan_finds(
