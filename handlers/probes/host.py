@@ -32,7 +32,7 @@ def dify_web(facts: Facts) -> Finding:
         )
     url = f"http://127.0.0.1:{port}/"
     try:
-        with http_client(facts.budget()) as http:
+        with http_client(facts.budget(), tls=False) as http:  # http:// only
             response = http.get(url)
     except httpx.TimeoutException:
         return Finding(

@@ -126,8 +126,16 @@ SSH_PACKAGES = {"openssh-server", "openssh-client"}  # the many-hosts tests' ssh
 
 def test_an_engine_package_without_dockerd_on_path_is_still_an_engine(tmp_path: Path) -> None:
     installed = {"docker-ce", *SSH_PACKAGES}
-    installs = _install(tmp_path, installed, {"docker", "docker-compose", "mmdebstrap", "ip"})
+    present = {"docker", "docker-compose", "mmdebstrap", "ip", "openssl"}
+    installs = _install(tmp_path, installed, present)
     assert installs == []
+
+
+def test_openssl_is_installed_when_missing(tmp_path: Path) -> None:
+    """tests/handlers/test_http_client.py makes its certificate with the openssl command."""
+    present = {"docker", "docker-compose", "mmdebstrap", "ip"}
+    installs = _install(tmp_path, {"docker-ce", *SSH_PACKAGES}, present)
+    assert len(installs) == 1 and installs[0].split()[-1] == "openssl"
 
 
 def test_openssh_server_is_installed_when_missing(tmp_path: Path) -> None:
