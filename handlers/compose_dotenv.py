@@ -20,6 +20,7 @@ import unicodedata
 from dotenv.parser import parse_stream
 
 from handlers.compose_interpolation import Lookup, substitute
+from handlers.envfile import plain_dotenv_items
 from handlers.results import HandlerError
 
 _LINE_SPACE = frozenset("\t\v\f\r \x85\xa0")  # Compose's isSpace: blanks, not line breaks
@@ -185,9 +186,13 @@ def parse_v1(
     is unset), looking a name up in this file's values first, then in `lookup`. A bare `KEY`
     takes `bare(KEY)` (v1: the project environment, for an env_file) or is left out."""
     out: dict[str, str] = {} if into is None else into
-    # Every assignment in order (a key set twice is expanded with the values before it).
-    for binding in parse_stream(io.StringIO(text)):
-        key, raw = binding.key, binding.value
+    # Every assignment in order (a key set twice is expanded with the values before it); plain
+    # text by the fast reader, which gives python-dotenv's bindings ten times faster.
+    plain = plain_dotenv_items(text)
+    bindings = (
+        plain if plain is not None else ((b.key, b.value) for b in parse_stream(io.StringIO(text)))
+    )
+    for key, raw in bindings:
         if key is None:
             continue  # a comment or a blank line
         if raw is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from handlers import env_edit
@@ -21,6 +21,7 @@ from handlers.envfile import (
     encode_for_writing,
     parse_env_bytes,
     parse_env_text,
+    plain_dotenv_items,
 )
 from handlers.results import HandlerError
 from tests.adversarial.conftest import examples
@@ -191,3 +192,81 @@ def test_we_read_what_compose_v1_reads(
     ours = parse_env_text(text).values
     for key in expected:
         assert ours.get(key, "") == compose.get(key, ""), (key, text)
+
+
+# Pieces of lines, plain and not: what the fast reader must either read exactly as
+# python-dotenv does or hand over to it (None).
+LINE_PIECES = [
+    "KEY",
+    "DB_PASSWORD",
+    "a.b-c",
+    "_X9",
+    "export",
+    "export ",
+    "=",
+    " ",
+    "  ",
+    "#",
+    " #",
+    "# note",
+    "value",
+    "v#x",
+    "'",
+    '"',
+    "\\",
+    "\t",
+    "\r",
+    "\x0c",
+    "\xa0",
+    "\u2028",
+    "é",
+    "$",
+    "http://h:1/x?a=b",
+    "=:",
+    "\n",
+]
+
+
+LINES = st.lists(st.lists(st.sampled_from(LINE_PIECES), max_size=6).map("".join), max_size=8)
+
+
+@settings(max_examples=examples(1500))
+@given(LINES.map("\n".join))
+@example("KEY= # note")
+@example("KEY=  #")
+@example("KEY=#v")
+@example("KEY=v #c\nB= v  ")
+@example("export =1")
+@example("export KEY=1")
+@example("A#B=1")
+@example("KEY = v\nKEY=w")
+def test_the_fast_reader_reads_what_python_dotenv_reads(text: str) -> None:
+    """Every binding in order, a key given twice included (Compose v1's reading expands each
+    in turn: handlers/compose_dotenv.parse_v1), and the dict python-dotenv makes of them."""
+    from io import StringIO
+
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    fast = plain_dotenv_items(text)
+    if fast is not None:
+        bindings = [(b.key, b.value) for b in parse_stream(StringIO(text)) if b.key is not None]
+        assert fast == bindings, repr(text)
+        expected = dotenv_values(stream=StringIO(text), interpolate=False)
+        assert list(dict(fast).items()) == list(expected.items()), repr(text)
+
+
+@pytest.mark.parametrize(
+    "example", sorted(Path(__file__).parents[1].glob("data/dify-*/.env.example")), ids=str
+)
+def test_dify_s_own_env_files_take_the_fast_reader(example: Path) -> None:
+    from io import StringIO
+
+    from dotenv import dotenv_values
+
+    text = example.read_text(encoding="utf-8")
+    fast = plain_dotenv_items(text)
+    assert fast is not None
+    assert list(dict(fast).items()) == list(
+        dotenv_values(stream=StringIO(text), interpolate=False).items()
+    )
