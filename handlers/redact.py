@@ -591,7 +591,6 @@ class Redactor:
     _first_short: int = field(init=False, default=0, repr=False)
     _batchable: bool = field(init=False, default=True, repr=False)  # no form holds a newline
     _automaton: ahocorasick_rs.AhoCorasick | None = field(init=False, default=None, repr=False)
-    _literal_patterns: tuple[str, ...] = field(init=False, default=(), repr=False)
     _compiled: tuple[re.Pattern[str], ...] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -607,21 +606,23 @@ class Redactor:
         self._batchable = not any("\n" in form for form in self._forms)
         if self._forms:  # (a secret with a lone surrogate fails in _variants already)
             self._automaton = ahocorasick_rs.AhoCorasick(list(self._forms))
-        # The same literals as regular expressions, compiled when first needed (text with a
-        # lone surrogate). Two expressions, not one alternation of both: each keeps a
-        # literal-character start, which the engine scans for at C speed.
-        patterns = []
-        if long_forms:
-            patterns.append(_trie_pattern(long_forms))
-        if short_forms:
-            patterns.append(_trie_pattern(short_forms, whole_token=True))  # see SHORT_SECRET
-        self._literal_patterns = tuple(patterns)
 
     @property
     def _literal_res(self) -> tuple[re.Pattern[str], ...]:
-        # Compiled once, on first use; two threads racing here compile the same thing.
+        """The same literals as regular expressions (for text with a lone surrogate), built
+        and compiled once, on first use (most redactors never need them; building the tries
+        is most of a redactor's construction); two threads racing here build the same thing.
+        Two expressions, not one alternation of both: each keeps a literal-character start,
+        which the engine scans for at C speed."""
         if self._compiled is None:
-            self._compiled = tuple(re.compile(p) for p in self._literal_patterns)
+            long_forms = self._forms[: self._first_short]
+            short_forms = self._forms[self._first_short :]
+            patterns = []
+            if long_forms:
+                patterns.append(_trie_pattern(long_forms))
+            if short_forms:  # see SHORT_SECRET
+                patterns.append(_trie_pattern(short_forms, whole_token=True))
+            self._compiled = tuple(re.compile(p) for p in patterns)
         return self._compiled
 
     @classmethod
