@@ -407,7 +407,8 @@ class Facts:
         def compute() -> container_exec.LiveSurvey | None:
             urls, names = self._survey_urls(service, cid)
             client = self.client()
-            if not container_exec.has_python(client, cid):  # a stat: before taking the budget
+            path = self.container_env(cid).get("PATH")
+            if not container_exec.has_python(client, cid, path):  # stats: before the budget
                 return None
             health = HEALTH_URLS.get(service)
             direct = (health,) if health else ()
@@ -454,7 +455,8 @@ class Facts:
             return probe
 
         def get() -> container_exec.HttpProbe:
-            container_exec.find_tools(self.client(), cid)  # stats before taking the budget
+            path = self.container_env(cid).get("PATH")
+            container_exec.find_tools(self.client(), cid, path)  # stats before the budget
             return container_exec.http_get(self.client(), cid, url, self.budget(), environment)
 
         return self._once(f"get:{cid}:{url}", get)
