@@ -90,6 +90,7 @@ def run_check(
         run = tuple(fid for fid in run if fid not in ON_REQUEST)
     with timeline.recording(spans):
         facts = Facts(settings, cache, chat)
+        facts.read_plugins = "dify.plugin" in run
         deadline = facts.deadline
         if chat != "off" and "dify.chat" in run:
             deadline = max(deadline, start + settings.chat_timeout + 1.5)

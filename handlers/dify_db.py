@@ -20,8 +20,10 @@ what the database really holds.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -235,6 +237,41 @@ END_MARK = "dify-ollama:rows-end"
 END_SELECT = f"SELECT '{END_MARK}'"
 
 
+# A read of another database on the same PostgreSQL server that the rows' psql runs after
+# them, so a check needs one exec fewer (plugin_daemon's installations: handlers/plugin_db.py).
+# psql runs it after its own end mark: `\warn` (psql 13+) splits stderr there, so neither
+# read's errors are taken for the other's, then ON_ERROR_STOP, `\connect`, the statements and
+# their own end mark. The name goes into a psql meta-command, so only a plain name is taken;
+# anything else is read by its own exec, with the name as an argument.
+FOLLOW_UP_NAME = re.compile(r"[A-Za-z0-9_]{1,63}")
+STDERR_MARK = "dify-ollama:stderr-split"
+FOLLOW_UP_END_MARK = "dify-ollama:follow-up-end"
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    database: str  # a plain name (FOLLOW_UP_NAME)
+    statements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FollowUpOutput:
+    database: str
+    stdout: str  # what its statements printed
+    finished: bool  # its end mark came: every statement ran, none failed
+
+
+def _follow_up_argv(follow_up: FollowUp) -> list[str]:
+    statements = [
+        f"\\warn {STDERR_MARK}",
+        "\\set ON_ERROR_STOP on",
+        f"\\connect {follow_up.database}",
+        *follow_up.statements,
+        f"SELECT '{FOLLOW_UP_END_MARK}'",
+    ]
+    return [arg for statement in statements for arg in ("-c", statement)]
+
+
 def require_end(client: str, res: container_exec.ExecResult) -> None:
     """HandlerError unless the client printed END_MARK (its last query, END_SELECT, ran)."""
     if END_MARK not in res.stdout.split():
@@ -338,7 +375,18 @@ class PostgresInContainer:
         return res
 
     def read_rows(self, timeout: float) -> list[CredentialRow]:
+        return self.read_rows_then(timeout, None)[0]
+
+    def read_rows_then(
+        self, timeout: float, follow_up: FollowUp | None
+    ) -> tuple[list[CredentialRow], FollowUpOutput | None]:
+        """read_rows, then in the same psql run `follow_up` (see FollowUp); its output is None
+        when it was not run (no follow-up, a name that is not plain, a psql without `\\warn`)."""
+        if follow_up is not None and not FOLLOW_UP_NAME.fullmatch(follow_up.database):
+            follow_up = None
         argv = psql_argv(self.user, self.database, *(_select(t) for t in TABLES), END_SELECT)
+        if follow_up is not None:
+            argv += _follow_up_argv(follow_up)
         options = (
             "-c default_transaction_read_only=on "
             f"-c statement_timeout={_ms(timeout * SERVER_SHARE)} "
@@ -347,6 +395,29 @@ class PostgresInContainer:
         res = self._psql(argv, timeout, "", environment={"PGOPTIONS": options})
         if res.exit_code is None or res.timed_out:
             raise HandlerError(f"psql in the db container did not answer within {timeout:g} s")
+        output = None
+        if follow_up is not None:
+            stderr = res.stderr.splitlines()
+            if STDERR_MARK not in stderr:  # a psql before 13: the reads one by one
+                return self.read_rows_then(timeout, None)[0], None
+            lines = res.stdout.split("\n")
+            # Without the rows' end mark nothing printed is theirs for sure (require_end fails).
+            end = lines.index(END_MARK) + 1 if END_MARK in lines else 0
+            after = lines[end:] if end else []
+            finished = FOLLOW_UP_END_MARK in after
+            output = FollowUpOutput(
+                follow_up.database,
+                "\n".join(after[: after.index(FOLLOW_UP_END_MARK)] if finished else after),
+                finished,
+            )
+            res = dataclasses.replace(
+                res,
+                stdout="\n".join(lines[:end]),
+                stderr="\n".join(stderr[: stderr.index(STDERR_MARK)]),
+            )
+        return self._rows(res), output
+
+    def _rows(self, res: container_exec.ExecResult) -> list[CredentialRow]:
         errors = [
             line
             for line in res.stderr.splitlines()

@@ -22,7 +22,15 @@ import httpx
 
 from config.i18n import gettext as _
 from config.settings import Settings
-from handlers import compose_cli, compose_file, container_exec, dify_db, engine, timeline
+from handlers import (
+    compose_cli,
+    compose_file,
+    container_exec,
+    dify_db,
+    engine,
+    plugin_db,
+    timeline,
+)
 from handlers.creation import Creation, creation_of
 from handlers.engine_cache import EngineCache
 from handlers.envfile import EnvFile, read_env_file
@@ -135,6 +143,8 @@ class Facts:
         self.settings = settings
         self.cache = cache  # what a long-running process keeps between checks
         self.chat = chat  # dify.chat: off | on | if-loaded (handlers/probes/chat.py)
+        # dify.plugin runs: Dify's rows' psql reads plugin_daemon's database too
+        self.read_plugins = True
         self.timeout = settings.check_timeout
         self.deadline = time.monotonic() + settings.check_timeout + DEADLINE_MARGIN
         self.hostname = socket.gethostname()
@@ -497,9 +507,41 @@ class Facts:
             db_env = self.container_env(cid)
             where = dify_db.resolve_login(project, env, db_env)
             database = dify_db.open_database(self.client(), project, where, env, db_env)
-            return database.read_rows(self.budget())
+            follow_up = None
+            with contextlib.suppress(Exception):  # optional: plugin_state reads on its own
+                follow_up = self._plugin_follow_up(project, env)
+            if follow_up is None or not isinstance(database, dify_db.PostgresInContainer):
+                return database.read_rows(self.budget())
+            rows, output = database.read_rows_then(self.budget(), follow_up)
+            if output is not None:  # for plugin_state (runtime_facts), which waits for us
+                self._once("plugin_follow_up", lambda: output)
+            return rows
 
         return self._once("credentials", compute)
+
+    def _plugin_follow_up(
+        self, project: DifyProject, env: Mapping[str, str]
+    ) -> dify_db.FollowUp | None:
+        """plugin_daemon's installations, read by the psql of Dify's rows when both live on
+        the same PostgreSQL (as runtime_facts.plugin_state would read them). The database is
+        named from `.env` (or the default), not from plugin_daemon's own environment, whose
+        inspection would wait on the critical path; plugin_state takes the read only when
+        the name is the one the daemon was started with."""
+        daemon = project.running("plugin_daemon")
+        if not self.read_plugins or daemon is None or project.running("db_mysql"):
+            return None
+        return plugin_db.follow_up(plugin_db.plugin_database_name({}, env))
+
+    def plugin_follow_up(self) -> dify_db.FollowUpOutput | None:
+        """What the rows' psql read of plugin_daemon's database, once `credentials` is done;
+        None when it did not read it."""
+        with contextlib.suppress(Exception):  # its own exec then says what is wrong
+            self.credentials()
+        with self._lock:
+            known = self._memo.get("plugin_follow_up")
+        if known is not None and known.done() and known.exception() is None:
+            return cast("dify_db.FollowUpOutput", known.result())
+        return None
 
     def dify_urls(self) -> list[DifyUrl]:
         """The Ollama URLs Dify uses: from the database, else OPENAI_API_BASE, else default."""

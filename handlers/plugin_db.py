@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from handlers import container_exec
-from handlers.dify_db import END_SELECT, psql_argv, require_end
+from handlers.dify_db import END_SELECT, FollowUp, FollowUpOutput, psql_argv, require_end
 from handlers.results import HandlerError
 
 if TYPE_CHECKING:
@@ -94,6 +94,18 @@ def parse(lines: str) -> list[Installation]:
             )
         )
     return found
+
+
+def follow_up(database: str) -> FollowUp:
+    """The installations as a read that the psql of Dify's rows runs after them (same
+    PostgreSQL server; dify_db.FollowUp): a check then needs one exec fewer."""
+    return FollowUp(database, (PG_QUERY,))
+
+
+def from_follow_up(output: FollowUpOutput) -> list[Installation] | None:
+    """The installations the follow-up read; None when it did not run to its end (then the
+    read by its own exec says why)."""
+    return parse(output.stdout) if output.finished else None
 
 
 def read_installations(

@@ -79,6 +79,13 @@ def plugin_state(facts: Facts) -> PluginState:
         else:
             user = db_env.get("POSTGRES_USER") or facts.env_or_empty().get("DB_USERNAME")
             where = plugin_db.PluginDatabase(service, cid, "postgresql", name, user or "postgres")
+            # Read by the psql of Dify's rows (Facts.credentials) when it could; by its own
+            # exec otherwise, which also says why it could not.
+            output = facts.plugin_follow_up()
+            if output is not None and output.database == name:
+                installed = plugin_db.from_follow_up(output)
+                if installed is not None:
+                    return PluginState(tuple(installed), name)
         try:
             found = plugin_db.read_installations(facts.client(), where, facts.budget())
         except HandlerError as exc:
