@@ -37,31 +37,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from handlers.probes import FINDING_IDS  # noqa: E402
 from handlers.timeline import critical_path  # noqa: E402
 from tests.rig.fake_ollama import FakeOllama  # noqa: E402
 from tests.rig.stack import DifyStack, healthy_stack  # noqa: E402
 
 CAP = 10.0  # seconds a baseline command may hang before the bench gives up on it
-# The findings of `check` before issue 10 added dify.plugin, ollama.capabilities, dify.timeouts,
-# dify.errors and dify.chat (off without --chat).
-BEFORE_ISSUE_10 = (
-    "docker.engine",
-    "dify.project",
-    "dify.containers",
-    "dify.health",
-    "ollama.host",
-    "ollama.bind",
-    "ollama.models",
-    "container.dns",
-    "container.reach",
-    "container.proxy",
-    "dify.base_url",
-    "env.file",
-    "env.drift",
-    "dify.web",
-    "host.resources",
-    "dify.secrets",
-)
+# The findings of `check` without the five issue 10 added (dify.chat runs only with --chat).
+ISSUE_10 = ("dify.plugin", "ollama.capabilities", "dify.timeouts", "dify.errors", "dify.chat")
+BEFORE_ISSUE_10 = tuple(fid for fid in FINDING_IDS if fid not in ISSUE_10)
 CHECK_TIMEOUT = 3.0
 
 

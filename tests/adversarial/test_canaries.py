@@ -31,6 +31,7 @@ import httpx
 import pytest
 
 from bot.subcommands.fix_env import APPLY
+from bot.subcommands.logs import INLINE_MAX_LINES
 from bot.subcommands.restart import RESTART_APPLY
 from tests.bot.conftest import sign
 from tests.bot.fakes.slack_api import SlackApiDouble
@@ -124,7 +125,10 @@ def stack(
     )
     try:
         made.up()
-        lines = [*c.log_lines(), f"plugin key={c.container_only}"]
+        # More lines than a Slack reply shows inline, whatever else api logged by then: the
+        # Slack test's `logs api 200` must go out as an uploaded file (one of its channels).
+        padding = [f"INFO padding line {i}" for i in range(INLINE_MAX_LINES + 5)]
+        lines = [*padding, *c.log_lines(), f"plugin key={c.container_only}"]
         script = "".join(f"printf '%s\\n' '{line}' >> /proc/1/fd/1; " for line in lines)
         code, output = made.exec("api", ["sh", "-c", script])
         assert code == 0, output
